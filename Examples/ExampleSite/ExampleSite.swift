@@ -1,0 +1,182 @@
+import HTTPTypes
+import NIOCore
+import SwiftGateway
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The example site used by `make run` and the integration tests.
+///
+/// The page is chosen by the last segment of PATH_INFO, so `/admin/env` is the env page too.
+@main
+struct ExampleSite {
+    static func main() async throws {
+        try await Gateway.run(makeResponder: { ExampleResponder() })
+    }
+}
+
+struct ExampleResponder: GatewayResponder {
+    /// Fault pages exist only where the group asks for them (`env=SWIFT_GATEWAY_EXAMPLE_FAULTS=1`).
+    let faultsEnabled = getenv("SWIFT_GATEWAY_EXAMPLE_FAULTS").map { String(cString: $0) } == "1"
+    let pid = getpid()
+
+    func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
+        var response = try await self.page(for: request, context: context)
+        if let group = HTTPField.Name("X-Gateway-Group"), let pid = HTTPField.Name("X-Gateway-Pid") {
+            response.headerFields[group] = context.group
+            response.headerFields[pid] = String(self.pid)
+        }
+        return response
+    }
+
+    private func page(for request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
+        let page = request.pathInfo.split(separator: "/").last.map(String.init) ?? ""
+        switch page {
+        case "env": return self.environmentPage(request, context: context)
+        case "echo": return self.echo(request)
+        case "bytes": return self.bytes(request)
+        case "log":
+            context.logger.warning("example log line from \(context.group)")
+            return self.text("logged\n")
+        case "crash", "segfault", "hang", "leak":
+            guard self.faultsEnabled else { return self.text("Not Found\n", status: .notFound) }
+            return try await self.fault(page, request: request)
+        default: return self.home(request, context: context)
+        }
+    }
+
+    private func home(_ request: GatewayRequest, context: GatewayContext) -> GatewayResponse {
+        self.text(
+            """
+            SwiftGateway example site
+            group: \(context.group)
+            pid: \(self.pid)
+            script_name: \(request.scriptName)
+            path_info: \(request.pathInfo)
+
+            """
+        )
+    }
+
+    private func environmentPage(_ request: GatewayRequest, context: GatewayContext) -> GatewayResponse {
+        let variables = request.environment.sorted { $0.key < $1.key }
+            .map { "\(jsonString($0.key)): \(jsonString($0.value))" }
+            .joined(separator: ", ")
+        let json = "{\"group\": \(jsonString(context.group)), \"pid\": \(self.pid), \"environment\": {\(variables)}}\n"
+        return GatewayResponse(
+            status: .ok, headerFields: [.contentType: "application/json"], body: .init(string: json)
+        )
+    }
+
+    /// Writes each chunk back as soon as it is read: upload and download run at once.
+    private func echo(_ request: GatewayRequest) -> GatewayResponse {
+        GatewayResponse(
+            status: .ok,
+            headerFields: [.contentType: "application/octet-stream"],
+            body: .stream { writer in
+                for try await chunk in request.body {
+                    try await writer.write(chunk)
+                }
+            }
+        )
+    }
+
+    /// N bytes where byte i is i % 256, produced 64 KiB at a time.
+    private func bytes(_ request: GatewayRequest) -> GatewayResponse {
+        let count = queryValue("n", in: request.queryString).flatMap(Int.init) ?? 1024
+        var fields: HTTPFields = [.contentType: "application/octet-stream"]
+        fields[.contentLength] = String(max(0, count))
+        return GatewayResponse(
+            status: .ok,
+            headerFields: fields,
+            body: .stream { writer in
+                let pattern = ByteBuffer(bytes: (0..<65536).map { UInt8(truncatingIfNeeded: $0) })
+                var remaining = max(0, count)
+                while remaining > 0 {
+                    let length = min(remaining, pattern.readableBytes)
+                    try await writer.write(pattern.getSlice(at: pattern.readerIndex, length: length) ?? ByteBuffer())
+                    remaining -= length
+                }
+            }
+        )
+    }
+
+    private func fault(_ page: String, request: GatewayRequest) async throws -> GatewayResponse {
+        switch page {
+        case "crash":
+            fatalError("/crash requested: the example site crashes on purpose")
+        case "segfault":
+            raise(SIGSEGV)
+            return self.text("unreachable\n")
+        case "hang":
+            while true { try await Task.sleep(for: .seconds(3600)) }
+        default:
+            let megabytes = queryValue("mb", in: request.queryString).flatMap(Int.init) ?? 10
+            Leak.keep(megabytes: megabytes)
+            return self.text("leaked \(megabytes) MiB, \(Leak.total) MiB in all\n")
+        }
+    }
+
+    private func text(_ body: String, status: HTTPResponse.Status = .ok) -> GatewayResponse {
+        GatewayResponse(status: status, headerFields: [.contentType: "text/plain; charset=utf-8"], body: .init(string: body))
+    }
+}
+
+/// Memory the /leak page allocates and never frees.
+enum Leak {
+    nonisolated(unsafe) private static var blocks: [UnsafeMutableRawPointer] = []
+    private static let lock = NIOLockShim()
+
+    static var total: Int { lock.withLock { blocks.count } }
+
+    static func keep(megabytes: Int) {
+        lock.withLock {
+            for _ in 0..<max(0, min(megabytes, 4096)) {
+                guard let block = malloc(1 << 20) else { return }
+                memset(block, 0x5a, 1 << 20)  // touch every page so it counts in RSS
+                blocks.append(block)
+            }
+        }
+    }
+}
+
+/// A pthread mutex, so the example needs no more than SwiftGateway's own dependencies.
+final class NIOLockShim: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&self.mutex, nil) }
+    func withLock<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&self.mutex)
+        defer { pthread_mutex_unlock(&self.mutex) }
+        return body()
+    }
+}
+
+func queryValue(_ name: String, in query: String) -> String? {
+    for pair in query.split(separator: "&") {
+        let parts = pair.split(separator: "=", maxSplits: 1)
+        if parts.first.map(String.init) == name { return parts.count > 1 ? String(parts[1]) : "" }
+    }
+    return nil
+}
+
+func jsonString(_ value: String) -> String {
+    var result = "\""
+    for scalar in value.unicodeScalars {
+        switch scalar {
+        case "\"": result += "\\\""
+        case "\\": result += "\\\\"
+        case "\n": result += "\\n"
+        case "\r": result += "\\r"
+        case "\t": result += "\\t"
+        default:
+            if scalar.value < 0x20 {
+                let hex = String(scalar.value, radix: 16)
+                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return result + "\""
+}

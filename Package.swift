@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "SwiftGateway",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "SwiftGateway", targets: ["SwiftGateway"]),
+        .executable(name: "ExampleSite", targets: ["ExampleSite"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        .target(name: "CSwiftGatewayLinux"),
+        .target(
+            name: "SwiftGateway",
+            dependencies: [
+                "CSwiftGatewayLinux",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .executableTarget(
+            name: "ExampleSite",
+            dependencies: [
+                "SwiftGateway",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Examples/ExampleSite"
+        ),
+        .testTarget(
+            name: "SwiftGatewayTests",
+            dependencies: [
+                "SwiftGateway",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

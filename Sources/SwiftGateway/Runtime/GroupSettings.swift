@@ -1,0 +1,56 @@
+/// The group's settings as Apache's parent hands them to the supervisor and the supervisor to
+/// its workers, through `SWIFT_GATEWAY_*` environment variables (see docs/architecture.md).
+struct GroupSettings: Sendable, Equatable {
+    var group: String
+    var token: String?
+    var peerUID: UInt32?
+    var processes: Int
+    var threads: Int
+    var listenBacklog: Int32
+    var socketPath: String
+    var gracefulTimeout: Double
+    var shutdownTimeout: Double
+    var displayName: String?
+
+    /// Parses the variables; missing ones take the documented defaults, malformed ones are errors.
+    init(environment: [String: String]) throws(GroupSettingsError) {
+        func integer(_ name: String, default value: Int, minimum: Int) throws(GroupSettingsError) -> Int {
+            guard let text = environment[name] else { return value }
+            guard let parsed = Int(text), parsed >= minimum else {
+                throw GroupSettingsError(variable: name, value: text)
+            }
+            return parsed
+        }
+        func seconds(_ name: String, default value: Double) throws(GroupSettingsError) -> Double {
+            guard let text = environment[name] else { return value }
+            guard let parsed = Double(text), parsed >= 0, parsed.isFinite else {
+                throw GroupSettingsError(variable: name, value: text)
+            }
+            return parsed
+        }
+        self.group = environment["SWIFT_GATEWAY_GROUP"] ?? "default"
+        self.token = environment["SWIFT_GATEWAY_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        if let uidText = environment["SWIFT_GATEWAY_PEER_UID"] {
+            guard let uid = UInt32(uidText) else {
+                throw GroupSettingsError(variable: "SWIFT_GATEWAY_PEER_UID", value: uidText)
+            }
+            self.peerUID = uid
+        } else {
+            self.peerUID = nil
+        }
+        self.processes = try integer("SWIFT_GATEWAY_PROCESSES", default: 1, minimum: 1)
+        self.threads = try integer("SWIFT_GATEWAY_THREADS", default: 15, minimum: 1)
+        self.listenBacklog = Int32(clamping: try integer("SWIFT_GATEWAY_LISTEN_BACKLOG", default: 128, minimum: 1))
+        self.socketPath = environment["SWIFT_GATEWAY_SOCKET"] ?? "fd 3"
+        self.gracefulTimeout = try seconds("SWIFT_GATEWAY_GRACEFUL_TIMEOUT", default: 15)
+        self.shutdownTimeout = try seconds("SWIFT_GATEWAY_SHUTDOWN_TIMEOUT", default: 5)
+        self.displayName = environment["SWIFT_GATEWAY_DISPLAY_NAME"]
+    }
+}
+
+/// A `SWIFT_GATEWAY_*` variable that does not hold what it must.
+struct GroupSettingsError: Error, CustomStringConvertible {
+    var variable: String
+    var value: String
+    var description: String { "invalid value '\(value)' for \(variable)" }
+}

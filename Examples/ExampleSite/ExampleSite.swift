@@ -107,7 +107,9 @@ struct ExampleResponder: GatewayResponder {
         case "crash":
             fatalError("/crash requested: the example site crashes on purpose")
         case "segfault":
-            raise(SIGSEGV)
+            // A real invalid access (raise() would be caught and resumed by the backtracer).
+            let invalid = UnsafeMutablePointer<Int>(bitPattern: Int(self.pid & 0) + 16)
+            invalid?.pointee = 42
             return self.text("unreachable\n")
         case "hang":
             while true { try await Task.sleep(for: .seconds(3600)) }

@@ -82,29 +82,35 @@ struct FastCGIConnectionServer<Responder: GatewayResponder>: Sendable {
             requestLogger.error("the application threw: \(error)")
             response = GatewayResponse(status: .internalServerError, body: .init(string: "Internal Server Error\n"))
         }
-        try await self.write(response, to: outbound, allocator: channel.allocator, logger: requestLogger)
+        try await self.write(response, to: outbound, channel: channel, logger: requestLogger)
     }
 
-    /// CGI header block, then the body, then END_REQUEST; small bodies leave in one write.
+    /// CGI header block, then the body, then END_REQUEST.
+    ///
+    /// The last part is written on the channel itself and awaited: closing a NIO channel drops
+    /// writes still queued, so the connection may close only once END_REQUEST is in the kernel.
     private func write(
         _ response: GatewayResponse,
         to outbound: NIOAsyncChannelOutboundWriter<FastCGIResponsePart>,
-        allocator: ByteBufferAllocator,
+        channel: any Channel,
         logger: Logger
     ) async throws {
         switch response.body.content {
         case .buffer(let body):
             var headers = CGIResponseHead.serialize(
-                response, contentLength: body.readableBytes, allocator: allocator, reservingBody: body.readableBytes
+                response, contentLength: body.readableBytes, allocator: channel.allocator,
+                reservingBody: body.readableBytes <= Self.coalescingLimit ? body.readableBytes : 0
             )
-            if body.readableBytes <= 16 * 1024 {
+            let parts: [FastCGIResponsePart]
+            if body.readableBytes <= Self.coalescingLimit {
                 headers.writeImmutableBuffer(body)
-                try await outbound.write(contentsOf: [.stdout(headers), .end(appStatus: 0)])
+                parts = [.stdout(headers), .end(appStatus: 0)]
             } else {
-                try await outbound.write(contentsOf: [.stdout(headers), .stdout(body), .end(appStatus: 0)])
+                parts = [.stdout(headers), .stdout(body), .end(appStatus: 0)]
             }
+            try await Self.writeFinalParts(parts, to: channel)
         case .stream(let produce):
-            let headers = CGIResponseHead.serialize(response, contentLength: nil, allocator: allocator, reservingBody: 0)
+            let headers = CGIResponseHead.serialize(response, contentLength: nil, allocator: channel.allocator, reservingBody: 0)
             try await outbound.write(.stdout(headers))
             do {
                 try await produce(GatewayResponseBodyWriter { chunk in try await outbound.write(.stdout(chunk)) })
@@ -113,8 +119,21 @@ struct FastCGIConnectionServer<Responder: GatewayResponder>: Sendable {
                 logger.error("the response body failed after headers were sent: \(error)")
                 throw error
             }
-            try await outbound.write(.end(appStatus: 0))
+            // Everything the writer accepted is already queued on the event loop, so this comes after it.
+            try await Self.writeFinalParts([.end(appStatus: 0)], to: channel)
         }
+    }
+
+    /// Bodies up to this size travel in the same record as the headers.
+    private static var coalescingLimit: Int { 16 * 1024 }
+
+    /// Writes `parts` in one event-loop hop and waits until the last one has reached the socket.
+    private static func writeFinalParts(_ parts: [FastCGIResponsePart], to channel: any Channel) async throws {
+        try await channel.eventLoop.flatSubmit {
+            let last = parts.count - 1
+            for part in parts[..<last] { channel.write(part, promise: nil) }
+            return channel.writeAndFlush(parts[last])
+        }.get()
     }
 }
 

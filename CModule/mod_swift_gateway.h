@@ -1,0 +1,157 @@
+/*
+ * mod_swift_gateway: mod_wsgi-style daemon mode for Swift programs.
+ *
+ * Shared declarations of the module's translation units:
+ *   mod_swift_gateway.c  module record, hooks, directives, configuration check
+ *   sg_daemon.c          Apache parent: group sockets, supervisor fork/exec/restart
+ *   sg_request.c         Apache children: alias translation, FastCGI request path
+ *
+ * Every log message carries a number "SGnnnn"; docs/operations.md lists them.
+ */
+
+#ifndef MOD_SWIFT_GATEWAY_H
+#define MOD_SWIFT_GATEWAY_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+
+#include "apr_hash.h"
+#include "apr_tables.h"
+#include "apr_thread_proc.h"
+
+#include <sys/types.h>
+
+#define SG_HANDLER          "swift-gateway"
+#define SG_STATUS_HANDLER   "swift-gateway-status"
+
+/* Name prefix of implicit groups (one per program served by an alias that no
+ * SwiftProcessGroup / process-group= covers).  Declared names cannot start
+ * with it, so the two never collide. */
+#define SG_IMPLICIT_PREFIX  "@"
+
+#define SG_TOKEN_BYTES      32
+
+typedef struct sg_daemon sg_daemon;
+
+/* One SwiftDaemonProcess (or an implicit group).  Built at configuration
+ * time, completed by check_config (program) and post_config (socket_path,
+ * token); read-only afterwards, so Apache children share it safely. */
+typedef struct {
+    const char *name;
+    const char *defined_at;         /* "file:line" of the directive */
+    server_rec *server;             /* server (main or vhost) declaring it */
+    int is_main;                    /* declared at main-server level */
+    int is_implicit;
+
+    const char *program;            /* absolute path; NULL until derived */
+    const char *program_real;       /* realpath() of program, for comparisons */
+    int program_explicit;           /* program= was given */
+
+    apr_array_header_t *arguments;  /* const char *, from arguments= */
+    apr_array_header_t *env;        /* const char * "NAME=VALUE", from env= */
+
+    int processes;
+    int maximum_processes;          /* 0 = same as processes */
+    int threads;
+    int listen_backlog;
+
+    const char *user;               /* user= as written, NULL = Apache's User */
+    uid_t uid;
+    const char *group;              /* group= as written, NULL = Apache's Group */
+    gid_t gid;
+    apr_array_header_t *supp_groups; /* gid_t, NULL = initgroups() of the user */
+    const char *supp_groups_spec;
+
+    const char *home;
+    const char *display_name;
+    int umask;                      /* -1 = inherit Apache's */
+
+    int connect_timeout;            /* seconds */
+    int socket_timeout;
+    int graceful_timeout;
+    int shutdown_timeout;
+    int maximum_requests;
+    int restart_interval;
+    int inactivity_timeout;
+    int request_timeout;
+    int queue_timeout;
+    int startup_timeout;
+    int cpu_time_limit;
+    apr_off_t memory_limit;
+    apr_off_t virtual_memory_limit;
+    apr_off_t header_buffer_size;
+    int reload;
+
+    /* Filled in by post_config in the parent, inherited by children. */
+    const char *socket_path;
+    const char *token;
+    sg_daemon *daemon;              /* parent-side process state */
+} sg_group;
+
+typedef struct {
+    const char *path;               /* URL-PATH without trailing '/'; "" for "/" */
+    apr_size_t len;
+    const char *program;
+    const char *program_real;
+    const char *group_name;         /* process-group=, or NULL */
+    sg_group *implicit;             /* implicit group, when one is needed */
+    const char *defined_at;
+} sg_alias;
+
+typedef struct {
+    apr_array_header_t *aliases;    /* sg_alias *, declared in this server */
+    apr_array_header_t *all_aliases;/* sg_alias *, own then inherited (main) */
+    apr_hash_t *groups;             /* name -> sg_group *, declared here */
+    const char *socket_prefix;      /* SwiftSocketPrefix (main server only) */
+} sg_server_conf;
+
+#define SG_UNSET (-1)
+
+typedef struct {
+    const char *path;               /* section path (NULL at server level) */
+    const char *group;              /* SwiftProcessGroup NAME, or NULL */
+    const char *group_env;          /* variable of SwiftProcessGroup %{ENV:var} */
+    int group_set;
+    int group_in_section;           /* SwiftProcessGroup written inside a section */
+    const char *group_at;           /* "file:line" of SwiftProcessGroup */
+    apr_array_header_t *restrict_to;/* SwiftRestrictProcess names, NULL = any */
+    int pass_auth;                  /* SwiftPassAuthorization, SG_UNSET = core */
+} sg_dir_conf;
+
+/* Per-request note set by translate_name when an alias matched. */
+typedef struct {
+    const sg_alias *alias;
+    const char *script_name;
+    const char *path_info;
+} sg_request_conf;
+
+/* Configuration-time state of the whole server (parent process only). */
+typedef struct {
+    apr_pool_t *pool;               /* pconf of the generation */
+    apr_array_header_t *groups;     /* sg_group *, declared + implicit */
+    apr_hash_t *by_name;            /* name -> sg_group *, all servers */
+    apr_hash_t *implicit;           /* program_real -> sg_group * */
+} sg_globals_t;
+
+extern module AP_MODULE_DECLARE_DATA swift_gateway_module;
+extern sg_globals_t sg_globals;
+
+/* mod_swift_gateway.c */
+sg_group *sg_find_group(server_rec *s, const char *name, sg_group **elsewhere);
+int sg_path_covers(const char *prefix, const char *path);
+const sg_alias *sg_match_alias(const sg_server_conf *sconf, const char *uri);
+
+/* sg_daemon.c */
+int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp, server_rec *s);
+void sg_daemon_child_init(apr_pool_t *p, server_rec *s);
+int sg_daemon_monitor(apr_pool_t *p, server_rec *s);
+const char *sg_socket_prefix(apr_pool_t *p, server_rec *s);
+
+/* sg_request.c */
+int sg_translate_name(request_rec *r);
+int sg_type_checker(request_rec *r);
+int sg_handler(request_rec *r);
+
+#endif /* MOD_SWIFT_GATEWAY_H */

@@ -1,0 +1,1274 @@
+/*
+ * mod_swift_gateway: the request path in Apache children.
+ *
+ * translate_name maps SwiftScriptAlias mounts (longest match) to the
+ * "swift-gateway" handler; the handler resolves the process group,
+ * connects to its Unix socket and speaks FastCGI 1.0 (responder, request
+ * id 1, one request per connection) in full duplex: the request body is
+ * forwarded while the response streams back, neither side buffered whole.
+ */
+
+#include "mod_swift_gateway.h"
+
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_script.h"
+#include "util_fcgi.h"
+
+#include "apr_strings.h"
+#include "apr_lib.h"
+#include "apr_poll.h"
+#include "apr_buckets.h"
+#include "apr_network_io.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+APLOG_USE_MODULE(swift_gateway);
+
+#define SG_REQUEST_ID       1
+#define SG_IOBUF_SIZE       AP_IOBUFSIZE        /* 8K, both directions */
+#define SG_PARAMS_RECORD    (16 * 1024)
+#define SG_STDERR_LINE_MAX  8192
+#define SG_HEADER_CHUNK     4096
+
+/* Why the exchange with the worker ended. */
+typedef enum {
+    SG_DONE = 0,            /* END_REQUEST */
+    SG_WORKER_EOF,          /* closed (or reset) before END_REQUEST */
+    SG_WORKER_TIMEOUT,      /* socket-timeout without any I/O */
+    SG_BAD_HEADERS,         /* response headers refused: status in bad_status */
+    SG_PROTOCOL,            /* not FastCGI */
+    SG_CLIENT_BODY,         /* reading the request body failed */
+    SG_CLIENT_GONE,         /* passing the response failed */
+    SG_IO_ERROR             /* poll/recv failure */
+} sg_outcome;
+
+typedef struct {
+    request_rec *r;
+    conn_rec *c;
+    const sg_group *group;
+    apr_socket_t *sock;
+    apr_pollfd_t pfd;
+
+    /* to the worker */
+    const char *out;
+    apr_size_t outlen;
+    char *stdin_buf;            /* header + SG_IOBUF_SIZE + empty record */
+    apr_bucket_brigade *ib;
+    int stdin_last_queued;
+    int stdin_done;             /* nothing more will be sent */
+    int stdin_broken;           /* the worker stopped reading */
+    apr_off_t body_sent;
+
+    /* from the worker */
+    char *iobuf;
+    unsigned char rhdr[AP_FCGI_HEADER_LEN];
+    apr_size_t rhdr_have;
+    unsigned char rtype;
+    apr_size_t rclen;           /* content left in the current record */
+    apr_size_t rplen;           /* padding left */
+    int in_content;
+    unsigned char endbody[8];
+    apr_size_t endbody_have;
+    int end_seen;
+    int protocol_status;
+
+    /* response headers */
+    char *hbuf;
+    apr_size_t hlen, hcap;
+    apr_size_t line_len;
+    int in_name;
+    int prev_cr;
+    int headers_done;
+    int headers_passed;         /* something went to the output filters */
+    int ignore_body;
+    int bad_status;             /* HTTP status for SG_BAD_HEADERS */
+    const char *bad_why;
+    apr_off_t body_bytes;
+
+    /* stderr */
+    char *ebuf;
+    apr_size_t elen;
+    char *eline;                /* escaped line for the log */
+
+    apr_bucket_brigade *ob;
+    const char *why;            /* detail for the log */
+    apr_status_t why_rv;
+} sg_conn;
+
+/* ------------------------------------------------------------------------
+ * translate_name: SwiftScriptAlias
+ */
+
+int sg_translate_name(request_rec *r)
+{
+    sg_server_conf *sconf = ap_get_module_config(r->server->module_config,
+                                                 &swift_gateway_module);
+    const sg_alias *a;
+    sg_request_conf *rconf;
+
+    if (r->uri[0] != '/' || r->proxyreq) {
+        return DECLINED;
+    }
+    if (!(a = sg_match_alias(sconf, r->uri))) {
+        return DECLINED;
+    }
+    rconf = apr_pcalloc(r->pool, sizeof(*rconf));
+    rconf->alias = a;
+    rconf->script_name = a->path;
+    rconf->path_info = r->uri + a->len;
+    ap_set_module_config(r->request_config, &swift_gateway_module, rconf);
+
+    r->filename = apr_pstrdup(r->pool, a->program);
+    r->path_info = apr_pstrdup(r->pool, rconf->path_info);
+    r->handler = SG_HANDLER;
+    return OK;
+}
+
+/* type_checker: for an aliased request the program's file name must not
+ * give the response a content type, nor mod_mime's AddHandler another
+ * handler (a SetHandler in a section still wins: core applies it later). */
+int sg_type_checker(request_rec *r)
+{
+    if (!ap_get_module_config(r->request_config, &swift_gateway_module)) {
+        return DECLINED;
+    }
+    r->handler = SG_HANDLER;
+    r->content_type = NULL;
+    r->content_encoding = NULL;
+    r->content_languages = NULL;
+    return OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Group resolution (SPEC section 3)
+ */
+
+static int sg_allowed(const sg_dir_conf *dconf, const char *name)
+{
+    int i;
+
+    if (!dconf->restrict_to) {
+        return 1;
+    }
+    for (i = 0; i < dconf->restrict_to->nelts; ++i) {
+        if (!strcmp(APR_ARRAY_IDX(dconf->restrict_to, i, const char *), name)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The name a SwiftProcessGroup setting selects, NULL when a %{ENV:var} is
+ * unset (resolution then goes on with the next rule). */
+static const char *sg_setting_name(request_rec *r, const sg_dir_conf *dconf)
+{
+    const char *v;
+
+    if (!dconf->group_env) {
+        return dconf->group;
+    }
+    v = apr_table_get(r->subprocess_env, dconf->group_env);
+    return v && *v ? v : NULL;
+}
+
+static int sg_lookup(request_rec *r, const char *name, const char *source,
+                     const sg_group **out)
+{
+    sg_group *elsewhere;
+    sg_group *g = sg_find_group(r->server, name, &elsewhere);
+
+    if (!g) {
+        if (elsewhere) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "SG0402: %s selects process group %s, which is "
+                          "declared in another virtual host (%s); declare it "
+                          "in the main server to share it, or declare a group "
+                          "in this virtual host", source, name,
+                          elsewhere->defined_at);
+        }
+        else {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "SG0401: %s selects process group %s, which is not "
+                          "declared; add SwiftDaemonProcess %s or fix the "
+                          "group name", source, name, name);
+        }
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    *out = g;
+    return OK;
+}
+
+static int sg_resolve_group(request_rec *r, const sg_dir_conf *dconf,
+                            const sg_alias *alias, const sg_group **out,
+                            const char **via)
+{
+    const char *name = NULL;
+    const char *source = NULL;
+    int rc;
+
+    if (dconf->group_set && dconf->group_in_section
+        && (name = sg_setting_name(r, dconf)) != NULL) {
+        source = apr_psprintf(r->pool, "SwiftProcessGroup (%s)", dconf->group_at);
+    }
+    else if (alias && alias->group_name) {
+        name = alias->group_name;
+        source = apr_psprintf(r->pool, "process-group= of SwiftScriptAlias (%s)",
+                              alias->defined_at);
+    }
+    else if (dconf->group_set && !dconf->group_in_section
+             && (name = sg_setting_name(r, dconf)) != NULL) {
+        source = apr_psprintf(r->pool, "SwiftProcessGroup (%s)", dconf->group_at);
+    }
+
+    if (!name) {
+        if (alias && alias->implicit) {
+            *out = alias->implicit;
+            *via = "the implicit group of the alias";
+            return OK;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SG0405: no process group applies to %s%s; add "
+                      "SwiftProcessGroup NAME here", r->uri,
+                      alias ? "" : " (SetHandler swift-gateway without "
+                                   "SwiftScriptAlias needs SwiftProcessGroup)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if ((rc = sg_lookup(r, name, source, out)) != OK) {
+        return rc;
+    }
+    if (!sg_allowed(dconf, name)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SG0403: %s selects process group %s, which "
+                      "SwiftRestrictProcess does not allow here; add it to "
+                      "SwiftRestrictProcess or select another group",
+                      source, name);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    *via = source;
+    return OK;
+}
+
+/* SCRIPT_NAME for SetHandler swift-gateway: the path of the most specific
+ * non-regex <Location> that sets this handler and matches the URI. */
+static const char *sg_location_mount(request_rec *r)
+{
+    core_server_config *sconf = ap_get_core_module_config(r->server->module_config);
+    const char *best = NULL;
+    apr_size_t best_len = 0;
+    int i;
+
+    if (!sconf->sec_url) {
+        return "";
+    }
+    for (i = 0; i < sconf->sec_url->nelts; ++i) {
+        ap_conf_vector_t *v = APR_ARRAY_IDX(sconf->sec_url, i, ap_conf_vector_t *);
+        core_dir_config *core = ap_get_core_module_config(v);
+        const char *val, *err = NULL;
+        apr_size_t len;
+
+        if (!core || !core->d || core->r || core->d_is_fnmatch
+            || !core->expr_handler || !sg_path_covers(core->d, r->uri)) {
+            continue;
+        }
+        val = ap_expr_str_exec(r, core->expr_handler, &err);
+        if (err || !val || strcasecmp(val, SG_HANDLER)) {
+            continue;
+        }
+        len = strlen(core->d);
+        while (len > 0 && core->d[len - 1] == '/') {
+            --len;
+        }
+        if (!best || len >= best_len) {
+            best = core->d;
+            best_len = len;
+        }
+    }
+    return best ? apr_pstrmemdup(r->pool, best, best_len) : "";
+}
+
+/* ------------------------------------------------------------------------
+ * Connecting
+ */
+
+static int sg_connect(request_rec *r, const sg_group *g, apr_socket_t **out)
+{
+    apr_socket_t *sock;
+    apr_os_sock_t fd;
+    struct sockaddr_un sa;
+    apr_status_t rv;
+    apr_time_t deadline;
+    apr_interval_time_t wait = apr_time_from_msec(5);
+    int attempts = 0;
+
+    if (!g->socket_path) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SG0406: process group %s has no socket (it was not "
+                      "started); see the startup messages", g->name);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    apr_cpystrn(sa.sun_path, g->socket_path, sizeof(sa.sun_path));
+
+    rv = apr_socket_create(&sock, APR_UNIX, SOCK_STREAM, 0, r->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "SG0415: group %s: cannot create a socket", g->name);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    apr_socket_timeout_set(sock, 0);        /* non-blocking */
+    apr_os_sock_get(&fd, sock);
+
+    deadline = apr_time_now() + apr_time_from_sec(g->connect_timeout);
+    for (;;) {
+        int err = 0;
+
+        attempts++;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+            err = errno;
+        }
+        if (err == 0 || err == EISCONN) {
+            break;
+        }
+        if (err == EINTR) {
+            continue;
+        }
+        if (err == EAGAIN || err == EINPROGRESS || err == EALREADY) {
+            /* the group's backlog is full: every worker is busy */
+            if (apr_time_now() >= deadline) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                              "SG0413: group %s: the backlog of socket %s "
+                              "stayed full for connect-timeout=%d s (%d "
+                              "attempts); every worker is busy: raise "
+                              "processes/threads or listen-backlog",
+                              g->name, g->socket_path, g->connect_timeout,
+                              attempts);
+                return HTTP_SERVICE_UNAVAILABLE;
+            }
+            apr_sleep(wait);
+            if (wait < apr_time_from_msec(200)) {
+                wait *= 2;
+            }
+            continue;
+        }
+        if (err == ENOENT) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, err, r,
+                          "SG0410: group %s: socket %s does not exist; Apache "
+                          "is restarting or the socket was removed",
+                          g->name, g->socket_path);
+        }
+        else if (err == EACCES || err == EPERM) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, err, r,
+                          "SG0411: group %s: permission denied on socket %s; "
+                          "it must belong to Apache's User (check "
+                          "SwiftSocketPrefix and its directory)",
+                          g->name, g->socket_path);
+        }
+        else if (err == ECONNREFUSED) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, err, r,
+                          "SG0412: group %s: connection refused on socket %s; "
+                          "nothing listens on it (stale socket of an older "
+                          "Apache generation?)", g->name, g->socket_path);
+        }
+        else {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, err, r,
+                          "SG0414: group %s: cannot connect to socket %s",
+                          g->name, g->socket_path);
+        }
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    *out = sock;
+    return OK;
+}
+
+/* ------------------------------------------------------------------------
+ * The request records: BEGIN_REQUEST, PARAMS, empty PARAMS
+ */
+
+static void sg_put_header(unsigned char *dest, unsigned char type,
+                          apr_size_t len)
+{
+    ap_fcgi_header h;
+
+    ap_fcgi_fill_in_header(&h, type, SG_REQUEST_ID, (apr_uint16_t)len, 0);
+    ap_fcgi_header_to_array(&h, dest);
+}
+
+static int sg_unset_cb(void *data, const char *key, const char *val)
+{
+    (void)val;
+    if (!strncasecmp(key, "SWIFT_GATEWAY_", 14)) {
+        APR_ARRAY_PUSH((apr_array_header_t *)data, const char *) = key;
+    }
+    return 1;
+}
+
+static void sg_build_env(request_rec *r, const sg_dir_conf *dconf,
+                         const sg_group *g, const char *script_name,
+                         const char *path_info)
+{
+    apr_table_t *e = r->subprocess_env;
+    apr_array_header_t *drop = apr_array_make(r->pool, 2, sizeof(const char *));
+    const char *auth;
+    int i;
+
+    ap_add_common_vars(r);
+    {
+        /* PATH_INFO is the mount's; hiding r->path_info also spares
+         * ap_add_cgi_vars() the sub-request that computes PATH_TRANSLATED,
+         * which means nothing to a program that owns its URL space. */
+        char *saved = r->path_info;
+
+        r->path_info = NULL;
+        ap_add_cgi_vars(r);
+        r->path_info = saved;
+    }
+
+    apr_table_setn(e, "SCRIPT_NAME", script_name);
+    apr_table_setn(e, "PATH_INFO", path_info);
+    apr_table_setn(e, "SCRIPT_FILENAME", g->program);
+
+    /* httpoxy: never pass a client-controlled proxy setting */
+    apr_table_unset(e, "HTTP_PROXY");
+
+    /* REMOTE_USER and AUTH_TYPE come from authentication only */
+    apr_table_unset(e, "REMOTE_USER");
+    apr_table_unset(e, "AUTH_TYPE");
+    if (r->user) {
+        apr_table_setn(e, "REMOTE_USER", r->user);
+        if (r->ap_auth_type) {
+            apr_table_setn(e, "AUTH_TYPE", r->ap_auth_type);
+        }
+    }
+
+    if (dconf->pass_auth == 1) {
+        if ((auth = apr_table_get(r->headers_in, "Authorization")) != NULL) {
+            apr_table_setn(e, "HTTP_AUTHORIZATION", auth);
+        }
+    }
+    else if (dconf->pass_auth == 0) {
+        apr_table_unset(e, "HTTP_AUTHORIZATION");
+        apr_table_unset(e, "HTTP_PROXY_AUTHORIZATION");
+    }
+
+    /* control parameters: nothing from the request may set them */
+    apr_table_do(sg_unset_cb, drop, e, NULL);
+    for (i = 0; i < drop->nelts; ++i) {
+        apr_table_unset(e, APR_ARRAY_IDX(drop, i, const char *));
+    }
+    if (!r->log_id) {
+        const char *id = NULL;
+
+        if (ap_run_generate_log_id(r->connection, r, &id) == OK && id) {
+            r->log_id = id;
+        }
+    }
+    apr_table_setn(e, "SWIFT_GATEWAY_GROUP", g->name);
+    apr_table_setn(e, "SWIFT_GATEWAY_REQUEST_START",
+                   apr_psprintf(r->pool, "%" APR_TIME_T_FMT, r->request_time));
+    apr_table_setn(e, "SWIFT_GATEWAY_REQUEST_ID",
+                   r->log_id ? r->log_id
+                             : apr_psprintf(r->pool, "%" APR_PID_T_FMT "-%"
+                                            APR_TIME_T_FMT "-%pp", getpid(),
+                                            apr_time_now(), (void *)r));
+    apr_table_setn(e, "SWIFT_GATEWAY_TOKEN", g->token ? g->token : "");
+}
+
+/* BEGIN_REQUEST, the PARAMS records and the empty PARAMS, in one buffer. */
+static void sg_build_params(sg_conn *sc)
+{
+    request_rec *r = sc->r;
+    const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
+    const apr_table_entry_t *elts = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *chunks = apr_array_make(r->pool, 4, sizeof(struct iovec));
+    ap_fcgi_begin_request_body brb;
+    unsigned char *buf, *p;
+    apr_size_t total = 2 * AP_FCGI_HEADER_LEN + AP_FCGI_HEADER_LEN;
+    int next = 0;
+    int i;
+
+    while (next < arr->nelts) {
+        int start = next;
+        apr_size_t len = ap_fcgi_encoded_env_len(r->subprocess_env,
+                                                 SG_PARAMS_RECORD, &next);
+        struct iovec *v;
+
+        if (!len) {
+            if (next < arr->nelts) {
+                ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                              "SG0514: group %s: variable %s is too large for "
+                              "a PARAMS record and is not passed",
+                              sc->group->name, elts[next].key);
+                ++next;
+                continue;
+            }
+            break;
+        }
+        v = apr_array_push(chunks);
+        v->iov_base = apr_palloc(r->pool, len);
+        v->iov_len = len;
+        ap_fcgi_encode_env(r, r->subprocess_env, v->iov_base, len, &start);
+        total += AP_FCGI_HEADER_LEN + len;
+    }
+
+    buf = p = apr_palloc(r->pool, total);
+    sg_put_header(p, AP_FCGI_BEGIN_REQUEST, AP_FCGI_HEADER_LEN);
+    p += AP_FCGI_HEADER_LEN;
+    ap_fcgi_fill_in_request_body(&brb, AP_FCGI_RESPONDER, 0);
+    ap_fcgi_begin_request_body_to_array(&brb, p);
+    p += AP_FCGI_HEADER_LEN;
+    for (i = 0; i < chunks->nelts; ++i) {
+        struct iovec *v = &APR_ARRAY_IDX(chunks, i, struct iovec);
+
+        sg_put_header(p, AP_FCGI_PARAMS, v->iov_len);
+        p += AP_FCGI_HEADER_LEN;
+        memcpy(p, v->iov_base, v->iov_len);
+        p += v->iov_len;
+    }
+    sg_put_header(p, AP_FCGI_PARAMS, 0);
+    p += AP_FCGI_HEADER_LEN;
+
+    sc->out = (const char *)buf;
+    sc->outlen = p - buf;
+}
+
+/* ------------------------------------------------------------------------
+ * To the worker: PARAMS then STDIN, written only when the socket is
+ * writable, so a worker that is busy sending is never blocked on.
+ */
+
+static sg_outcome sg_send_some(sg_conn *sc)
+{
+    request_rec *r = sc->r;
+    apr_status_t rv;
+    apr_size_t n;
+
+    if (sc->outlen == 0) {
+        apr_size_t len = SG_IOBUF_SIZE;
+        int last = 0;
+
+        if (sc->stdin_done) {
+            return SG_DONE;
+        }
+        rv = ap_get_brigade(r->input_filters, sc->ib, AP_MODE_READBYTES,
+                            APR_BLOCK_READ, SG_IOBUF_SIZE);
+        if (rv != APR_SUCCESS) {
+            sc->why = "reading the request body from the client";
+            sc->why_rv = rv;
+            return SG_CLIENT_BODY;
+        }
+        if (!APR_BRIGADE_EMPTY(sc->ib)
+            && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(sc->ib))) {
+            last = 1;
+        }
+        rv = apr_brigade_flatten(sc->ib, sc->stdin_buf + AP_FCGI_HEADER_LEN,
+                                 &len);
+        apr_brigade_cleanup(sc->ib);
+        if (rv != APR_SUCCESS) {
+            sc->why = "reading the request body from the client";
+            sc->why_rv = rv;
+            return SG_CLIENT_BODY;
+        }
+        sc->outlen = 0;
+        if (len) {
+            sg_put_header((unsigned char *)sc->stdin_buf, AP_FCGI_STDIN, len);
+            sc->outlen = AP_FCGI_HEADER_LEN + len;
+            sc->body_sent += len;
+        }
+        if (last) {
+            sg_put_header((unsigned char *)sc->stdin_buf + sc->outlen,
+                          AP_FCGI_STDIN, 0);
+            sc->outlen += AP_FCGI_HEADER_LEN;
+            sc->stdin_last_queued = 1;
+        }
+        sc->out = sc->stdin_buf;
+        if (sc->outlen == 0) {
+            return SG_DONE;
+        }
+    }
+
+    /* send(MSG_NOSIGNAL): a worker gone away is an error, never SIGPIPE */
+    {
+        apr_os_sock_t fd;
+        ssize_t w;
+
+        apr_os_sock_get(&fd, sc->sock);
+        do {
+            w = send(fd, sc->out, sc->outlen, MSG_NOSIGNAL);
+        } while (w < 0 && errno == EINTR);
+        n = w < 0 ? 0 : (apr_size_t)w;
+        rv = w < 0 ? errno : APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) {
+        /* The worker stopped reading (it may have answered already): stop
+         * sending and keep reading what it has to say. */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
+                      "SG0513: group %s: the worker stopped reading the "
+                      "request after %" APR_OFF_T_FMT " body bytes",
+                      sc->group->name, sc->body_sent);
+        sc->stdin_broken = 1;
+        sc->stdin_done = 1;
+        sc->outlen = 0;
+        return SG_DONE;
+    }
+    sc->out += n;
+    sc->outlen -= n;
+    if (sc->outlen == 0 && sc->stdin_last_queued) {
+        sc->stdin_done = 1;
+    }
+    return SG_DONE;
+}
+
+/* ------------------------------------------------------------------------
+ * From the worker: STDOUT (headers, then body), STDERR, END_REQUEST
+ */
+
+/* One line of the worker's stderr to the error log, control characters
+ * escaped (into a buffer allocated once per request: a chatty worker must
+ * not grow the request pool). */
+static void sg_log_stderr_line(sg_conn *sc, const char *line, apr_size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o;
+    apr_size_t i;
+
+    if (len && line[len - 1] == '\r') {
+        --len;
+    }
+    if (!len) {
+        return;
+    }
+    if (!sc->eline) {
+        sc->eline = apr_palloc(sc->r->pool, 4 * SG_STDERR_LINE_MAX + 1);
+    }
+    for (o = sc->eline, i = 0; i < len; ++i) {
+        unsigned char ch = (unsigned char)line[i];
+
+        if (ch >= 0x20 && ch != 0x7f && ch != '\\') {
+            *o++ = (char)ch;
+        }
+        else if (ch == '\\') {
+            *o++ = '\\';
+            *o++ = '\\';
+        }
+        else {
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[ch >> 4];
+            *o++ = hex[ch & 0xf];
+        }
+    }
+    *o = '\0';
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, sc->r, "SG0501: [%s] %s",
+                  sc->group->name, sc->eline);
+}
+
+static void sg_stderr(sg_conn *sc, const char *data, apr_size_t len)
+{
+    while (len) {
+        const char *nl = memchr(data, '\n', len);
+        apr_size_t take = nl ? (apr_size_t)(nl - data) : len;
+
+        if (!sc->ebuf) {
+            sc->ebuf = apr_palloc(sc->r->pool, SG_STDERR_LINE_MAX);
+        }
+        while (sc->elen + take > SG_STDERR_LINE_MAX) {
+            apr_size_t room = SG_STDERR_LINE_MAX - sc->elen;
+
+            memcpy(sc->ebuf + sc->elen, data, room);
+            sg_log_stderr_line(sc, sc->ebuf, SG_STDERR_LINE_MAX);
+            sc->elen = 0;
+            data += room;
+            len -= room;
+            take -= room;
+        }
+        memcpy(sc->ebuf + sc->elen, data, take);
+        sc->elen += take;
+        data += take;
+        len -= take;
+        if (nl) {
+            sg_log_stderr_line(sc, sc->ebuf, sc->elen);
+            sc->elen = 0;
+            data++;
+            len--;
+        }
+    }
+}
+
+static void sg_stderr_flush(sg_conn *sc)
+{
+    if (sc->elen) {
+        sg_log_stderr_line(sc, sc->ebuf, sc->elen);
+        sc->elen = 0;
+    }
+}
+
+static int sg_is_tchar(unsigned char c)
+{
+    return apr_isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static sg_outcome sg_bad_headers(sg_conn *sc, const char *why)
+{
+    sc->bad_status = HTTP_BAD_GATEWAY;
+    sc->bad_why = why;
+    return SG_BAD_HEADERS;
+}
+
+/* Parse the collected header block with httpd's CGI header scanner. */
+static sg_outcome sg_finish_headers(sg_conn *sc)
+{
+    request_rec *r = sc->r;
+    apr_bucket_brigade *hb = apr_brigade_create(r->pool, sc->c->bucket_alloc);
+    char buf[MAX_STRING_LEN];
+    int status;
+
+    APR_BRIGADE_INSERT_TAIL(hb, apr_bucket_transient_create(sc->hbuf, sc->hlen,
+                                                            sc->c->bucket_alloc));
+    status = ap_scan_script_header_err_brigade_ex(r, hb, buf,
+                                                  APLOG_MODULE_INDEX);
+    apr_brigade_destroy(hb);
+    sc->headers_done = 1;
+
+    if (status == HTTP_NOT_MODIFIED || status == HTTP_PRECONDITION_FAILED) {
+        /* the request's conditions decided: send that, drop the body */
+        r->status = status;
+        sc->ignore_body = 1;
+    }
+    else if (status != OK) {
+        return sg_bad_headers(sc, apr_psprintf(r->pool, "httpd's CGI header "
+                              "parser refused them (%s)", buf));
+    }
+    else if (!ap_is_HTTP_VALID_RESPONSE(r->status)) {
+        return sg_bad_headers(sc, apr_psprintf(r->pool, "invalid Status %d",
+                                               r->status));
+    }
+
+    /* FastCGI frames the body; let httpd pick Content-Length or chunked
+     * from what is actually sent, unless told to trust the application
+     * (or no body is sent: a HEAD response keeps the application's). */
+    if (!r->header_only
+        && !apr_table_get(r->subprocess_env, AP_TRUST_CGILIKE_CL_ENVVAR)) {
+        apr_table_unset(r->headers_out, "Content-Length");
+    }
+    apr_table_unset(r->headers_out, "Transfer-Encoding");
+
+    if (sc->ignore_body) {
+        APR_BRIGADE_INSERT_TAIL(sc->ob, apr_bucket_eos_create(sc->c->bucket_alloc));
+    }
+    return SG_DONE;
+}
+
+/* STDOUT content while headers are still expected.  *used tells how much
+ * of data belonged to the header block; the rest is body. */
+static sg_outcome sg_header_bytes(sg_conn *sc, const char *data,
+                                  apr_size_t len, apr_size_t *used)
+{
+    apr_size_t i;
+
+    for (i = 0; i < len; ++i) {
+        unsigned char ch = (unsigned char)data[i];
+
+        if (sc->hlen == sc->hcap) {
+            apr_size_t cap = sc->hcap ? sc->hcap * 2 : SG_HEADER_CHUNK;
+            char *nb;
+
+            if (sc->hcap >= (apr_size_t)sc->group->header_buffer_size) {
+                return sg_bad_headers(sc, apr_psprintf(sc->r->pool,
+                                      "the header block exceeds "
+                                      "header-buffer-size=%" APR_OFF_T_FMT
+                                      " bytes", sc->group->header_buffer_size));
+            }
+            if (cap > (apr_size_t)sc->group->header_buffer_size) {
+                cap = (apr_size_t)sc->group->header_buffer_size;
+            }
+            nb = apr_palloc(sc->r->pool, cap + 1);
+            if (sc->hlen) {
+                memcpy(nb, sc->hbuf, sc->hlen);
+            }
+            sc->hbuf = nb;
+            sc->hcap = cap;
+        }
+        sc->hbuf[sc->hlen++] = (char)ch;
+
+        if (sc->prev_cr && ch != '\n') {
+            return sg_bad_headers(sc, "a bare CR in the header block "
+                                  "(header injection)");
+        }
+        if (ch == '\r') {
+            sc->prev_cr = 1;
+            continue;
+        }
+        sc->prev_cr = 0;
+        if (ch == '\n') {
+            if (sc->line_len == 0) {
+                *used = i + 1;
+                return sg_finish_headers(sc);
+            }
+            if (sc->in_name) {
+                return sg_bad_headers(sc, "a header line without ':'");
+            }
+            sc->line_len = 0;
+            sc->in_name = 1;
+            continue;
+        }
+        if (ch == '\0') {
+            return sg_bad_headers(sc, "a NUL byte in the header block "
+                                  "(header injection)");
+        }
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            return sg_bad_headers(sc, "a control character in the header block");
+        }
+        if (sc->in_name) {
+            if (ch == ':') {
+                if (sc->line_len == 0) {
+                    return sg_bad_headers(sc, "a header with an empty name");
+                }
+                sc->in_name = 0;
+            }
+            else if (!sg_is_tchar(ch)) {
+                return sg_bad_headers(sc, "an invalid character in a header "
+                                      "name");
+            }
+        }
+        sc->line_len++;
+    }
+    *used = len;
+    return SG_DONE;
+}
+
+static sg_outcome sg_stdout(sg_conn *sc, const char *data, apr_size_t len)
+{
+    if (!sc->headers_done) {
+        apr_size_t used = 0;
+        sg_outcome o = sg_header_bytes(sc, data, len, &used);
+
+        if (o != SG_DONE || !sc->headers_done) {
+            return o;
+        }
+        data += used;
+        len -= used;
+    }
+    if (len && !sc->ignore_body) {
+        APR_BRIGADE_INSERT_TAIL(sc->ob, apr_bucket_transient_create(data, len,
+                                                    sc->c->bucket_alloc));
+        sc->body_bytes += len;
+    }
+    return SG_DONE;
+}
+
+/* Feed received bytes through the record parser. */
+static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
+{
+    sg_outcome o;
+
+    while (len > 0 && !sc->end_seen) {
+        if (!sc->in_content && sc->rplen == 0) {
+            apr_size_t take = AP_FCGI_HEADER_LEN - sc->rhdr_have;
+            unsigned char version, type, plen;
+            apr_uint16_t rid, clen;
+
+            if (take > len) {
+                take = len;
+            }
+            memcpy(sc->rhdr + sc->rhdr_have, data, take);
+            sc->rhdr_have += take;
+            data += take;
+            len -= take;
+            if (sc->rhdr_have < AP_FCGI_HEADER_LEN) {
+                break;
+            }
+            sc->rhdr_have = 0;
+            ap_fcgi_header_fields_from_array(&version, &type, &rid, &clen,
+                                             &plen, sc->rhdr);
+            if (version != AP_FCGI_VERSION_1) {
+                sc->why = apr_psprintf(sc->r->pool, "FastCGI version %d "
+                                       "(expected 1)", version);
+                return SG_PROTOCOL;
+            }
+            if (rid != SG_REQUEST_ID && rid != 0) {
+                sc->why = apr_psprintf(sc->r->pool, "FastCGI request id %d "
+                                       "(expected %d)", rid, SG_REQUEST_ID);
+                return SG_PROTOCOL;
+            }
+            sc->rtype = rid ? type : 0;     /* management records: skip */
+            sc->rclen = clen;
+            sc->rplen = plen;
+            sc->in_content = 1;
+            sc->endbody_have = 0;
+        }
+        else if (sc->in_content && sc->rclen > 0) {
+            apr_size_t take = sc->rclen < len ? sc->rclen : len;
+
+            switch (sc->rtype) {
+            case AP_FCGI_STDOUT:
+                if ((o = sg_stdout(sc, data, take)) != SG_DONE) {
+                    return o;
+                }
+                break;
+            case AP_FCGI_STDERR:
+                sg_stderr(sc, data, take);
+                break;
+            case AP_FCGI_END_REQUEST:
+                if (sc->endbody_have < sizeof(sc->endbody)) {
+                    apr_size_t n = sizeof(sc->endbody) - sc->endbody_have;
+
+                    if (n > take) {
+                        n = take;
+                    }
+                    memcpy(sc->endbody + sc->endbody_have, data, n);
+                    sc->endbody_have += n;
+                }
+                break;
+            default:
+                break;
+            }
+            sc->rclen -= take;
+            data += take;
+            len -= take;
+        }
+        else if (sc->rplen > 0 && !sc->in_content) {
+            apr_size_t take = sc->rplen < len ? sc->rplen : len;
+
+            sc->rplen -= take;
+            data += take;
+            len -= take;
+        }
+
+        if (sc->in_content && sc->rclen == 0) {
+            /* a record's content is complete */
+            sc->in_content = 0;
+            if (sc->rtype == AP_FCGI_END_REQUEST) {
+                sc->end_seen = 1;
+                if (sc->endbody_have >= 5) {
+                    sc->protocol_status = sc->endbody[4];
+                }
+            }
+            else if (sc->rtype != AP_FCGI_STDOUT && sc->rtype != AP_FCGI_STDERR
+                     && sc->rtype != 0) {
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, sc->r,
+                              "SG0507: group %s: ignored FastCGI record type %d",
+                              sc->group->name, sc->rtype);
+            }
+        }
+    }
+    return SG_DONE;
+}
+
+/* Pass what was collected; flush when the worker has nothing more ready. */
+static sg_outcome sg_pass(sg_conn *sc, int headers_now)
+{
+    apr_status_t rv;
+    apr_pollfd_t probe;
+    apr_int32_t n;
+
+    if (APR_BRIGADE_EMPTY(sc->ob) && !headers_now) {
+        return SG_DONE;
+    }
+    probe = sc->pfd;
+    probe.reqevents = APR_POLLIN;
+    if (apr_poll(&probe, 1, &n, 0) != APR_SUCCESS || n == 0) {
+        APR_BRIGADE_INSERT_TAIL(sc->ob,
+                                apr_bucket_flush_create(sc->c->bucket_alloc));
+    }
+    if (APR_BRIGADE_EMPTY(sc->ob)) {
+        return SG_DONE;
+    }
+    if (sc->headers_done) {
+        sc->headers_passed = 1;     /* from now on the response has begun */
+    }
+    rv = ap_pass_brigade(sc->r->output_filters, sc->ob);
+    apr_brigade_cleanup(sc->ob);
+    if (rv != APR_SUCCESS || sc->c->aborted) {
+        sc->why_rv = rv;
+        return SG_CLIENT_GONE;
+    }
+    return SG_DONE;
+}
+
+static sg_outcome sg_receive(sg_conn *sc)
+{
+    apr_size_t n = SG_IOBUF_SIZE;
+    apr_status_t rv;
+    int had_headers = sc->headers_done;
+    sg_outcome o;
+
+    rv = apr_socket_recv(sc->sock, sc->iobuf, &n);
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        return SG_DONE;
+    }
+    if (rv != APR_SUCCESS || n == 0) {
+        if (n > 0) {
+            /* data together with EOF: parse it first */
+            if ((o = sg_parse(sc, sc->iobuf, n)) != SG_DONE) {
+                return o;
+            }
+            if ((o = sg_pass(sc, !had_headers && sc->headers_done)) != SG_DONE) {
+                return o;
+            }
+        }
+        if (sc->end_seen) {
+            return SG_DONE;
+        }
+        sc->why_rv = APR_STATUS_IS_EOF(rv) ? APR_SUCCESS : rv;
+        return SG_WORKER_EOF;
+    }
+    if ((o = sg_parse(sc, sc->iobuf, n)) != SG_DONE) {
+        return o;
+    }
+    return sg_pass(sc, !had_headers && sc->headers_done);
+}
+
+static sg_outcome sg_exchange(sg_conn *sc)
+{
+    sg_outcome o;
+    apr_interval_time_t timeout = apr_time_from_sec(sc->group->socket_timeout);
+
+    while (!sc->end_seen) {
+        apr_int32_t n = 0;
+        apr_status_t rv;
+        int want_write = sc->outlen > 0 || !sc->stdin_done;
+
+        sc->pfd.reqevents = APR_POLLIN | (want_write ? APR_POLLOUT : 0);
+        rv = apr_poll(&sc->pfd, 1, &n, timeout);
+        if (APR_STATUS_IS_EINTR(rv)) {
+            continue;
+        }
+        if (APR_STATUS_IS_TIMEUP(rv)) {
+            return SG_WORKER_TIMEOUT;
+        }
+        if (rv != APR_SUCCESS) {
+            sc->why = "polling the worker socket";
+            sc->why_rv = rv;
+            return SG_IO_ERROR;
+        }
+        if (want_write && (sc->pfd.rtnevents & APR_POLLOUT)) {
+            if ((o = sg_send_some(sc)) != SG_DONE) {
+                return o;
+            }
+        }
+        if (sc->pfd.rtnevents & (APR_POLLIN | APR_POLLHUP | APR_POLLERR)) {
+            if ((o = sg_receive(sc)) != SG_DONE) {
+                return o;
+            }
+        }
+    }
+    return SG_DONE;
+}
+
+/* The worker failed after the response started: make the client see a
+ * broken response (no final chunk) and close the connection. */
+static void sg_abort_response(sg_conn *sc)
+{
+    request_rec *r = sc->r;
+
+    apr_brigade_cleanup(sc->ob);
+    r->no_cache = 1;
+    if (r->main) {
+        r->main->no_cache = 1;
+    }
+    APR_BRIGADE_INSERT_TAIL(sc->ob, ap_bucket_error_create(HTTP_BAD_GATEWAY,
+                            NULL, sc->c->pool, sc->c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(sc->ob, apr_bucket_eos_create(sc->c->bucket_alloc));
+    ap_pass_brigade(r->output_filters, sc->ob);
+    apr_brigade_cleanup(sc->ob);
+    sc->c->keepalive = AP_CONN_CLOSE;
+}
+
+/* Map how the exchange ended to the client's response. */
+static int sg_conclude(sg_conn *sc, sg_outcome o)
+{
+    request_rec *r = sc->r;
+    const sg_group *g = sc->group;
+
+    sg_stderr_flush(sc);
+
+    if (o == SG_CLIENT_GONE) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, sc->why_rv, r,
+                      "SG0508: group %s: the client went away after %"
+                      APR_OFF_T_FMT " response body bytes", g->name,
+                      sc->body_bytes);
+        sc->c->keepalive = AP_CONN_CLOSE;
+        return OK;
+    }
+    if (o == SG_CLIENT_BODY) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, sc->why_rv, r,
+                      "SG0509: group %s: %s failed after %" APR_OFF_T_FMT
+                      " bytes", g->name, sc->why, sc->body_sent);
+        if (sc->headers_passed) {
+            sg_abort_response(sc);
+            return OK;
+        }
+        return ap_map_http_request_error(sc->why_rv, HTTP_BAD_REQUEST);
+    }
+
+    if (o == SG_DONE) {
+        if (!sc->headers_done) {
+            if (sc->protocol_status == 2 /* FCGI_OVERLOADED */) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                              "SG0506: group %s: the worker refused the "
+                              "request as overloaded (socket %s)", g->name,
+                              g->socket_path);
+                return HTTP_SERVICE_UNAVAILABLE;
+            }
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "SG0505: group %s: the worker ended the request "
+                          "without complete response headers (%" APR_SIZE_T_FMT
+                          " header bytes; socket %s)", g->name, sc->hlen,
+                          g->socket_path);
+            return HTTP_BAD_GATEWAY;
+        }
+        if (!sc->ignore_body) {
+            APR_BRIGADE_INSERT_TAIL(sc->ob,
+                                    apr_bucket_eos_create(sc->c->bucket_alloc));
+        }
+        if (!APR_BRIGADE_EMPTY(sc->ob)) {
+            apr_status_t rv = ap_pass_brigade(r->output_filters, sc->ob);
+
+            apr_brigade_cleanup(sc->ob);
+            if (rv != APR_SUCCESS) {
+                sc->c->keepalive = AP_CONN_CLOSE;
+                return OK;
+            }
+        }
+        if (!sc->stdin_done || sc->stdin_broken) {
+            /* answered before reading the whole request body */
+            ap_discard_request_body(r);
+        }
+        return OK;
+    }
+
+    if (sc->headers_passed) {
+        const char *what =
+            o == SG_WORKER_EOF     ? "the worker closed the connection" :
+            o == SG_WORKER_TIMEOUT ? apr_psprintf(r->pool, "the worker sent "
+                                     "nothing for socket-timeout=%d s",
+                                     g->socket_timeout) :
+            o == SG_PROTOCOL       ? sc->why :
+                                     "I/O error on the worker socket";
+
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, sc->why_rv, r,
+                      "SG0510: group %s: response truncated after %"
+                      APR_OFF_T_FMT " body bytes: %s before END_REQUEST "
+                      "(socket %s); aborting the client connection",
+                      g->name, sc->body_bytes, what, g->socket_path);
+        sg_abort_response(sc);
+        return OK;
+    }
+
+    switch (o) {
+    case SG_WORKER_EOF:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, sc->why_rv, r,
+                      "SG0502: group %s: the worker closed the connection "
+                      "before sending response headers (socket %s); it "
+                      "probably crashed or was killed, see its log lines",
+                      g->name, g->socket_path);
+        return HTTP_BAD_GATEWAY;
+    case SG_WORKER_TIMEOUT:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SG0503: group %s: no response headers within "
+                      "socket-timeout=%d s (socket %s)", g->name,
+                      g->socket_timeout, g->socket_path);
+        return HTTP_GATEWAY_TIME_OUT;
+    case SG_BAD_HEADERS:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SG0504: group %s: bad response headers from the "
+                      "worker: %s (socket %s)", g->name, sc->bad_why,
+                      g->socket_path);
+        return sc->bad_status;
+    case SG_PROTOCOL:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SG0511: group %s: the worker does not speak FastCGI "
+                      "as expected: %s (socket %s)", g->name, sc->why,
+                      g->socket_path);
+        return HTTP_BAD_GATEWAY;
+    default:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, sc->why_rv, r,
+                      "SG0512: group %s: %s failed (socket %s)", g->name,
+                      sc->why ? sc->why : "talking to the worker",
+                      g->socket_path);
+        return HTTP_BAD_GATEWAY;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * The handler
+ */
+
+int sg_handler(request_rec *r)
+{
+    sg_dir_conf *dconf;
+    sg_request_conf *rconf;
+    const sg_alias *alias;
+    const sg_group *g;
+    const char *via = NULL;
+    const char *script_name, *path_info;
+    sg_conn *sc;
+    int rc;
+
+    if (!r->handler || strcmp(r->handler, SG_HANDLER)) {
+        return DECLINED;
+    }
+    dconf = ap_get_module_config(r->per_dir_config, &swift_gateway_module);
+    rconf = ap_get_module_config(r->request_config, &swift_gateway_module);
+    alias = rconf ? rconf->alias : NULL;
+
+    if ((rc = sg_resolve_group(r, dconf, alias, &g, &via)) != OK) {
+        return rc;
+    }
+    if (alias) {
+        if (g->program_real && strcmp(g->program_real, alias->program_real)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "SG0404: %s routes %s to process group %s, which "
+                          "runs %s, but SwiftScriptAlias %s (%s) mounts %s "
+                          "here; give the alias its own group or fix "
+                          "program=", via, r->uri, g->name, g->program,
+                          alias->len ? alias->path : "/", alias->defined_at,
+                          alias->program);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        script_name = rconf->script_name;
+        path_info = rconf->path_info;
+    }
+    else {
+        script_name = sg_location_mount(r);
+        path_info = r->uri + (sg_path_covers(script_name, r->uri)
+                              ? strlen(script_name) : 0);
+    }
+
+    /* the response's type is the application's, not the file name's */
+    r->content_type = NULL;
+    r->content_encoding = NULL;
+    r->content_languages = NULL;
+
+    sc = apr_pcalloc(r->pool, sizeof(*sc));
+    sc->r = r;
+    sc->c = r->connection;
+    sc->group = g;
+
+    if ((rc = sg_connect(r, g, &sc->sock)) != OK) {
+        return rc;
+    }
+
+    sg_build_env(r, dconf, g, script_name, path_info);
+    sg_build_params(sc);
+
+    sc->stdin_buf = apr_palloc(r->pool, SG_IOBUF_SIZE + 2 * AP_FCGI_HEADER_LEN);
+    sc->iobuf = apr_palloc(r->pool, SG_IOBUF_SIZE);
+    sc->ib = apr_brigade_create(r->pool, sc->c->bucket_alloc);
+    sc->ob = apr_brigade_create(r->pool, sc->c->bucket_alloc);
+    sc->in_name = 1;
+    sc->pfd.desc_type = APR_POLL_SOCKET;
+    sc->pfd.desc.s = sc->sock;
+    sc->pfd.p = r->pool;
+
+    rc = sg_conclude(sc, sg_exchange(sc));
+    apr_socket_close(sc->sock);
+    return rc;
+}

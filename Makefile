@@ -1,0 +1,53 @@
+# SwiftGateway: the Apache module (apxs) and the Swift runtime (SwiftPM).
+#   make            build the module and the example site (release)
+#   make test       unit tests and integration tests against a real Apache
+#   make run        serve the example site on http://127.0.0.1:8080/
+#   make install    install the module and its Debian-style .load/.conf
+
+APXS        ?= apxs
+SWIFT       ?= swift
+PYTHON      ?= python3
+CONFIG      ?= release
+
+MODULE       = CModule/.libs/mod_swift_gateway.so
+MODULE_SRC   = $(wildcard CModule/*.c) $(wildcard CModule/*.h)
+EXAMPLE_BIN  = .build/$(CONFIG)/ExampleSite
+SWIFT_SRC    = Package.swift $(shell find Sources Examples -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
+
+.PHONY: all module swift test unit-test integration-test run install clean dependencies
+
+all: module swift
+
+module: $(MODULE)
+
+$(MODULE): $(MODULE_SRC)
+	cd CModule && $(APXS) -c -Wc,-Wall -Wc,-Wextra -Wc,-Werror -o mod_swift_gateway.la $(notdir $(filter %.c,$(MODULE_SRC)))
+
+swift: $(EXAMPLE_BIN)
+
+$(EXAMPLE_BIN): $(SWIFT_SRC)
+	$(SWIFT) build -c $(CONFIG) --product ExampleSite
+
+unit-test:
+	$(SWIFT) test
+
+integration-test: all
+	SG_MODULE=$(CURDIR)/$(MODULE) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) \
+		$(PYTHON) -m pytest -q -rP Tests/Integration
+
+test: unit-test integration-test
+
+dependencies:
+	./scripts/install-dependencies.sh
+
+run: dependencies
+	$(MAKE) all
+	./scripts/run-example-site.sh $(CURDIR)/$(MODULE) $(CURDIR)/$(EXAMPLE_BIN)
+
+install: module
+	$(APXS) -i -n swift_gateway $(MODULE)
+	install -m 644 conf/swift_gateway.load conf/swift_gateway.conf $$($(APXS) -q SYSCONFDIR)/mods-available/
+
+clean:
+	rm -rf CModule/.libs CModule/*.o CModule/*.lo CModule/*.la CModule/*.slo
+	$(SWIFT) package clean

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what building and running SwiftGateway needs on Debian/Ubuntu, if it is missing.
+set -euo pipefail
+
+packages=()
+command -v apache2 >/dev/null 2>&1 || [ -x /usr/sbin/apache2 ] || packages+=(apache2)
+command -v apxs >/dev/null 2>&1 || packages+=(apache2-dev)
+command -v curl >/dev/null 2>&1 || packages+=(curl)
+if [ ${#packages[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${packages[*]}"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+if ! command -v swift >/dev/null 2>&1; then
+    echo "error: swift is not on PATH; install a Swift 6 toolchain first" >&2
+    exit 1
+fi

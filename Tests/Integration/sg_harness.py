@@ -1,0 +1,893 @@
+"""Harness for the SwiftGateway integration tests.
+
+Everything here drives *real* parts: Debian's /usr/sbin/apache2, the built
+mod_swift_gateway.so and the built example program.  Nothing is mocked.
+
+The pieces:
+
+* ``ApacheServer``: a private server root under /tmp (0755, traversable by
+  www-data) holding copies of the module and of the example program, a
+  generated self-contained httpd.conf, the error log, the pid file and the
+  socket directory.  It starts Apache on a free 127.0.0.1 port, waits for
+  readiness with bounded polls, finds the gateway's processes through /proc
+  and stops everything by pid (SIGTERM, bounded wait, SIGKILL fallback of the
+  whole tree, including orphans found by a per-server environment tag).
+* process helpers reading /proc (children, environ, RSS, liveness).
+* ``duplex_request``: a small raw-socket HTTP/1.1 client that sends the
+  request body from one thread while the calling thread reads the response,
+  which is what a 200 MiB echo needs (a half-duplex client would deadlock on
+  any correct, non-buffering server).
+* ``note``: records measurements (throughput) for the terminal summary; they
+  are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import requests
+
+APACHE_BIN = "/usr/sbin/apache2"
+APACHE_MODULES = "/usr/lib/apache2/modules"
+HOST = "127.0.0.1"
+
+MIB = 1024 * 1024
+
+# Deadlines (seconds).  They bound waits; nothing asserts how long anything took.
+START_TIMEOUT = 30.0
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+REQUEST_TIMEOUT = 60.0
+
+# Measurements printed in the terminal summary (see conftest.py).
+NOTES: list[str] = []
+
+
+def note(message: str) -> None:
+    print(message)
+    NOTES.append(message)
+
+
+# --------------------------------------------------------------------------
+# artifacts
+
+
+class ArtifactsMissing(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    module: str
+    example: str
+
+
+def find_artifacts() -> Artifacts:
+    """SG_MODULE / SG_EXAMPLE, validated.  Raises ArtifactsMissing with a clear text."""
+    problems = []
+    module = os.environ.get("SG_MODULE", "")
+    example = os.environ.get("SG_EXAMPLE", "")
+    if not module:
+        problems.append("SG_MODULE is not set (absolute path of the built mod_swift_gateway.so)")
+    elif not os.path.isabs(module) or not os.path.isfile(module):
+        problems.append(f"SG_MODULE={module!r} is not an absolute path of an existing file")
+    if not example:
+        problems.append("SG_EXAMPLE is not set (absolute path of the built example program, ExampleSite)")
+    elif not os.path.isabs(example) or not os.path.isfile(example):
+        problems.append(f"SG_EXAMPLE={example!r} is not an absolute path of an existing file")
+    elif not os.access(example, os.X_OK):
+        problems.append(f"SG_EXAMPLE={example!r} is not executable")
+    if not os.access(APACHE_BIN, os.X_OK):
+        problems.append(f"{APACHE_BIN} is missing (install Debian's apache2)")
+    if problems:
+        raise ArtifactsMissing(
+            "SwiftGateway integration tests cannot run:\n  - "
+            + "\n  - ".join(problems)
+            + "\nRun them through `make test`, or set SG_MODULE and SG_EXAMPLE yourself."
+        )
+    return Artifacts(module=module, example=example)
+
+
+# --------------------------------------------------------------------------
+# /proc helpers
+
+
+def _all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, ppid) or None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("utf-8", "replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    rest = data[data.rfind(")") + 2 :].split()
+    return rest[0], int(rest[1])
+
+
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (a zombie is dead)."""
+    st = proc_stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def proc_children(ppid: int) -> list[int]:
+    out = []
+    for pid in _all_pids():
+        st = proc_stat(pid)
+        if st is not None and st[1] == ppid and st[0] not in ("Z", "X"):
+            out.append(pid)
+    return sorted(out)
+
+
+def proc_descendants(pid: int) -> list[int]:
+    by_parent: dict[int, list[int]] = {}
+    for p in _all_pids():
+        st = proc_stat(p)
+        if st is not None:
+            by_parent.setdefault(st[1], []).append(p)
+    out, todo = [], [pid]
+    while todo:
+        for child in by_parent.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def proc_environ(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return {}
+    env = {}
+    for item in raw.split(b"\0"):
+        if b"=" in item:
+            k, _, v = item.partition(b"=")
+            env[k.decode("utf-8", "replace")] = v.decode("utf-8", "replace")
+    return env
+
+
+def proc_cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+def proc_exe(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def proc_rss_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def proc_describe(pid: int) -> str:
+    env = proc_environ(pid)
+    st = proc_stat(pid)
+    return (
+        f"pid={pid} state={st[0] if st else '-'} ppid={st[1] if st else '-'} "
+        f"exe={proc_exe(pid)!r} role={env.get('SWIFT_GATEWAY_ROLE')!r} "
+        f"group={env.get('SWIFT_GATEWAY_GROUP')!r} cmdline={' '.join(proc_cmdline(pid))!r}"
+    )
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.1,
+               message: str = "condition") -> object:
+    """Poll predicate until it returns a truthy value; raise AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------
+# the server
+
+
+class ServerStartError(Exception):
+    pass
+
+
+class ApacheServer:
+    """A real Apache with a private root under /tmp.  See module docstring."""
+
+    def __init__(self, artifacts: Artifacts | None, name: str = "sg"):
+        self.artifacts = artifacts
+        self.tag = uuid.uuid4().hex
+        self.root = tempfile.mkdtemp(prefix=f"sg-it-{name}-", dir="/tmp")
+        try:
+            self._populate(artifacts)
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+
+    def _populate(self, artifacts: Artifacts | None) -> None:
+        os.chmod(self.root, 0o755)
+        self.conf_path = os.path.join(self.root, "httpd.conf")
+        self.error_log = os.path.join(self.root, "error.log")
+        self.pid_file = os.path.join(self.root, "httpd.pid")
+        self.run_dir = os.path.join(self.root, "run")
+        self.socket_prefix = os.path.join(self.run_dir, "sockets")
+        self.docroot = os.path.join(self.root, "htdocs")
+        self.bin_dir = os.path.join(self.root, "bin")
+        self.modules_dir = os.path.join(self.root, "modules")
+        for d in (self.run_dir, self.docroot, self.bin_dir, self.modules_dir):
+            os.makedirs(d, exist_ok=True)
+            os.chmod(d, 0o755)
+        with open(os.path.join(self.docroot, "index.html"), "w") as f:
+            f.write(f"harness {self.tag}\n")
+        os.chmod(os.path.join(self.docroot, "index.html"), 0o644)
+        self.module_path = ""
+        self.bin = ""
+        if artifacts is not None:
+            self.module_path = os.path.join(self.modules_dir, "mod_swift_gateway.so")
+            shutil.copy2(artifacts.module, self.module_path)
+            os.chmod(self.module_path, 0o755)
+            self.bin = os.path.join(self.bin_dir, "ExampleSite")
+            shutil.copy2(artifacts.example, self.bin)
+            os.chmod(self.bin, 0o755)
+        self.port = 0
+        self.pid: int | None = None
+        self.with_module = artifacts is not None
+        self.extra_modules: tuple[str, ...] = ()
+        self.body = ""
+        self.stopped = False
+        self._known_pids: set[int] = set()
+
+    # ---- configuration -------------------------------------------------
+
+    def daemon(self, name: str, *options: str) -> str:
+        """A SwiftDaemonProcess line carrying this server's tag (env=SG_TEST_TAG=…)."""
+        return " ".join(["SwiftDaemonProcess", name, *options, f"env=SG_TEST_TAG={self.tag}"])
+
+    def seed_config(self, django: Iterable[str] = (), admin: Iterable[str] = (),
+                    mount: str = "/") -> str:
+        """SPEC §3's seed configuration, translated, with the example program."""
+        return "\n".join([
+            self.daemon("django", "processes=3", "threads=10", *django),
+            self.daemon("django-admin", "processes=1", "threads=10", *admin),
+            "SwiftProcessGroup django",
+            f"SwiftScriptAlias {mount} {self.bin}",
+            "<Location /admin>",
+            "    SwiftProcessGroup django-admin",
+            "</Location>",
+        ])
+
+    def render_config(self, body: str, port: int) -> str:
+        mods = [
+            ("mpm_event_module", "mod_mpm_event.so"),
+            ("authz_core_module", "mod_authz_core.so"),
+            *[(m, f) for m, f in self.extra_modules_pairs()],
+        ]
+        lines = [f"# generated by Tests/Integration for server tag {self.tag}",
+                 f"ServerRoot {self.root}"]
+        for mod, so in mods:
+            lines.append(f"LoadModule {mod} {APACHE_MODULES}/{so}")
+        if self.with_module:
+            lines.append(f"LoadModule swift_gateway_module {self.module_path}")
+        lines += [
+            "User www-data",
+            "Group www-data",
+            "ServerName 127.0.0.1",
+            f"Listen {HOST}:{port}",
+            f"PidFile {self.pid_file}",
+            f"ErrorLog {self.error_log}",
+            "LogLevel info swift_gateway:debug" if self.with_module else "LogLevel info",
+            f"DefaultRuntimeDir {self.run_dir}",
+            f"DocumentRoot {self.docroot}",
+            f"<Directory {self.docroot}>",
+            "    Require all granted",
+            "</Directory>",
+            # A fixed pool of two Apache children: they are never replaced, so
+            # the RSS of "the Apache children" is well defined over a test.
+            "StartServers 2",
+            "ServerLimit 2",
+            "ThreadLimit 64",
+            "ThreadsPerChild 64",
+            "MaxRequestWorkers 128",
+            "MinSpareThreads 1",
+            "MaxSpareThreads 128",
+            "MaxConnectionsPerChild 0",
+            "Timeout 120",
+            "KeepAlive On",
+            "KeepAliveTimeout 5",
+            "LimitRequestBody 0",
+        ]
+        if self.with_module:
+            lines.append(f"SwiftSocketPrefix {self.socket_prefix}")
+        lines += ["", body, ""]
+        return "\n".join(lines)
+
+    def extra_modules_pairs(self) -> list[tuple[str, str]]:
+        out = []
+        for short in self.extra_modules:   # e.g. "setenvif" → setenvif_module mod_setenvif.so
+            out.append((f"{short}_module", f"mod_{short}.so"))
+        return out
+
+    def configure(self, body: str, extra_modules: Iterable[str] = (), with_module: bool | None = None,
+                  port: int | None = None) -> str:
+        self.body = body
+        self.extra_modules = tuple(extra_modules)
+        if with_module is not None:
+            self.with_module = with_module
+        self.port = port or free_port()
+        with open(self.conf_path, "w") as f:
+            f.write(self.render_config(body, self.port))
+        os.chmod(self.conf_path, 0o644)
+        return self.conf_path
+
+    # ---- running apache2 -----------------------------------------------
+
+    @staticmethod
+    def apache_env() -> dict[str, str]:
+        return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+
+    def apache2(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [APACHE_BIN, "-d", self.root, "-f", self.conf_path, *args],
+            env=self.apache_env(), capture_output=True, text=True, timeout=timeout,
+        )
+
+    def configtest(self) -> subprocess.CompletedProcess:
+        return self.apache2("-t")
+
+    def start(self, ready_path: str | None = "/", expect_gateway: bool = True) -> "ApacheServer":
+        """Start Apache; wait for pid file, TCP accept and (optionally) a 200 from ready_path."""
+        if not os.path.exists(self.conf_path):
+            raise ServerStartError("configure() first")
+        for attempt in range(3):
+            proc = self.apache2("-k", "start")
+            if proc.returncode == 0:
+                break
+            text = proc.stdout + proc.stderr + self.error_log_text()
+            if "Address already in use" in text and attempt < 2:
+                self.configure(self.body, self.extra_modules)   # new free port
+                continue
+            raise ServerStartError(
+                f"apache2 -k start failed rc={proc.returncode}\nstdout:\n{proc.stdout}\n"
+                f"stderr:\n{proc.stderr}\nerror.log:\n{self.error_log_tail()}")
+        self.stopped = False
+        self.pid = int(wait_until(self._read_pid, START_TIMEOUT, message=f"pid file {self.pid_file}"))
+        self._known_pids.add(self.pid)
+        self._wait_tcp()
+        if ready_path is not None:
+            self.wait_ready(ready_path, expect_gateway=expect_gateway)
+        return self
+
+    def _read_pid(self) -> int | None:
+        try:
+            with open(self.pid_file) as f:
+                text = f.read().strip()
+            return int(text) if text else None
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _check_parent(self) -> None:
+        if self.pid is not None and not pid_alive(self.pid):
+            raise ServerStartError(
+                f"Apache parent {self.pid} died during startup\nerror.log:\n{self.error_log_tail()}")
+
+    def _wait_tcp(self) -> None:
+        def connected() -> bool:
+            self._check_parent()
+            try:
+                with socket.create_connection((HOST, self.port), timeout=1):
+                    return True
+            except OSError:
+                return False
+        wait_until(connected, START_TIMEOUT, message=f"TCP accept on {HOST}:{self.port}")
+
+    def wait_ready(self, path: str = "/", expect_gateway: bool = True,
+                   timeout: float = READY_TIMEOUT) -> requests.Response:
+        """Poll path until it answers 200 (from the gateway, when expect_gateway)."""
+        last: list[str] = ["no answer yet"]
+
+        def ok() -> requests.Response | None:
+            self._check_parent()
+            try:
+                r = requests.get(self.url(path), timeout=5, headers={"Connection": "close"})
+            except requests.RequestException as e:
+                last[0] = repr(e)
+                return None
+            last[0] = f"{r.status_code} {dict(r.headers)}"
+            if r.status_code == 200 and (not expect_gateway or "X-Gateway-Pid" in r.headers):
+                return r
+            return None
+        try:
+            return wait_until(ok, timeout, interval=0.2, message=f"200 from {path}")  # type: ignore
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last answer: {last[0]}\nerror.log:\n{self.error_log_tail()}")
+
+    # ---- stopping ------------------------------------------------------
+
+    def related_processes(self) -> list[int]:
+        """Every live process that belongs to this server: descendants of the parent,
+        processes carrying the tag in their environment, and anything whose
+        executable or command line points into the server root (Apache's own
+        children and orphaned gateway processes included)."""
+        me = os.getpid()
+        out: set[int] = set()
+        if self.pid is not None and pid_alive(self.pid):
+            out.add(self.pid)
+            out.update(p for p in proc_descendants(self.pid) if pid_alive(p))
+        for pid in _all_pids():
+            if pid == me or pid in out:
+                continue
+            if not pid_alive(pid):
+                continue
+            if proc_environ(pid).get("SG_TEST_TAG") == self.tag:
+                out.add(pid)
+                continue
+            exe = proc_exe(pid)
+            if exe.startswith(self.root + "/"):
+                out.add(pid)
+                continue
+            cmd = proc_cmdline(pid)
+            if cmd and (cmd[0].startswith(self.root + "/") or
+                        (os.path.basename(cmd[0]) == "apache2" and self.root in cmd)):
+                out.add(pid)
+        out.discard(me)
+        return sorted(out)
+
+    def stop(self, graceful_timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM the parent, wait (bounded) for it and its tree, then SIGKILL leftovers."""
+        if self.pid is None:
+            return
+        tree = set(self.related_processes())
+        if pid_alive(self.pid):
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            wait_until(lambda: not pid_alive(self.pid), graceful_timeout, message="Apache parent exit")
+            wait_until(lambda: not any(pid_alive(p) for p in tree | set(self.related_processes())),
+                       10, message="server processes exit")
+        except AssertionError:
+            self.kill_all()
+        self.stopped = True
+
+    def kill_all(self) -> list[int]:
+        """SIGKILL every process of this server (repeat until none is left, bounded)."""
+        killed: list[int] = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            procs = self.related_processes()
+            if not procs:
+                break
+            for p in procs:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                    killed.append(p)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+        return killed
+
+    def cleanup(self) -> None:
+        if os.environ.get("SG_KEEP_SERVER_ROOT"):
+            print(f"keeping server root {self.root}")
+            return
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # ---- logs ----------------------------------------------------------
+
+    def error_log_text(self, since: int = 0) -> str:
+        try:
+            with open(self.error_log, "rb") as f:
+                f.seek(since)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_offset(self) -> int:
+        try:
+            return os.path.getsize(self.error_log)
+        except FileNotFoundError:
+            return 0
+
+    def error_log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.error_log_text().splitlines()[-lines:])
+
+    def wait_for_log(self, needle: str | re.Pattern, since: int = 0, timeout: float = 10) -> str:
+        """Return the first error-log line (after byte offset since) matching needle."""
+        def find() -> str | None:
+            for line in self.error_log_text(since).splitlines():
+                if (needle.search(line) if isinstance(needle, re.Pattern) else needle in line):
+                    return line
+            return None
+        try:
+            return wait_until(find, timeout, interval=0.1, message=f"error log line matching {needle!r}")  # type: ignore
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nerror.log since offset {since}:\n"
+                                 + "\n".join(self.error_log_text(since).splitlines()[-40:]))
+
+    # ---- processes -----------------------------------------------------
+
+    def supervisors(self) -> dict[str, int]:
+        """group name -> supervisor pid (children of the Apache parent with ROLE=supervisor)."""
+        assert self.pid is not None
+        out = {}
+        for child in proc_children(self.pid):
+            env = proc_environ(child)
+            if env.get("SWIFT_GATEWAY_ROLE") == "supervisor":
+                out[env.get("SWIFT_GATEWAY_GROUP", "?")] = child
+        return out
+
+    def workers(self, group: str) -> list[int]:
+        sup = self.supervisors().get(group)
+        if sup is None:
+            return []
+        return [p for p in proc_children(sup)
+                if proc_environ(p).get("SWIFT_GATEWAY_ROLE") == "worker"]
+
+    def apache_children(self) -> list[int]:
+        """Apache's own (request-serving) children."""
+        assert self.pid is not None
+        out = []
+        for child in proc_children(self.pid):
+            if "SWIFT_GATEWAY_ROLE" in proc_environ(child):
+                continue
+            if proc_exe(child) == APACHE_BIN or os.path.basename(proc_exe(child)) == "apache2":
+                out.append(child)
+        return out
+
+    def socket_files(self) -> list[str]:
+        return sorted(glob.glob(os.path.join(glob.escape(self.socket_prefix), "**", "*.sock"),
+                                recursive=True))
+
+    def group_socket(self, group: str) -> str:
+        pattern = re.compile(rf"^{self.pid}\.(\d+)\.{re.escape(group)}\.sock$")
+        found = [p for p in self.socket_files() if pattern.match(os.path.basename(p))]
+        assert len(found) == 1, (f"expected one socket <apache-pid>.<generation>.{group}.sock "
+                                 f"under {self.socket_prefix}, found {self.socket_files()}")
+        return found[0]
+
+    def wait_workers(self, group: str, count: int, timeout: float = READY_TIMEOUT) -> list[int]:
+        def enough() -> list[int] | None:
+            self._check_parent()
+            w = self.workers(group)
+            return w if len(w) == count else None
+        try:
+            return wait_until(enough, timeout, message=f"{count} workers in group {group}")  # type: ignore
+        except AssertionError as e:
+            raise AssertionError(f"{e}; supervisors={self.supervisors()} workers={self.workers(group)}\n"
+                                 f"error.log:\n{self.error_log_tail()}")
+
+    def wait_distinct_pids(self, path: str, count: int, timeout: float = READY_TIMEOUT,
+                           burst: int = 30) -> set[int]:
+        """Send concurrent bursts to path until `count` distinct X-Gateway-Pid values answered."""
+        seen: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            results = parallel_get(self.url(path), burst, concurrency=burst)
+            for r in results:
+                if isinstance(r, requests.Response) and r.status_code == 200 and "X-Gateway-Pid" in r.headers:
+                    seen.add(int(r.headers["X-Gateway-Pid"]))
+            if len(seen) >= count:
+                return seen
+            time.sleep(0.2)
+        raise AssertionError(f"only {len(seen)} distinct worker pids answered {path} within "
+                             f"{timeout:.0f}s: {sorted(seen)}\nerror.log:\n{self.error_log_tail()}")
+
+    # ---- HTTP ----------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return f"http://{HOST}:{self.port}{path}"
+
+    def get(self, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", REQUEST_TIMEOUT)
+        headers = {"Connection": "close", **kw.pop("headers", {})}
+        return requests.get(self.url(path), headers=headers, **kw)
+
+
+def parallel_get(url: str, count: int, concurrency: int = 16,
+                 timeout: float = REQUEST_TIMEOUT) -> list[requests.Response | Exception]:
+    """count GETs with `concurrency` threads; returns Responses (body read) or exceptions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_: int) -> requests.Response | Exception:
+        try:
+            r = requests.get(url, timeout=timeout, headers={"Connection": "close"})
+            _ = r.content
+            return r
+        except Exception as e:   # noqa: BLE001 - reported by the caller
+            return e
+    with ThreadPoolExecutor(max_workers=concurrency) as ex:
+        return list(ex.map(one, range(count)))
+
+
+# --------------------------------------------------------------------------
+# page parsing
+
+
+def parse_text_page(body: str) -> dict[str, str]:
+    """The example's default page: 'key: value' lines after the title line."""
+    lines = body.splitlines()
+    assert lines and lines[0] == "SwiftGateway example site", f"unexpected page body: {body[:300]!r}"
+    out = {}
+    for line in lines[1:]:
+        key, sep, value = line.partition(": ")
+        if sep:
+            out[key] = value
+        elif line.endswith(":"):
+            out[line[:-1]] = ""
+    return out
+
+
+# --------------------------------------------------------------------------
+# data streams
+
+
+def pattern_block(size: int = MIB) -> bytes:
+    """`size` bytes of the /bytes pattern starting at offset 0 (size a multiple of 256)."""
+    assert size % 256 == 0
+    return bytes(range(256)) * (size // 256)
+
+
+def expected_pattern_digest(n: int) -> str:
+    h = hashlib.sha256()
+    block = pattern_block(MIB)
+    full, rest = divmod(n, MIB)
+    for _ in range(full):
+        h.update(block)
+    h.update(block[:rest])
+    return h.hexdigest()
+
+
+class RandomUpload:
+    """Iterable of random chunks (never all in memory) with a rolling sha256 of what was produced."""
+
+    def __init__(self, total: int, chunk_sizes: Iterable[int] | None = None):
+        self.total = total
+        self.sha = hashlib.sha256()
+        self.produced = 0
+        self._sizes = list(chunk_sizes) if chunk_sizes is not None else None
+
+    def __iter__(self) -> Iterator[bytes]:
+        i = 0
+        while self.produced < self.total:
+            if self._sizes:
+                size = self._sizes[i % len(self._sizes)]
+            else:
+                size = MIB
+            size = min(size, self.total - self.produced)
+            chunk = os.urandom(size)
+            self.sha.update(chunk)
+            self.produced += size
+            i += 1
+            yield chunk
+
+
+# --------------------------------------------------------------------------
+# full-duplex HTTP/1.1 client
+
+
+@dataclass
+class DuplexResult:
+    status: int = 0
+    reason: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    received: int = 0
+    sha256: str = ""
+    sent: int = 0
+    send_error: str = ""
+    error: str = ""
+    seconds: float = 0.0
+
+
+class _Progress:
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received = 0
+
+
+def duplex_request(port: int, method: str, path: str, body: Iterable[bytes],
+                   content_length: int | None, headers: dict[str, str] | None = None,
+                   stall_timeout: float = 60.0, total_timeout: float = 900.0) -> DuplexResult:
+    """Send the body from a thread while reading the response here.
+
+    content_length None → Transfer-Encoding: chunked (unknown length).
+    A direction with no progress for stall_timeout seconds ends the exchange
+    with result.error describing the stall (that is how a deadlock shows).
+    The response body is hashed, never kept.
+    """
+    res = DuplexResult()
+    prog = _Progress()
+    sock = socket.create_connection((HOST, port), timeout=stall_timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    head = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}", "Connection: close",
+            "Content-Type: application/octet-stream"]
+    if content_length is None:
+        head.append("Transfer-Encoding: chunked")
+    else:
+        head.append(f"Content-Length: {content_length}")
+    for k, v in (headers or {}).items():
+        head.append(f"{k}: {v}")
+    started = time.monotonic()
+    deadline = started + total_timeout
+
+    def sender() -> None:
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+            for chunk in body:
+                if not chunk:
+                    continue
+                if content_length is None:
+                    sock.sendall(b"%x\r\n" % len(chunk))
+                    sock.sendall(chunk)
+                    sock.sendall(b"\r\n")
+                else:
+                    sock.sendall(chunk)
+                prog.sent += len(chunk)
+                if time.monotonic() > deadline:
+                    raise TimeoutError("total timeout while sending")
+            if content_length is None:
+                sock.sendall(b"0\r\n\r\n")
+        except Exception as e:   # noqa: BLE001 - reported in the result
+            res.send_error = f"{type(e).__name__}: {e} (after {prog.sent} body bytes)"
+
+    t = threading.Thread(target=sender, name="duplex-sender", daemon=True)
+    t.start()
+    h = hashlib.sha256()
+    try:
+        f = sock.makefile("rb", buffering=MIB)
+        status_line = f.readline(65536).decode("latin-1").rstrip("\r\n")
+        if not status_line:
+            raise ConnectionError("connection closed before a status line")
+        parts = status_line.split(" ", 2)
+        res.status = int(parts[1])
+        res.reason = parts[2] if len(parts) > 2 else ""
+        while True:
+            line = f.readline(65536).decode("latin-1").rstrip("\r\n")
+            if not line:
+                break
+            k, _, v = line.partition(":")
+            res.headers[k.strip().lower()] = v.strip()
+
+        def consume(n: int) -> None:
+            while n > 0:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("total timeout while receiving")
+                data = f.read1(min(n, MIB))
+                if not data:
+                    raise ConnectionError(f"connection closed with {n} body bytes outstanding")
+                h.update(data)
+                prog.received += len(data)
+                n -= len(data)
+
+        te = res.headers.get("transfer-encoding", "").lower()
+        if "chunked" in te:
+            while True:
+                size_line = f.readline(1024).decode("latin-1").strip()
+                if not size_line:
+                    raise ConnectionError("connection closed inside chunked body (no final chunk)")
+                size = int(size_line.split(";")[0], 16)
+                if size == 0:
+                    while f.readline(65536).strip():   # trailers
+                        pass
+                    break
+                consume(size)
+                if f.read(2) != b"\r\n":
+                    raise ConnectionError("bad chunk terminator")
+        elif "content-length" in res.headers:
+            consume(int(res.headers["content-length"]))
+        else:
+            while True:
+                data = f.read1(MIB)
+                if not data:
+                    break
+                h.update(data)
+                prog.received += len(data)
+    except socket.timeout:
+        res.error = (f"stalled: no progress for {stall_timeout:.0f}s "
+                     f"(sent {prog.sent} body bytes, received {prog.received})")
+    except Exception as e:   # noqa: BLE001 - reported in the result
+        res.error = f"{type(e).__name__}: {e} (sent {prog.sent}, received {prog.received})"
+    finally:
+        t.join(timeout=stall_timeout + 5)
+        try:
+            sock.close()
+        except OSError:
+            pass
+    res.sent = prog.sent
+    res.received = prog.received
+    res.sha256 = h.hexdigest()
+    res.seconds = time.monotonic() - started
+    return res
+
+
+# --------------------------------------------------------------------------
+# RSS monitoring
+
+
+class RssMonitor:
+    """Samples VmRSS of a changing set of pids in a thread; records the peak per pid."""
+
+    def __init__(self, pids: Callable[[], Iterable[int]], interval: float = 0.1):
+        self._pids = pids
+        self.interval = interval
+        self.baseline: dict[int, int] = {}
+        self.peak: dict[int, int] = {}
+        self.final: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-monitor", daemon=True)
+
+    def _sample(self) -> dict[int, int]:
+        out = {}
+        for pid in self._pids():
+            rss = proc_rss_bytes(pid)
+            if rss is not None:
+                out[pid] = rss
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for pid, rss in self._sample().items():
+                self.peak[pid] = max(self.peak.get(pid, 0), rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "RssMonitor":
+        self.baseline = self._sample()
+        assert self.baseline, "no process to monitor"
+        self.peak = dict(self.baseline)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.final = self._sample()
+        for pid, rss in self.final.items():
+            self.peak[pid] = max(self.peak.get(pid, 0), rss)
+
+    def growth(self) -> dict[int, int]:
+        """Peak minus baseline per pid.  A pid that appeared later is compared with the
+        largest baseline (it had no 'before')."""
+        ref = max(self.baseline.values())
+        return {pid: peak - self.baseline.get(pid, ref) for pid, peak in self.peak.items()}
+
+    def report(self) -> str:
+        return ", ".join(
+            f"{pid}: {self.baseline.get(pid, 0) / MIB:.1f}→peak {self.peak[pid] / MIB:.1f}"
+            f"→end {self.final.get(pid, 0) / MIB:.1f} MiB" for pid in sorted(self.peak))
+

@@ -1,0 +1,90 @@
+"""Error mapping (SPEC §5): what the client sees when the gateway cannot get an answer."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+
+import pytest
+
+FAULTS = "env=SWIFT_GATEWAY_EXAMPLE_FAULTS=1"
+# SPEC §5: each mapped error has its own error-level log line naming the group
+ERROR_LINE = re.compile(r":error\].*\bsite\b")
+
+
+def _site(s, *options: str) -> str:
+    return "\n".join([
+        s.daemon("site", "processes=1", "threads=10", *options),
+        "SwiftProcessGroup site",
+        f"SwiftScriptAlias / {s.bin}",
+    ])
+
+
+@pytest.mark.parametrize("how", ["literal", "env-variable"])
+def test_unknown_group_is_500_with_a_log_line_naming_it(apache, how):
+    ghost = f"ghost-{uuid.uuid4().hex[:10]}"
+    if how == "literal":
+        extra = ["<Location /ghost>", f"    SwiftProcessGroup {ghost}", "</Location>"]
+        modules = ()
+    else:   # SwiftProcessGroup %{ENV:...} naming a group nobody declared
+        extra = [f'SetEnvIf Request_URI "^/ghost" SG_IT_GROUP={ghost}',
+                 "<Location /ghost>", "    SwiftProcessGroup %{ENV:SG_IT_GROUP}", "</Location>"]
+        modules = ("setenvif",)
+    srv = apache(lambda s: _site(s) + "\n" + "\n".join(extra), extra_modules=modules)
+    offset = srv.log_offset()
+    r = srv.get("/ghost/page")
+    assert r.status_code == 500, (r.status_code, dict(r.headers), r.text[:300])
+    assert "X-Gateway-Pid" not in r.headers
+    line = srv.wait_for_log(ghost, since=offset)
+    print(f"log line: {line}")
+    # the rest of the site is unaffected
+    ok = srv.get("/fine")
+    assert ok.status_code == 200 and ok.headers.get("X-Gateway-Group") == "site"
+
+
+def test_removed_socket_file_is_503(apache):
+    srv = apache(lambda s: _site(s))
+    sock = srv.group_socket("site")
+    os.unlink(sock)
+    offset = srv.log_offset()
+    for _ in range(3):
+        r = srv.get("/anything")
+        assert r.status_code == 503, (r.status_code, dict(r.headers), r.text[:300])
+        assert "X-Gateway-Pid" not in r.headers
+    print("log: " + srv.wait_for_log(ERROR_LINE, since=offset))
+
+
+@pytest.mark.parametrize("page", ["crash", "segfault"])
+def test_worker_dying_before_headers_is_502(apache, page):
+    srv = apache(lambda s: _site(s, FAULTS))
+    (worker,) = srv.wait_workers("site", 1)
+    offset = srv.log_offset()
+    r = srv.get(f"/{page}")
+    assert r.status_code == 502, (r.status_code, dict(r.headers), r.text[:300])
+    assert "X-Gateway-Pid" not in r.headers
+    print("log: " + srv.wait_for_log(ERROR_LINE, since=offset))
+    # the group recovers: a new worker answers
+    r = srv.wait_ready("/")
+    assert int(r.headers["X-Gateway-Pid"]) != worker
+
+
+def test_fault_pages_do_not_exist_without_the_fault_switch(apache):
+    """Guard for the tests above: without SWIFT_GATEWAY_EXAMPLE_FAULTS the pages are 404."""
+    srv = apache(lambda s: _site(s))
+    (worker,) = srv.wait_workers("site", 1)
+    r = srv.get("/crash")
+    assert r.status_code == 404 and r.headers.get("X-Gateway-Pid") == str(worker)
+    assert srv.workers("site") == [worker]
+
+
+def test_worker_silent_past_socket_timeout_is_504(apache):
+    srv = apache(lambda s: _site(s, FAULTS, "socket-timeout=2"))
+    offset = srv.log_offset()
+    r = srv.get("/hang", timeout=90)
+    assert r.status_code == 504, (r.status_code, dict(r.headers), r.text[:300])
+    assert "X-Gateway-Pid" not in r.headers
+    print("log: " + srv.wait_for_log(ERROR_LINE, since=offset))
+    # other requests are still served (the hung request holds one slot of ten)
+    ok = srv.get("/")
+    assert ok.status_code == 200

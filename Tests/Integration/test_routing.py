@@ -1,0 +1,130 @@
+"""Routing: the seed configuration (SPEC §3) and SCRIPT_NAME / PATH_INFO of a mount."""
+
+from __future__ import annotations
+
+import requests
+
+from sg_harness import parallel_get, parse_text_page
+
+
+def _ok_answers(results, what: str) -> list[requests.Response]:
+    errors = [r for r in results if not isinstance(r, requests.Response)]
+    bad = [f"{r.status_code} {r.headers.get('X-Gateway-Group')} {r.text[:200]!r}"
+           for r in results if isinstance(r, requests.Response) and r.status_code != 200]
+    assert not errors and not bad, f"{what}: {len(errors)} exceptions {errors[:3]}, non-200: {bad[:5]}"
+    return results
+
+
+def test_seed_config_three_django_workers_one_admin_worker_disjoint(apache):
+    srv = apache(lambda s: s.seed_config())
+    django_workers = srv.wait_workers("django", 3)
+    admin_workers = srv.wait_workers("django-admin", 1)
+    # all three workers accepting (readiness, bounded) before counting
+    srv.wait_distinct_pids("/", 3)
+
+    # 300 requests to "/"
+    answers = _ok_answers(parallel_get(srv.url("/"), 300, concurrency=30), "GET /")
+    django_pids = set()
+    for r in answers:
+        assert r.headers.get("X-Gateway-Group") == "django", r.headers
+        pid = int(r.headers["X-Gateway-Pid"])
+        page = parse_text_page(r.text)
+        assert page["group"] == "django"
+        assert int(page["pid"]) == pid
+        django_pids.add(pid)
+    assert len(django_pids) == 3, f"300 requests to / answered by pids {sorted(django_pids)}"
+    assert django_pids == set(srv.workers("django")), \
+        f"answering pids {sorted(django_pids)} are not the django workers {srv.workers('django')}"
+    assert set(django_workers) == django_pids, "django workers were replaced during the test"
+
+    # everything under /admin goes to the single django-admin worker
+    admin_paths = ["/admin", "/admin/", "/admin/users", "/admin/users/42/edit", "/admin/env",
+                   "/admin/x/y/z?q=1"]
+    admin_pids = set()
+    for path in admin_paths:
+        results = _ok_answers(parallel_get(srv.url(path), 20, concurrency=10), f"GET {path}")
+        for r in results:
+            assert r.headers.get("X-Gateway-Group") == "django-admin", (path, dict(r.headers))
+            admin_pids.add(int(r.headers["X-Gateway-Pid"]))
+    assert len(admin_pids) == 1, f"/admin answered by pids {sorted(admin_pids)}"
+    assert admin_pids == set(admin_workers), (admin_pids, admin_workers)
+    assert not admin_pids & django_pids, "a worker served both groups"
+
+    # the two groups have different supervisors and disjoint worker sets (from /proc)
+    sups = srv.supervisors()
+    assert set(sups) == {"django", "django-admin"}, sups
+    assert not set(srv.workers("django")) & set(srv.workers("django-admin"))
+
+
+def _env(srv, path: str) -> dict:
+    r = srv.get(path)
+    assert r.status_code == 200, (path, r.status_code, r.text[:300])
+    assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers
+    doc = r.json()
+    assert int(doc["pid"]) == int(r.headers["X-Gateway-Pid"])
+    return doc["environment"]
+
+
+def _text(srv, path: str) -> dict:
+    r = srv.get(path)
+    assert r.status_code == 200, (path, r.status_code, r.text[:300])
+    assert "X-Gateway-Pid" in r.headers, f"{path} not served by the gateway: {dict(r.headers)}"
+    return parse_text_page(r.text)
+
+
+def test_script_name_and_path_info_for_mount_at_root(apache):
+    srv = apache(lambda s: s.seed_config())
+    # CGI/WSGI convention for a root mount: SCRIPT_NAME empty, PATH_INFO the whole path
+    for path, path_info in [("/", "/"), ("/x/y", "/x/y"), ("/x/y/", "/x/y/"), ("/admin/", "/admin/"),
+                            ("/a/b?c=d", "/a/b")]:
+        page = _text(srv, path)
+        assert page["script_name"] == "", (path, page)
+        assert page["path_info"] == path_info, (path, page)
+
+    env = _env(srv, "/some/where/env?a=1&b=two")
+    assert env["SCRIPT_NAME"] == ""
+    assert env["PATH_INFO"] == "/some/where/env"
+    assert env["QUERY_STRING"] == "a=1&b=two"
+    assert env["REQUEST_METHOD"] == "GET"
+    assert env["REMOTE_ADDR"] == "127.0.0.1"
+
+    env = _env(srv, "/admin/env")
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("", "/admin/env")
+
+
+def test_script_name_and_path_info_for_mount_at_app(apache):
+    srv = apache(lambda s: "\n".join([
+        s.daemon("app", "processes=1", "threads=10"),
+        "SwiftProcessGroup app",
+        f"SwiftScriptAlias /app {s.bin}",
+    ]), ready_path="/app/")
+    for path, path_info in [("/app", ""), ("/app/", "/"), ("/app/x/y", "/x/y"), ("/app/x/y/", "/x/y/"),
+                            ("/app/a?b=c", "/a")]:
+        page = _text(srv, path)
+        assert page["script_name"] == "/app", (path, page)
+        assert page["path_info"] == path_info, (path, page)
+        assert page["group"] == "app"
+
+    env = _env(srv, "/app/deep/er/env?k=v")
+    assert env["SCRIPT_NAME"] == "/app"
+    assert env["PATH_INFO"] == "/deep/er/env"
+    assert env["QUERY_STRING"] == "k=v"
+    env = _env(srv, "/app/env")
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/app", "/env")
+
+    # outside the mount: not the application (Apache's static 404 from the empty docroot)
+    r = srv.get("/elsewhere")
+    assert r.status_code == 404 and "X-Gateway-Pid" not in r.headers, (r.status_code, dict(r.headers))
+
+
+def test_mount_at_app_matches_whole_path_segments_only(apache):
+    """/application is not under the /app mount (as with Alias)."""
+    srv = apache(lambda s: "\n".join([
+        s.daemon("app", "processes=1", "threads=10"),
+        "SwiftProcessGroup app",
+        f"SwiftScriptAlias /app {s.bin}",
+    ]), ready_path="/app/")
+    r = srv.get("/application/env")
+    assert "X-Gateway-Pid" not in r.headers, (
+        f"/application/env was routed to the /app mount: {r.status_code} {r.text[:300]!r}")
+    assert r.status_code == 404

@@ -33,8 +33,10 @@ struct ExampleResponder: GatewayResponder {
     private func page(for request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
         let page = request.pathInfo.split(separator: "/").last.map(String.init) ?? ""
         switch page {
+        case "hello": return Self.hello
         case "env": return self.environmentPage(request, context: context)
         case "echo": return self.echo(request)
+        case "upload": return try await self.upload(request)
         case "bytes": return self.bytes(request)
         case "log":
             context.logger.warning("example log line from \(context.group)")
@@ -45,6 +47,11 @@ struct ExampleResponder: GatewayResponder {
         default: return self.home(request, context: context)
         }
     }
+
+    /// The 13-byte page `make bench` measures against a static file of the same bytes.
+    private static let hello = GatewayResponse(
+        status: .ok, headerFields: [.contentType: "text/plain"], body: .init(string: "Hello world!\n")
+    )
 
     private func home(_ request: GatewayRequest, context: GatewayContext) -> GatewayResponse {
         self.text(
@@ -80,6 +87,13 @@ struct ExampleResponder: GatewayResponder {
                 }
             }
         )
+    }
+
+    /// Reads the whole body, keeps none of it, and answers with its length.
+    private func upload(_ request: GatewayRequest) async throws -> GatewayResponse {
+        var total = 0
+        for try await chunk in request.body { total += chunk.readableBytes }
+        return self.text("\(total)\n")
     }
 
     /// N bytes where byte i is i % 256, produced 64 KiB at a time.

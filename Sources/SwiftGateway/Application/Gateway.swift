@@ -49,12 +49,36 @@ public enum Gateway {
             try await WorkerProcess(settings: settings, environment: environment, logger: logger)
                 .run(makeResponder: makeResponder)
         case .unmanaged:
-            let program = CommandLine.arguments.first ?? "program"
-            var message = "\(program) is a SwiftGateway application: Apache's mod_swift_gateway starts it.\n"
-            message += "Declare it in httpd.conf, e.g.:\n"
-            message += "    SwiftDaemonProcess site processes=2 threads=15\n"
-            message += "    SwiftScriptAlias / \(program) process-group=site\n"
-            FileDescriptorOutput.standardError.write(message)
+            try await self.runStandalone(makeResponder: makeResponder, logger: logger)
+        }
+    }
+
+    /// Started by hand: `--fastcgi` or `--http`, else a usage message and exit status 64.
+    private static func runStandalone<Responder: GatewayResponder>(
+        makeResponder: @escaping @Sendable () async throws -> Responder, logger: Logger
+    ) async throws {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let options: StandaloneOptions?
+        do {
+            options = try StandaloneOptions.parse(arguments)
+        } catch {
+            FileDescriptorOutput.standardError.write("error: \(error)\n\(StandaloneOptions.usage)\n")
+            exit(64)
+        }
+        guard let options else {
+            let wantsHelp = arguments.contains("--help") || arguments.contains("-h")
+            FileDescriptorOutput.standardError.write(StandaloneOptions.usage + "\n")
+            exit(wantsHelp ? 0 : 64)
+        }
+        signal(SIGPIPE, SIG_IGN)
+        let responder = try await makeResponder()
+        switch options.mode {
+        case .fastCGI(let address):
+            try await StandaloneFastCGIServer(address: address, responder: responder, logger: logger).run()
+        case .http(.tcp(let host, let port)):
+            try await StandaloneHTTPServer(host: host, port: port, responder: responder, logger: logger).run()
+        case .http(.unix):
+            FileDescriptorOutput.standardError.write("error: --http takes HOST:PORT\n")
             exit(64)
         }
     }

@@ -24,15 +24,23 @@ struct FastCGIConnectionServer<Responder: GatewayResponder>: Sendable {
         do {
             connection = try await ClientBootstrap(group: self.eventLoopGroup)
                 .withConnectedSocket(descriptor) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(FastCGIServerCodec())
-                        return try Connection(wrappingChannelSynchronously: channel)
-                    }
+                    channel.eventLoop.makeCompletedFuture { try Self.makeConnection(channel) }
                 }
         } catch {
             self.logger.error("cannot set up an accepted connection: \(error)")
             return
         }
+        await self.serve(connection)
+    }
+
+    /// Puts the FastCGI codec on a new channel and wraps it for async use (on its event loop).
+    static func makeConnection(_ channel: any Channel) throws -> Connection {
+        try channel.pipeline.syncOperations.addHandler(FastCGIServerCodec())
+        return try Connection(wrappingChannelSynchronously: channel)
+    }
+
+    /// Serves one FastCGI connection until its response is complete, then closes it.
+    func serve(_ connection: Connection) async {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await self.serveRequest(inbound: inbound, outbound: outbound, channel: connection.channel)

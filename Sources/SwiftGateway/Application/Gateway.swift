@@ -47,15 +47,15 @@ public enum Gateway {
             Supervisor(settings: settings, spawner: spawner, logger: logger).run()
         case .worker:
             try await WorkerProcess(settings: settings, environment: environment, logger: logger)
-                .run(makeResponder: makeResponder)
+                .run(makeResponder: { try await makeResponder() })
         case .unmanaged:
-            try await self.runStandalone(makeResponder: makeResponder, logger: logger)
+            try await self.runStandalone(makeResponder: { try await makeResponder() }, logger: logger)
         }
     }
 
     /// Started by hand: `--fastcgi` or `--http`, else a usage message and exit status 64.
-    private static func runStandalone<Responder: GatewayResponder>(
-        makeResponder: @escaping @Sendable () async throws -> Responder, logger: Logger
+    private static func runStandalone(
+        makeResponder: @escaping @Sendable () async throws -> any GatewayResponder, logger: Logger
     ) async throws {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let options: StandaloneOptions?

@@ -7,12 +7,12 @@ import NIOPosix
 
 /// The program as its own HTTP/1.1 server (`--http HOST:PORT`), for development and
 /// debugging without Apache. The application sees the same CGI variables it gets under Apache.
-struct StandaloneHTTPServer<Responder: GatewayResponder>: Sendable {
+struct StandaloneHTTPServer: Sendable {
     typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
     let host: String
     let port: Int
-    let responder: Responder
+    let responder: any GatewayResponder
     let logger: Logger
 
     func run() async throws {

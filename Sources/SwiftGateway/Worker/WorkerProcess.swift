@@ -17,7 +17,7 @@ struct WorkerProcess {
 
     static let listenerDescriptor: CInt = 3
 
-    func run<Responder: GatewayResponder>(makeResponder: @escaping @Sendable () async throws -> Responder) async throws {
+    func run(makeResponder: @escaping @Sendable () async throws -> any GatewayResponder) async throws {
         self.adoptParentLifetime()
         self.checkListener()
         // The application must never see the group secret, not even in its own environment.
@@ -32,7 +32,7 @@ struct WorkerProcess {
         }
         signal(SIGPIPE, SIG_IGN)
 
-        let responder: Responder
+        let responder: any GatewayResponder
         do {
             responder = try await makeResponder()
         } catch {
@@ -41,37 +41,47 @@ struct WorkerProcess {
         }
 
         let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let server = FastCGIConnectionServer(
-            responder: responder, settings: self.settings, eventLoopGroup: eventLoopGroup, logger: self.logger
-        )
         let slots = RequestSlots(count: self.settings.threads)
+        let runner = FastCGIApplicationRunner(
+            responder: responder, group: self.settings.group, token: self.settings.token, logger: self.logger
+        )
+        // Built per connection on the accept thread: a bootstrap is a small, non-Sendable object.
+        let makeBootstrap: @Sendable () -> ClientBootstrap = {
+            ClientBootstrap(group: eventLoopGroup).channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        FastCGIServerCodec(),
+                        FastCGIRequestHandler(runner: runner, releaseSlot: { slots.release() })
+                    )
+                }
+            }
+        }
         let acceptor = ConnectionAcceptor(
             listener: Self.listenerDescriptor, slots: slots, allowedPeerUID: self.settings.peerUID, logger: self.logger
         )
-        let (connections, continuation) = AsyncStream.makeStream(of: CInt.self)
+        let logger = self.logger
         let acceptThread = NIOThreadPool(numberOfThreads: 1)
         acceptThread.start()
-        acceptThread.submit { _ in
-            acceptor.run { continuation.yield($0) }
-            continuation.finish()
-        }
         self.logger.debug("worker accepting", metadata: ["threads": "\(self.settings.threads)"])
-
-        await withDiscardingTaskGroup { group in
-            for await descriptor in connections {
-                group.addTask {
-                    await server.serve(descriptor: descriptor)
+        // Returns when a termination signal arrives.
+        try await acceptThread.runIfActive {
+            acceptor.run { descriptor in
+                makeBootstrap().withConnectedSocket(descriptor).whenFailure { error in
+                    logger.error("cannot set up an accepted connection: \(error)")
+                    close(descriptor)
                     slots.release()
                 }
             }
-            // Draining: requests in flight get graceful-timeout to finish.
-            let gracefulTimeout = self.settings.gracefulTimeout
-            let logger = self.logger
-            Task.detached {
-                try? await Task.sleep(for: .seconds(gracefulTimeout))
-                logger.warning("requests still running after graceful-timeout \(gracefulTimeout)s: exiting anyway")
+        }
+
+        // Draining: requests in flight get graceful-timeout to finish.
+        let deadline = monotonicSeconds() + self.settings.gracefulTimeout
+        while slots.busyCount > 0 {
+            guard monotonicSeconds() < deadline else {
+                self.logger.warning("\(slots.busyCount) requests still running after graceful-timeout \(self.settings.gracefulTimeout)s: exiting anyway")
                 exit(0)
             }
+            try? await Task.sleep(for: .milliseconds(20))
         }
         self.logger.debug("worker drained")
         exit(0)

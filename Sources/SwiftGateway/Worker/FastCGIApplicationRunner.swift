@@ -1,0 +1,114 @@
+import HTTPTypes
+import Logging
+import NIOCore
+
+/// Runs the application for one FastCGI request and writes its response to the connection.
+struct FastCGIApplicationRunner: Sendable {
+    let responder: any GatewayResponder
+    let group: String
+    /// The group's secret; nil for a standalone FastCGI server, which has none.
+    let token: String?
+    let logger: Logger
+
+    /// The CGI variables of a request, or nil when it lacks the group's token (logged).
+    func environment(for head: FastCGIRequestHead) -> [String: String]? {
+        var environment = [String: String](minimumCapacity: head.parameters.count)
+        for parameter in head.parameters { environment[parameter.name] = parameter.value }
+        let presented = environment.removeValue(forKey: "SWIFT_GATEWAY_TOKEN")
+        if let token = self.token {
+            guard let presented, constantTimeEquals(presented, token) else {
+                self.logger.error("refused a request without the group's token (SWIFT_GATEWAY_TOKEN)")
+                return nil
+            }
+        }
+        return environment
+    }
+
+    func run(environment: [String: String], body: FastCGIRequestBodyStream, channel: any Channel) async {
+        let requestID = environment["SWIFT_GATEWAY_REQUEST_ID"] ?? ""
+        var requestLogger = Logger(label: "app") { _ in FastCGIStandardErrorLogHandler(channel: channel) }
+        requestLogger[metadataKey: "request"] = "\(requestID)"
+        let context = GatewayContext(logger: requestLogger, allocator: channel.allocator, group: self.group, requestID: requestID)
+
+        let response: GatewayResponse
+        do {
+            let head = try HTTPRequest(cgiEnvironment: environment)
+            let request = GatewayRequest(head: head, environment: environment, body: GatewayRequestBody(source: body))
+            response = try await self.responder.respond(to: request, context: context)
+        } catch let error as GatewayRequestError {
+            self.logger.error("bad request from Apache: \(error)")
+            response = GatewayResponse(status: .badRequest, body: .init(string: "Bad Request\n"))
+        } catch {
+            requestLogger.error("the application threw: \(error)")
+            response = GatewayResponse(status: .internalServerError, body: .init(string: "Internal Server Error\n"))
+        }
+        await FastCGIResponseWriter(channel: channel).write(response, logger: requestLogger)
+    }
+}
+
+/// Writes a response as STDOUT records and END_REQUEST, then closes the connection.
+///
+/// Closing happens only after END_REQUEST reached the socket: a NIO close drops queued writes.
+struct FastCGIResponseWriter: Sendable {
+    let channel: any Channel
+
+    /// Bodies up to this size travel in the same record as the headers.
+    static let coalescingLimit = 16 * 1024
+
+    func write(_ response: GatewayResponse, logger: Logger) async {
+        let channel = self.channel
+        switch response.body.content {
+        case .buffer(let body):
+            let coalesce = body.readableBytes <= Self.coalescingLimit
+            var headers = CGIResponseHead.serialize(
+                response, contentLength: body.readableBytes, allocator: channel.allocator,
+                reservingBody: coalesce ? body.readableBytes : 0
+            )
+            if coalesce { headers.writeImmutableBuffer(body) }
+            let head = headers
+            // One hop to the event loop for the whole response.
+            channel.eventLoop.execute {
+                channel.write(FastCGIResponsePart.stdout(head), promise: nil)
+                if !coalesce { channel.write(FastCGIResponsePart.stdout(body), promise: nil) }
+                self.end()
+            }
+        case .stream(let produce):
+            let headers = CGIResponseHead.serialize(response, contentLength: nil, allocator: channel.allocator, reservingBody: 0)
+            do {
+                try await self.writeChunk(headers)
+                try await produce(GatewayResponseBodyWriter { chunk in try await self.writeChunk(chunk) })
+            } catch {
+                // Closing without END_REQUEST makes Apache abort the client connection.
+                logger.error("the response body failed after headers were sent: \(error)")
+                channel.close(promise: nil)
+                return
+            }
+            channel.eventLoop.execute { self.end() }
+        }
+    }
+
+    /// Queues a chunk; waits for it to reach the socket only while the connection is congested.
+    private func writeChunk(_ chunk: ByteBuffer) async throws {
+        let written = self.channel.eventLoop.makePromise(of: Void.self)
+        self.channel.writeAndFlush(FastCGIResponsePart.stdout(chunk), promise: written)
+        if !self.channel.isWritable { try await written.futureResult.get() }
+    }
+
+    /// On the event loop: END_REQUEST, then close once it is written.
+    private func end() {
+        let channel = self.channel
+        channel.writeAndFlush(FastCGIResponsePart.end(appStatus: 0)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+func constantTimeEquals(_ lhs: String, _ rhs: String) -> Bool {
+    let left = Array(lhs.utf8)
+    let right = Array(rhs.utf8)
+    guard left.count == right.count else { return false }
+    var difference: UInt8 = 0
+    for index in left.indices { difference |= left[index] ^ right[index] }
+    return difference == 0
+}

@@ -1,0 +1,91 @@
+import NIOCore
+
+/// Drives one FastCGI connection on its event loop: starts the application in a task of its
+/// own when the parameters are complete, feeds it the body, and holds off reading while the
+/// application has not caught up with the upload.
+///
+/// Plain channel handlers instead of `NIOAsyncChannel` keep the per-connection set-up to two
+/// handler allocations: this runs once per request.
+final class FastCGIRequestHandler: ChannelDuplexHandler {
+    typealias InboundIn = FastCGIRequestPart
+    typealias OutboundIn = FastCGIResponsePart
+    typealias OutboundOut = FastCGIResponsePart
+
+    private enum State {
+        case waitingForHead
+        case running(FastCGIRequestBodyStream)
+        case closed
+    }
+
+    private let runner: FastCGIApplicationRunner
+    /// Called once when this connection no longer holds a request slot.
+    private let releaseSlot: @Sendable () -> Void
+    private var state = State.waitingForHead
+    private var readPending = false
+
+    init(runner: FastCGIApplicationRunner, releaseSlot: @escaping @Sendable () -> Void) {
+        self.runner = runner
+        self.releaseSlot = releaseSlot
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (self.unwrapInboundIn(data), self.state) {
+        case (.head(let head), .waitingForHead):
+            guard let environment = self.runner.environment(for: head) else {
+                self.state = .closed
+                self.releaseSlot()
+                context.close(promise: nil)
+                return
+            }
+            let channel = context.channel
+            let body = FastCGIRequestBodyStream(channel: channel)
+            self.state = .running(body)
+            let runner = self.runner
+            let releaseSlot = self.releaseSlot
+            Task {
+                await runner.run(environment: environment, body: body, channel: channel)
+                releaseSlot()
+            }
+        case (.body(let chunk), .running(let body)):
+            body.append(chunk)
+        case (.end, .running(let body)):
+            body.finish()
+        case (.head, _), (.body, _), (.end, _):
+            self.runner.logger.error("FastCGI request parts out of order: closing the connection")
+            context.close(promise: nil)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if case .running(let body) = self.state, body.isReadingPaused {
+            self.readPending = true
+            return
+        }
+        self.readPending = false
+        context.read()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case .running(let body) = self.state { body.finish(error) }
+        self.runner.logger.notice("FastCGI connection failed: \(error)")
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        switch self.state {
+        case .waitingForHead:
+            self.releaseSlot()
+        case .running(let body):
+            body.finish(FastCGIConnectionError(description: "Apache closed the connection before the request body ended"))
+        case .closed:
+            break
+        }
+        self.state = .closed
+        context.fireChannelInactive()
+    }
+}
+
+/// A FastCGI connection that does not follow the protocol.
+struct FastCGIConnectionError: Error, CustomStringConvertible {
+    var description: String
+}

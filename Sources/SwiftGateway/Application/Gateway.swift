@@ -33,7 +33,7 @@ public enum Gateway {
         do {
             settings = try GroupSettings(environment: environment)
         } catch {
-            logger.critical("cannot start: \(error)")
+            logger.critical("SG1011: cannot start: \(error)")
             exit(1)
         }
         switch role {

@@ -28,7 +28,7 @@ struct StandaloneFastCGIServer: Sendable {
         case .tcp(let host, let port):
             listener = try await bootstrap.bind(host: host, port: port).get()
         }
-        self.logger.notice("serving FastCGI on \(self.address)")
+        self.logger.notice("SG1201: serving FastCGI on \(self.address)")
         try await listener.closeFuture.get()
     }
 }

@@ -26,7 +26,7 @@ struct StandaloneHTTPServer: Sendable {
                     return try Connection(wrappingChannelSynchronously: channel)
                 }
             }
-        self.logger.notice("serving HTTP on \(self.host):\(listener.channel.localAddress?.port ?? self.port)")
+        self.logger.notice("SG1202: serving HTTP on \(self.host):\(listener.channel.localAddress?.port ?? self.port)")
         try await listener.executeThenClose { connections in
             try await withThrowingDiscardingTaskGroup { group in
                 for try await connection in connections {
@@ -58,7 +58,7 @@ struct StandaloneHTTPServer: Sendable {
                         )
                         response = try await self.responder.respond(to: request, context: context)
                     } catch {
-                        self.logger.error("the application threw: \(error)")
+                        self.logger.error("SG1203: the application threw: \(error)")
                         response = GatewayResponse(status: .internalServerError, body: .init(string: "Internal Server Error\n"))
                     }
                     try await self.write(response, keepAlive: head.isKeepAlive, version: head.version, outbound: outbound, channel: channel)

@@ -38,10 +38,10 @@ final class Supervisor {
             try SignalPipe.install([SIGTERM, SIGINT, SIGHUP])
             try Self.makeListenerNonBlocking()
         } catch {
-            self.logger.critical("supervisor cannot start: \(error)")
+            self.logger.critical("SG1001: supervisor cannot start: \(error)")
             exit(1)
         }
-        self.logger.info("supervisor started", metadata: [
+        self.logger.info("SG1002: supervisor started", metadata: [
             "processes": "\(self.settings.processes)", "threads": "\(self.settings.threads)",
             "socket": "\(self.settings.socketPath)",
         ])
@@ -49,12 +49,12 @@ final class Supervisor {
             self.startDueWorkers()
             self.waitForEvents(timeout: self.nextTimeout())
             for signalNumber in SignalPipe.drain() {
-                self.logger.info("received \(signalName(signalNumber)): stopping workers")
+                self.logger.info("SG1003: received \(signalName(signalNumber)): stopping workers")
                 self.shutdown()
             }
             self.reapExitedWorkers()
             if getppid() != self.parentPID {
-                self.logger.error("Apache's parent process (pid \(self.parentPID)) is gone: stopping workers")
+                self.logger.error("SG1004: Apache's parent process (pid \(self.parentPID)) is gone: stopping workers")
                 self.shutdown()
             }
         }
@@ -77,11 +77,11 @@ final class Supervisor {
                 self.slots[index].pid = pid
                 self.slots[index].startedAt = now
                 self.slots[index].restartAt = nil
-                self.logger.info("started worker \(index) (pid \(pid))")
+                self.logger.info("SG1005: started worker \(index) (pid \(pid))")
             } catch {
                 let delay = self.slots[index].backoff.delay(afterLifetime: 0)
                 self.slots[index].restartAt = now + delay
-                self.logger.error("cannot start worker \(index): \(error); retrying in \(delay)s")
+                self.logger.error("SG1006: cannot start worker \(index): \(error); retrying in \(delay)s")
             }
         }
     }
@@ -109,7 +109,7 @@ final class Supervisor {
             let level: Logger.Level = reason == .exited(code: 0) ? .notice : .error
             self.logger.log(
                 level: level,
-                "worker \(index) (pid \(pid)) \(reason) after \(formatSeconds(lifetime)); restarting in \(formatSeconds(delay))"
+                "SG1007: worker \(index) (pid \(pid)) \(reason) after \(formatSeconds(lifetime)); restarting in \(formatSeconds(delay))"
             )
         }
     }
@@ -123,17 +123,17 @@ final class Supervisor {
         while !remaining.isEmpty, monotonicSeconds() < deadline {
             while let (pid, reason) = reapOne(blocking: false) {
                 remaining.remove(pid)
-                self.logger.info("worker pid \(pid) \(reason) during shutdown")
+                self.logger.info("SG1008: worker pid \(pid) \(reason) during shutdown")
             }
             if !remaining.isEmpty { usleep(20_000) }
         }
         for pid in remaining {
-            self.logger.warning("worker pid \(pid) still running after shutdown-timeout \(self.settings.shutdownTimeout)s: SIGKILL")
+            self.logger.warning("SG1009: worker pid \(pid) still running after shutdown-timeout \(self.settings.shutdownTimeout)s: SIGKILL")
             kill(pid, SIGKILL)
             var status: CInt = 0
             _ = waitpid(pid, &status, 0)
         }
-        self.logger.info("supervisor stopped")
+        self.logger.info("SG1010: supervisor stopped")
         exit(0)
     }
 }

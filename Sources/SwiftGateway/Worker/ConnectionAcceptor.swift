@@ -42,12 +42,12 @@ struct ConnectionAcceptor: Sendable {
             let ready = poll(&descriptors, 2, -1)
             if ready < 0 {
                 if errno == EINTR { continue }
-                self.logger.critical("poll on the group socket failed: \(SystemCallError("poll"))")
+                self.logger.critical("SG1107: poll on the group socket failed: \(SystemCallError("poll"))")
                 return nil
             }
             if descriptors[1].revents != 0, self.terminationRequested() { return nil }
             if descriptors[0].revents & Int16(POLLNVAL | POLLERR) != 0 {
-                self.logger.critical("the group socket (fd \(self.listener)) is not usable: stopping")
+                self.logger.critical("SG1108: the group socket (fd \(self.listener)) is not usable: stopping")
                 return nil
             }
             guard descriptors[0].revents & Int16(POLLIN) != 0 else { continue }
@@ -57,7 +57,7 @@ struct ConnectionAcceptor: Sendable {
                 case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED, EPROTO:
                     continue  // a sibling took it, or the client gave up
                 default:
-                    self.logger.error("accept on the group socket failed: \(SystemCallError("accept4")); retrying")
+                    self.logger.error("SG1109: accept on the group socket failed: \(SystemCallError("accept4")); retrying")
                     usleep(100_000)
                     continue
                 }
@@ -71,11 +71,11 @@ struct ConnectionAcceptor: Sendable {
     private func isAllowed(_ descriptor: CInt) -> Bool {
         guard let expected = self.allowedPeerUID else { return true }
         guard let peer = PeerCredentials(socket: descriptor) else {
-            self.logger.error("refused a connection: the kernel reports no peer credentials")
+            self.logger.error("SG1110: refused a connection: the kernel reports no peer credentials")
             return false
         }
         guard peer.uid == expected else {
-            self.logger.error("refused a connection from pid \(peer.pid) uid \(peer.uid): only uid \(expected) (Apache's User) may connect")
+            self.logger.error("SG1111: refused a connection from pid \(peer.pid) uid \(peer.uid): only uid \(expected) (Apache's User) may connect")
             return false
         }
         return true
@@ -84,7 +84,7 @@ struct ConnectionAcceptor: Sendable {
     private func terminationRequested() -> Bool {
         let signals = SignalPipe.drain()
         guard let first = signals.first else { return false }
-        self.logger.info("received \(signalName(first)): no longer accepting, finishing requests in flight")
+        self.logger.info("SG1112: received \(signalName(first)): no longer accepting, finishing requests in flight")
         return true
     }
 }

@@ -17,7 +17,7 @@ struct FastCGIApplicationRunner: Sendable {
         let presented = environment.removeValue(forKey: "SWIFT_GATEWAY_TOKEN")
         if let token = self.token {
             guard let presented, constantTimeEquals(presented, token) else {
-                self.logger.error("refused a request without the group's token (SWIFT_GATEWAY_TOKEN)")
+                self.logger.error("SG1115: refused a request without the group's token (SWIFT_GATEWAY_TOKEN)")
                 return nil
             }
         }
@@ -36,10 +36,10 @@ struct FastCGIApplicationRunner: Sendable {
             let request = GatewayRequest(head: head, environment: environment, body: GatewayRequestBody(source: body))
             response = try await self.responder.respond(to: request, context: context)
         } catch let error as GatewayRequestError {
-            self.logger.error("bad request from Apache: \(error)")
+            self.logger.error("SG1116: bad request from Apache: \(error)")
             response = GatewayResponse(status: .badRequest, body: .init(string: "Bad Request\n"))
         } catch {
-            requestLogger.error("the application threw: \(error)")
+            requestLogger.error("SG1117: the application threw: \(error)")
             response = GatewayResponse(status: .internalServerError, body: .init(string: "Internal Server Error\n"))
         }
         await FastCGIResponseWriter(channel: channel).write(response, logger: requestLogger)
@@ -79,7 +79,7 @@ struct FastCGIResponseWriter: Sendable {
                 try await produce(GatewayResponseBodyWriter { chunk in try await self.writeChunk(chunk) })
             } catch {
                 // Closing without END_REQUEST makes Apache abort the client connection.
-                logger.error("the response body failed after headers were sent: \(error)")
+                logger.error("SG1118: the response body failed after headers were sent: \(error)")
                 channel.close(promise: nil)
                 return
             }

@@ -51,7 +51,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         case (.end, .running(let body)):
             body.finish()
         case (.head, _), (.body, _), (.end, _):
-            self.runner.logger.error("FastCGI request parts out of order: closing the connection")
+            self.runner.logger.error("SG1113: FastCGI request parts out of order: closing the connection")
             context.close(promise: nil)
         }
     }
@@ -67,7 +67,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if case .running(let body) = self.state { body.finish(error) }
-        self.runner.logger.notice("FastCGI connection failed: \(error)")
+        self.runner.logger.notice("SG1114: FastCGI connection failed: \(error)")
         context.close(promise: nil)
     }
 

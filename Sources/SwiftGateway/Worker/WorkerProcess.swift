@@ -27,7 +27,7 @@ struct WorkerProcess {
         do {
             try SignalPipe.install([SIGTERM, SIGINT, SIGHUP])
         } catch {
-            self.logger.critical("cannot install signal handlers: \(error)")
+            self.logger.critical("SG1101: cannot install signal handlers: \(error)")
             exit(1)
         }
         signal(SIGPIPE, SIG_IGN)
@@ -36,7 +36,7 @@ struct WorkerProcess {
         do {
             responder = try await makeResponder()
         } catch {
-            self.logger.critical("the application failed to start: \(error)")
+            self.logger.critical("SG1102: the application failed to start: \(error)")
             exit(3)
         }
 
@@ -67,7 +67,7 @@ struct WorkerProcess {
         try await acceptThread.runIfActive {
             acceptor.run { descriptor in
                 makeBootstrap().withConnectedSocket(descriptor).whenFailure { error in
-                    logger.error("cannot set up an accepted connection: \(error)")
+                    logger.error("SG1103: cannot set up an accepted connection: \(error)")
                     close(descriptor)
                     slots.release()
                 }
@@ -78,7 +78,7 @@ struct WorkerProcess {
         let deadline = monotonicSeconds() + self.settings.gracefulTimeout
         while slots.busyCount > 0 {
             guard monotonicSeconds() < deadline else {
-                self.logger.warning("\(slots.busyCount) requests still running after graceful-timeout \(self.settings.gracefulTimeout)s: exiting anyway")
+                self.logger.warning("SG1104: \(slots.busyCount) requests still running after graceful-timeout \(self.settings.gracefulTimeout)s: exiting anyway")
                 exit(0)
             }
             try? await Task.sleep(for: .milliseconds(20))
@@ -91,7 +91,7 @@ struct WorkerProcess {
     private func adoptParentLifetime() {
         _ = sg_set_parent_death_signal(SIGTERM)
         if let expected = self.environment["SWIFT_GATEWAY_SUPERVISOR_PID"].flatMap(Int32.init), getppid() != expected {
-            self.logger.error("supervisor (pid \(expected)) exited before this worker started")
+            self.logger.error("SG1105: supervisor (pid \(expected)) exited before this worker started")
             exit(1)
         }
     }
@@ -102,7 +102,7 @@ struct WorkerProcess {
         guard self.environment["LISTEN_FDS"] == "1", fstat(Self.listenerDescriptor, &status) == 0,
               (status.st_mode & S_IFMT) == S_IFSOCK
         else {
-            self.logger.critical("fd 3 is not a listening socket (LISTEN_FDS=\(self.environment["LISTEN_FDS"] ?? "unset")): start this program through Apache")
+            self.logger.critical("SG1106: fd 3 is not a listening socket (LISTEN_FDS=\(self.environment["LISTEN_FDS"] ?? "unset")): start this program through Apache")
             exit(1)
         }
     }

@@ -10,7 +10,9 @@ struct StandaloneFastCGIServer: Sendable {
     let logger: Logger
 
     func run() async throws {
-        let runner = FastCGIApplicationRunner(responder: self.responder, group: "standalone", token: nil, logger: self.logger)
+        let runner = FastCGIApplicationRunner(
+            responder: self.responder, group: "standalone", token: nil, logger: self.logger, executor: nil
+        )
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

@@ -9,6 +9,8 @@ struct FastCGIApplicationRunner: Sendable {
     /// The group's secret; nil for a standalone FastCGI server, which has none.
     let token: String?
     let logger: Logger
+    /// Where the application's tasks run: the event loop of the connections (nil: the global pool).
+    let executor: EventLoopTaskExecutor?
 
     /// The CGI variables of a request, or nil when it lacks the group's token (logged).
     func environment(for head: FastCGIRequestHead) -> [String: String]? {
@@ -66,8 +68,8 @@ struct FastCGIResponseWriter: Sendable {
             )
             if coalesce { headers.writeImmutableBuffer(body) }
             let head = headers
-            // One hop to the event loop for the whole response.
-            channel.eventLoop.execute {
+            // At most one hop to the event loop for the whole response, none when already on it.
+            self.onEventLoop {
                 channel.write(FastCGIResponsePart.stdout(head), promise: nil)
                 if !coalesce { channel.write(FastCGIResponsePart.stdout(body), promise: nil) }
                 self.end()
@@ -83,7 +85,7 @@ struct FastCGIResponseWriter: Sendable {
                 channel.close(promise: nil)
                 return
             }
-            channel.eventLoop.execute { self.end() }
+            self.onEventLoop { self.end() }
         }
     }
 
@@ -92,6 +94,14 @@ struct FastCGIResponseWriter: Sendable {
         let written = self.channel.eventLoop.makePromise(of: Void.self)
         self.channel.writeAndFlush(FastCGIResponsePart.stdout(chunk), promise: written)
         if !self.channel.isWritable { try await written.futureResult.get() }
+    }
+
+    private func onEventLoop(_ body: @escaping @Sendable () -> Void) {
+        if self.channel.eventLoop.inEventLoop {
+            body()
+        } else {
+            self.channel.eventLoop.execute(body)
+        }
     }
 
     /// On the event loop: END_REQUEST, then close once it is written.

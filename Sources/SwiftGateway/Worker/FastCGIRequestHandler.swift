@@ -42,7 +42,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             self.state = .running(body)
             let runner = self.runner
             let releaseSlot = self.releaseSlot
-            Task {
+            Task(executorPreference: runner.executor) {
                 await runner.run(environment: environment, body: body, channel: channel)
                 releaseSlot()
             }

@@ -43,7 +43,8 @@ struct WorkerProcess {
         let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let slots = RequestSlots(count: self.settings.threads)
         let runner = FastCGIApplicationRunner(
-            responder: responder, group: self.settings.group, token: self.settings.token, logger: self.logger
+            responder: responder, group: self.settings.group, token: self.settings.token, logger: self.logger,
+            executor: EventLoopTaskExecutor(eventLoop: eventLoopGroup.next())
         )
         // Built per connection on the accept thread: a bootstrap is a small, non-Sendable object.
         let makeBootstrap: @Sendable () -> ClientBootstrap = {

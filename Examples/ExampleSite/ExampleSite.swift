@@ -43,7 +43,7 @@ struct ExampleResponder: GatewayResponder {
             return self.text("logged\n")
         case "crash", "segfault", "hang", "leak":
             guard self.faultsEnabled else { return self.text("Not Found\n", status: .notFound) }
-            return try await self.fault(page, request: request)
+            return try await self.fault(page, request: request, context: context)
         default: return self.home(request, context: context)
         }
     }
@@ -116,7 +116,7 @@ struct ExampleResponder: GatewayResponder {
         )
     }
 
-    private func fault(_ page: String, request: GatewayRequest) async throws -> GatewayResponse {
+    private func fault(_ page: String, request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
         switch page {
         case "crash":
             fatalError("/crash requested: the example site crashes on purpose")
@@ -126,6 +126,8 @@ struct ExampleResponder: GatewayResponder {
             invalid?.pointee = 42
             return self.text("unreachable\n")
         case "hang":
+            // Tests wait for this line to know a worker holds the request.
+            context.logger.notice("hanging on purpose in pid \(self.pid)")
             while true { try await Task.sleep(for: .seconds(3600)) }
         default:
             let megabytes = queryValue("mb", in: request.queryString).flatMap(Int.init) ?? 10

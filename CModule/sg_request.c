@@ -31,7 +31,10 @@
 APLOG_USE_MODULE(swift_gateway);
 
 #define SG_REQUEST_ID       1
-#define SG_IOBUF_SIZE       AP_IOBUFSIZE        /* 8K, both directions */
+/* Request body chunks: one STDIN record each (at most 65535 bytes by the protocol). */
+#define SG_STDIN_CHUNK      (32 * 1024)
+/* Responses are read 64K at a time: fewer recv, poll and filter passes per MiB. */
+#define SG_RECV_BUF_SIZE    (64 * 1024)
 #define SG_PARAMS_RECORD    (16 * 1024)
 #define SG_STDERR_LINE_MAX  8192
 #define SG_HEADER_CHUNK     4096
@@ -58,7 +61,7 @@ typedef struct {
     /* to the worker */
     const char *out;
     apr_size_t outlen;
-    char *stdin_buf;            /* header + SG_IOBUF_SIZE + empty record */
+    char *stdin_buf;            /* header + SG_STDIN_CHUNK + empty record */
     apr_bucket_brigade *ib;
     int stdin_last_queued;
     int stdin_done;             /* nothing more will be sent */
@@ -550,14 +553,14 @@ static sg_outcome sg_send_some(sg_conn *sc)
     apr_size_t n;
 
     if (sc->outlen == 0) {
-        apr_size_t len = SG_IOBUF_SIZE;
+        apr_size_t len = SG_STDIN_CHUNK;
         int last = 0;
 
         if (sc->stdin_done) {
             return SG_DONE;
         }
         rv = ap_get_brigade(r->input_filters, sc->ib, AP_MODE_READBYTES,
-                            APR_BLOCK_READ, SG_IOBUF_SIZE);
+                            APR_BLOCK_READ, SG_STDIN_CHUNK);
         if (rv != APR_SUCCESS) {
             sc->why = "reading the request body from the client";
             sc->why_rv = rv;
@@ -994,7 +997,7 @@ static sg_outcome sg_pass(sg_conn *sc, int headers_now)
 
 static sg_outcome sg_receive(sg_conn *sc)
 {
-    apr_size_t n = SG_IOBUF_SIZE;
+    apr_size_t n = SG_RECV_BUF_SIZE;
     apr_status_t rv;
     int had_headers = sc->headers_done;
     sg_outcome o;
@@ -1259,8 +1262,8 @@ int sg_handler(request_rec *r)
     sg_build_env(r, dconf, g, script_name, path_info);
     sg_build_params(sc);
 
-    sc->stdin_buf = apr_palloc(r->pool, SG_IOBUF_SIZE + 2 * AP_FCGI_HEADER_LEN);
-    sc->iobuf = apr_palloc(r->pool, SG_IOBUF_SIZE);
+    sc->stdin_buf = apr_palloc(r->pool, SG_STDIN_CHUNK + 2 * AP_FCGI_HEADER_LEN);
+    sc->iobuf = apr_palloc(r->pool, SG_RECV_BUF_SIZE);
     sc->ib = apr_brigade_create(r->pool, sc->c->bucket_alloc);
     sc->ob = apr_brigade_create(r->pool, sc->c->bucket_alloc);
     sc->in_name = 1;

@@ -48,14 +48,17 @@ struct WorkerProcess {
         )
         // Built per connection on the accept thread: a bootstrap is a small, non-Sendable object.
         let makeBootstrap: @Sendable () -> ClientBootstrap = {
-            ClientBootstrap(group: eventLoopGroup).channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers(
-                        FastCGIServerCodec(),
-                        FastCGIRequestHandler(runner: runner, releaseSlot: { slots.release() })
-                    )
+            ClientBootstrap(group: eventLoopGroup)
+                // Room for a few 64 KiB body chunks before a streaming writer has to wait.
+                .channelOption(.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers(
+                            FastCGIServerCodec(),
+                            FastCGIRequestHandler(runner: runner, releaseSlot: { slots.release() })
+                        )
+                    }
                 }
-            }
         }
         let acceptor = ConnectionAcceptor(
             listener: Self.listenerDescriptor, slots: slots, allowedPeerUID: self.settings.peerUID, logger: self.logger

@@ -14,12 +14,8 @@ struct FastCGIStandardErrorLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        var line = "\(StandardErrorLogHandler.apacheLevel(event.level)): \(event.message)"
-        let merged = self.metadata.merging(event.metadata ?? [:]) { $1 }
-        if !merged.isEmpty {
-            line += " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        }
-        line += "\n"
+        let message = LogLineFormat.messageWithMetadata(event, handlerMetadata: self.metadata)
+        let line = "\(LogLineFormat.apacheLevel(event.level)): \(message)\n"
         let buffer = self.channel.allocator.buffer(string: line)
         self.channel.writeAndFlush(FastCGIResponsePart.stderr(buffer), promise: nil)
     }

@@ -26,24 +26,8 @@ struct StandardErrorLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        var line = "[swift_gateway:\(Self.apacheLevel(event.level))] [pid \(getpid())] \(self.prefix) \(event.message)"
-        let merged = self.metadata.merging(event.metadata ?? [:]) { $1 }
-        if !merged.isEmpty {
-            line += " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        }
-        FileDescriptorOutput.standardError.write(line + "\n")
-    }
-
-    /// Apache's names for the levels, so `LogLevel` readers recognise them.
-    static func apacheLevel(_ level: Logger.Level) -> String {
-        switch level {
-        case .trace: return "trace1"
-        case .debug: return "debug"
-        case .info: return "info"
-        case .notice: return "notice"
-        case .warning: return "warn"
-        case .error: return "error"
-        case .critical: return "crit"
-        }
+        let message = LogLineFormat.messageWithMetadata(event, handlerMetadata: self.metadata)
+        let level = LogLineFormat.apacheLevel(event.level)
+        FileDescriptorOutput.standardError.write("[swift_gateway:\(level)] [pid \(getpid())] \(self.prefix) \(message)\n")
     }
 }

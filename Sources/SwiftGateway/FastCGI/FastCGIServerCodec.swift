@@ -422,7 +422,12 @@ struct FastCGIServerStateMachine {
                 return self.wrongRequest(record, active: request)
             }
             switch record.type {
-            case .stdin where record.content.readableBytes == 0, .abortRequest:
+            case .stdin where record.content.readableBytes == 0:
+                // Still reported: a server may close only once the client finished sending,
+                // or the client's last write (mod_proxy_fcgi's empty STDIN) fails.
+                self.state = request.keepConnection ? .awaitingBegin : .finished
+                return .emit(.end)
+            case .abortRequest:
                 self.state = request.keepConnection ? .awaitingBegin : .finished
                 return .none
             case .params, .stdin:

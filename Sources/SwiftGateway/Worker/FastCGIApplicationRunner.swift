@@ -48,9 +48,9 @@ struct FastCGIApplicationRunner: Sendable {
     }
 }
 
-/// Writes a response as STDOUT records and END_REQUEST, then closes the connection.
+/// Writes a response as STDOUT records and END_REQUEST.
 ///
-/// Closing happens only after END_REQUEST reached the socket: a NIO close drops queued writes.
+/// The connection closes only after END_REQUEST reached the socket: a NIO close drops queued writes.
 struct FastCGIResponseWriter: Sendable {
     let channel: any Channel
 
@@ -104,11 +104,14 @@ struct FastCGIResponseWriter: Sendable {
         }
     }
 
-    /// On the event loop: END_REQUEST, then close once it is written.
+    /// On the event loop: END_REQUEST; once it is written the request handler closes the connection.
     private func end() {
         let channel = self.channel
-        channel.writeAndFlush(FastCGIResponsePart.end(appStatus: 0)).whenComplete { _ in
-            channel.close(promise: nil)
+        channel.writeAndFlush(FastCGIResponsePart.end(appStatus: 0)).whenComplete { result in
+            switch result {
+            case .success: channel.pipeline.fireUserInboundEventTriggered(FastCGIResponseEnded())
+            case .failure: channel.close(promise: nil)
+            }
         }
     }
 }

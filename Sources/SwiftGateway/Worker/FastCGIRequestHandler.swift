@@ -21,7 +21,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     /// Called once when this connection no longer holds a request slot.
     private let releaseSlot: @Sendable () -> Void
     private var state = State.waitingForHead
-    private var readPending = false
+    private var inputEnded = false
+    private var responseEnded = false
 
     init(runner: FastCGIApplicationRunner, releaseSlot: @escaping @Sendable () -> Void) {
         self.runner = runner
@@ -47,9 +48,11 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
                 releaseSlot()
             }
         case (.body(let chunk), .running(let body)):
-            body.append(chunk)
+            body.append(chunk)  // ignored once the body was finished
         case (.end, .running(let body)):
             body.finish()
+            self.inputEnded = true
+            if self.responseEnded { context.close(promise: nil) }
         case (.head, _), (.body, _), (.end, _):
             self.runner.logger.error("SG1113: FastCGI request parts out of order: closing the connection")
             context.close(promise: nil)
@@ -57,11 +60,27 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if case .running(let body) = self.state, body.isReadingPaused {
-            self.readPending = true
+        if !self.responseEnded, case .running(let body) = self.state, body.isReadingPaused {
+            return  // the stream calls `channel.read()` again when the application caught up
+        }
+        context.read()
+    }
+
+    /// END_REQUEST reached the socket: close now if the client finished sending, else read
+    /// and discard the rest of its input first, so its last write does not fail.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is FastCGIResponseEnded else {
+            context.fireUserInboundEventTriggered(event)
             return
         }
-        self.readPending = false
+        self.responseEnded = true
+        if self.inputEnded {
+            context.close(promise: nil)
+            return
+        }
+        if case .running(let body) = self.state {
+            body.finish(FastCGIConnectionError(description: "the response was complete before the request body ended"))
+        }
         context.read()
     }
 
@@ -84,6 +103,9 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 }
+
+/// Fired by `FastCGIResponseWriter` once END_REQUEST was written.
+struct FastCGIResponseEnded: Sendable {}
 
 /// A FastCGI connection that does not follow the protocol.
 struct FastCGIConnectionError: Error, CustomStringConvertible {

@@ -3,6 +3,7 @@
 #   make test       unit tests and integration tests against a real Apache
 #   make run        serve the example site on http://127.0.0.1:8080/
 #   make install    install the module and its Debian-style .load/.conf
+#   make bench      compare the gateway with static files, mod_proxy_fcgi and mod_wsgi (bench/README.md)
 
 APXS        ?= apxs
 SWIFT       ?= swift
@@ -14,7 +15,7 @@ MODULE_SRC   = $(wildcard CModule/*.c) $(wildcard CModule/*.h)
 EXAMPLE_BIN  = .build/$(CONFIG)/ExampleSite
 SWIFT_SRC    = Package.swift $(shell find Sources Examples -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
 
-.PHONY: all module swift test unit-test integration-test run install clean dependencies
+.PHONY: all module swift test unit-test integration-test run install clean dependencies bench
 
 all: module swift
 
@@ -43,6 +44,11 @@ dependencies:
 run: dependencies
 	$(MAKE) all
 	./scripts/run-example-site.sh $(CURDIR)/$(MODULE) $(CURDIR)/$(EXAMPLE_BIN)
+
+bench: dependencies
+	$(MAKE) all
+	SG_MODULE=$(CURDIR)/$(MODULE) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) \
+		$(PYTHON) bench/run_bench.py $(BENCH_ARGS)
 
 install: module
 	$(APXS) -i -n swift_gateway $(MODULE)

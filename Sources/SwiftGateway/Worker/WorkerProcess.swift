@@ -46,7 +46,7 @@ struct WorkerProcess {
             responder: responder, group: self.settings.group, token: self.settings.token, logger: self.logger,
             executor: EventLoopTaskExecutor(eventLoop: eventLoopGroup.next())
         )
-        // Built per connection on the accept thread: a bootstrap is a small, non-Sendable object.
+        // A bootstrap is not Sendable: the accept thread builds its own, once.
         let makeBootstrap: @Sendable () -> ClientBootstrap = {
             ClientBootstrap(group: eventLoopGroup)
                 // Room for a few 64 KiB body chunks before a streaming writer has to wait.
@@ -69,8 +69,9 @@ struct WorkerProcess {
         self.logger.debug("worker accepting", metadata: ["threads": "\(self.settings.threads)"])
         // Returns when a termination signal arrives.
         try await acceptThread.runIfActive {
+            let bootstrap = makeBootstrap()
             acceptor.run { descriptor in
-                makeBootstrap().withConnectedSocket(descriptor).whenFailure { error in
+                bootstrap.withConnectedSocket(descriptor).whenFailure { error in
                     logger.error("SG1103: cannot set up an accepted connection: \(error)")
                     close(descriptor)
                     slots.release()

@@ -92,9 +92,9 @@ struct WorkerProcess {
         exit(0)
     }
 
-    /// A worker must not outlive its supervisor: the kernel sends SIGTERM when it dies.
+    /// A worker must not outlive its supervisor: the kernel sends SIGTERM when it dies (set up on
+    /// the main thread at program start, see CSwiftGatewayLinux), unless it died even earlier.
     private func adoptParentLifetime() {
-        _ = sg_set_parent_death_signal(SIGTERM)
         if let expected = self.environment["SWIFT_GATEWAY_SUPERVISOR_PID"].flatMap(Int32.init), getppid() != expected {
             self.logger.error("SG1105: supervisor (pid \(expected)) exited before this worker started")
             exit(1)

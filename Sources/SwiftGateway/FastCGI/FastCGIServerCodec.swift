@@ -44,6 +44,9 @@ public enum FastCGIResponsePart: Sendable, Equatable {
     case stderr(ByteBuffer)
     /// Ends the response: an empty `FCGI_STDOUT` then `FCGI_END_REQUEST` (request complete) with `appStatus`.
     case end(appStatus: UInt32)
+    /// `FCGI_END_REQUEST` with `FCGI_OVERLOADED` for a request the worker will not run, whether or
+    /// not it has arrived: written on an idle kept-alive connection just before closing it.
+    case overloaded(requestID: UInt16)
 }
 
 /// Server side of one FastCGI connection, so the worker deals in request and response parts rather than records.
@@ -204,6 +207,12 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let part = Self.unwrapOutboundIn(data)
+        if case .overloaded(let requestID) = part {
+            var buffer = context.channel.allocator.buffer(capacity: 2 * FastCGIRecord.headerLength)
+            buffer.writeFastCGIEndRequest(requestID: requestID, appStatus: 0, protocolStatus: .overloaded)
+            context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            return
+        }
         guard let requestID = self.stateMachine.responseRequestID else {
             let error = FastCGIError.noActiveRequest.withDetail("\(part.kindDescription) written with no request open")
             promise?.fail(error)
@@ -220,6 +229,8 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
             buffer.writeFastCGIEndRequest(requestID: requestID, appStatus: appStatus, protocolStatus: .requestComplete)
             self.stateMachine.responseEnded()
             context.write(Self.wrapOutboundOut(buffer), promise: promise)
+        case .overloaded:
+            break  // written above: it needs no open request
         }
     }
 
@@ -265,6 +276,7 @@ extension FastCGIResponsePart {
         case .stdout: return "STDOUT"
         case .stderr: return "STDERR"
         case .end: return "END_REQUEST"
+        case .overloaded: return "END_REQUEST (overloaded)"
         }
     }
 }

@@ -13,13 +13,17 @@ struct StandaloneFastCGIServer: Sendable {
         let runner = FastCGIApplicationRunner(
             responder: self.responder, group: "standalone", token: nil, logger: self.logger, executor: nil
         )
+        // No slot limit here: the web server in front decides how many connections to open.
+        let slots = ConnectionSlots(capacity: .max)
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    _ = slots.tryTake()
                     try channel.pipeline.syncOperations.addHandlers(
-                        FastCGIServerCodec(), FastCGIRequestHandler(runner: runner, releaseSlot: {})
+                        FastCGIServerCodec(),
+                        FastCGIRequestHandler(runner: runner, slots: slots, connectionID: slots.makeConnectionID())
                     )
                 }
             }

@@ -9,62 +9,98 @@ import CSwiftGatewayLinux
 
 /// Accepts connections on the group socket, one per free request slot, and checks each peer.
 ///
-/// It runs on a thread of its own and blocks in `poll`: a worker whose slots are all taken
-/// does not even wait for connections, so the kernel hands them to an idle sibling.
+/// It runs on a thread of its own. While every slot is held by a busy connection it does not
+/// even poll, so the kernel hands new connections to a sibling; while a slot is held only by an
+/// idle kept-alive connection, a connection waiting in the backlog makes it reclaim that one.
 struct ConnectionAcceptor: Sendable {
     let listener: CInt
-    let slots: RequestSlots
+    let slots: ConnectionSlots
     let allowedPeerUID: UInt32?
     let logger: Logger
 
+    /// How long a reclaimed connection may take to close before the backlog is looked at again.
+    private static let reclaimWait = 0.1
+
     /// Loops until a termination signal arrives on `SignalPipe`, passing each accepted,
-    /// verified descriptor to `accepted` (which owns it and must release the slot when done).
+    /// verified descriptor to `accepted` (which owns it and its slot).
     func run(accepted: (CInt) -> Void) {
         while true {
-            while !self.slots.take(timeout: 0.25) {
+            while !self.slots.waitForRoom(orIdle: true, timeout: 0.25) {
                 if self.terminationRequested() { return }
+            }
+            switch self.waitForConnection() {
+            case .stop:
+                return
+            case .nothing:
+                continue
+            case .pending:
+                break
+            }
+            guard self.slots.tryTake() else {
+                // Every slot is held, some by idle connections: free the oldest for the newcomer.
+                if let idle = self.slots.takeOldestIdle() {
+                    idle.pipeline.fireUserInboundEventTriggered(ReclaimIdleConnection())
+                    _ = self.slots.waitForRoom(orIdle: false, timeout: Self.reclaimWait)
+                }
+                continue
             }
             guard let descriptor = self.acceptVerifiedConnection() else {
                 self.slots.release()
-                return
+                continue
             }
             accepted(descriptor)
         }
     }
 
-    /// Waits for a connection from an allowed peer; nil when told to stop.
-    private func acceptVerifiedConnection() -> CInt? {
-        while true {
-            var descriptors = [
-                pollfd(fd: self.listener, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: SignalPipe.descriptor, events: Int16(POLLIN), revents: 0),
-            ]
-            let ready = poll(&descriptors, 2, -1)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                self.logger.critical("SG1107: poll on the group socket failed: \(SystemCallError("poll"))")
-                return nil
-            }
-            if descriptors[1].revents != 0, self.terminationRequested() { return nil }
-            if descriptors[0].revents & Int16(POLLNVAL | POLLERR) != 0 {
-                self.logger.critical("SG1108: the group socket (fd \(self.listener)) is not usable: stopping")
-                return nil
-            }
-            guard descriptors[0].revents & Int16(POLLIN) != 0 else { continue }
-            let descriptor = sg_accept_cloexec_nonblock(self.listener)
-            if descriptor < 0 {
-                switch errno {
-                case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED, EPROTO:
-                    continue  // a sibling took it, or the client gave up
-                default:
-                    self.logger.error("SG1109: accept on the group socket failed: \(SystemCallError("accept4")); retrying")
-                    usleep(100_000)
-                    continue
-                }
-            }
-            if self.isAllowed(descriptor) { return descriptor }
-            close(descriptor)
+    private enum Readiness {
+        case pending
+        case nothing
+        case stop
+    }
+
+    /// Waits for a connection in the backlog or a termination signal.
+    private func waitForConnection() -> Readiness {
+        var descriptors = [
+            pollfd(fd: self.listener, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: SignalPipe.descriptor, events: Int16(POLLIN), revents: 0),
+        ]
+        let ready = poll(&descriptors, 2, -1)
+        if ready < 0 {
+            if errno == EINTR { return .nothing }
+            self.logger.critical("SG1107: poll on the group socket failed: \(SystemCallError("poll"))")
+            return .stop
         }
+        if descriptors[1].revents != 0, self.terminationRequested() { return .stop }
+        if descriptors[0].revents & Int16(POLLNVAL | POLLERR) != 0 {
+            self.logger.critical("SG1108: the group socket (fd \(self.listener)) is not usable: stopping")
+            return .stop
+        }
+        return descriptors[0].revents & Int16(POLLIN) != 0 ? .pending : .nothing
+    }
+
+    /// Accepts the waiting connection if it comes from an allowed peer; nil when a sibling took
+    /// it first, the client gave up, or the peer was refused.
+    private func acceptVerifiedConnection() -> CInt? {
+        let descriptor = sg_accept_cloexec_nonblock(self.listener)
+        if descriptor < 0 {
+            switch errno {
+            case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED, EPROTO:
+                break
+            default:
+                self.logger.error("SG1109: accept on the group socket failed: \(SystemCallError("accept4")); retrying")
+                usleep(100_000)
+            }
+            return nil
+        }
+        if self.isAllowed(descriptor) { return descriptor }
+        close(descriptor)
+        return nil
+    }
+
+    /// Whether a connection waits in the backlog of `listener`, without waiting.
+    static func hasWaitingConnection(_ listener: CInt) -> Bool {
+        var descriptor = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) > 0 && descriptor.revents & Int16(POLLIN) != 0
     }
 
     /// Only Apache's children may talk to a worker: their uid is `SWIFT_GATEWAY_PEER_UID`.

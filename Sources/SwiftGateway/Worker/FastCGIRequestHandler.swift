@@ -1,62 +1,141 @@
 import NIOCore
 
-/// Drives one FastCGI connection on its event loop: starts the application in a task of its
-/// own when the parameters are complete, feeds it the body, and holds off reading while the
-/// application has not caught up with the upload.
+/// Drives one FastCGI connection on its event loop, one request after another: starts the
+/// application in a task of its own when the parameters are complete, feeds it the body, holds
+/// off reading while the application has not caught up with the upload, and keeps the
+/// connection for the next request when the web server asked for `FCGI_KEEP_CONN`.
+///
+/// The connection holds one of the worker's `ConnectionSlots` until it is closed and its last
+/// application task has returned. Between requests it is listed as idle; reclaiming it (to make
+/// room for a new connection, or when draining) first writes `FCGI_OVERLOADED` for the next
+/// request, so Apache can tell "not run" from "crashed while running".
 ///
 /// Plain channel handlers instead of `NIOAsyncChannel` keep the per-connection set-up to two
-/// handler allocations: this runs once per request.
+/// handler allocations.
 final class FastCGIRequestHandler: ChannelDuplexHandler {
     typealias InboundIn = FastCGIRequestPart
     typealias OutboundIn = FastCGIResponsePart
     typealias OutboundOut = FastCGIResponsePart
 
     private enum State {
+        /// Before the first request, or between two on a kept-alive connection.
         case waitingForHead
         case running(FastCGIRequestBodyStream)
-        case closed
+        /// Refused or failed: the connection is closing, input is ignored.
+        case closing
     }
 
+    /// Requests one connection serves before it is closed, so that Apache's kept connections
+    /// spread again over all workers, a restarted one included (nginx's `keepalive_requests`).
+    static let maximumRequestsPerConnection = 100
+
     private let runner: FastCGIApplicationRunner
-    /// Called once when this connection no longer holds a request slot.
-    private let releaseSlot: @Sendable () -> Void
+    private let slots: ConnectionSlots
+    private let connectionID: Int
     private var state = State.waitingForHead
+    private var keepConnection = false
+    private var lastRequestID: UInt16 = 1
+    private var requestsServed = 0
     private var inputEnded = false
     private var responseEnded = false
+    private var applicationRunning = false
+    private var channelClosed = false
+    private var slotReleased = false
+    /// Listed in `slots` as idle since the last request: only such a connection may be reclaimed.
+    private var listedIdle = false
 
-    init(runner: FastCGIApplicationRunner, releaseSlot: @escaping @Sendable () -> Void) {
+    /// - Parameters:
+    ///   - slots: The worker's slots; the caller has taken one for this connection.
+    init(runner: FastCGIApplicationRunner, slots: ConnectionSlots, connectionID: Int) {
         self.runner = runner
-        self.releaseSlot = releaseSlot
+        self.slots = slots
+        self.connectionID = connectionID
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (self.unwrapInboundIn(data), self.state) {
         case (.head(let head), .waitingForHead):
-            guard let environment = self.runner.environment(for: head) else {
-                self.state = .closed
-                self.releaseSlot()
-                context.close(promise: nil)
-                return
-            }
-            let channel = context.channel
-            let body = FastCGIRequestBodyStream(channel: channel)
-            self.state = .running(body)
-            let runner = self.runner
-            let releaseSlot = self.releaseSlot
-            Task(executorPreference: runner.executor) {
-                await runner.run(environment: environment, body: body, channel: channel)
-                releaseSlot()
-            }
+            self.start(head, context: context)
         case (.body(let chunk), .running(let body)):
             body.append(chunk)  // ignored once the body was finished
         case (.end, .running(let body)):
             body.finish()
             self.inputEnded = true
-            if self.responseEnded { context.close(promise: nil) }
+            if self.responseEnded { self.requestCompleted(context: context) }
+        case (_, .closing):
+            break
         case (.head, _), (.body, _), (.end, _):
             self.runner.logger.error("SG1113: FastCGI request parts out of order: closing the connection")
+            self.state = .closing
             context.close(promise: nil)
         }
+    }
+
+    private func start(_ head: FastCGIRequestHead, context: ChannelHandlerContext) {
+        self.slots.connectionLeftIdle(id: self.connectionID)
+        self.listedIdle = false
+        guard let environment = self.runner.environment(for: head) else {
+            self.state = .closing
+            context.close(promise: nil)
+            return
+        }
+        self.keepConnection = head.keepConnection
+        self.lastRequestID = head.requestID
+        self.inputEnded = false
+        self.responseEnded = false
+        self.applicationRunning = true
+        self.slots.requestStarted()
+
+        let channel = context.channel
+        let body = FastCGIRequestBodyStream(channel: channel)
+        self.state = .running(body)
+        let runner = self.runner
+        let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
+        Task(executorPreference: runner.executor) {
+            await runner.run(environment: environment, body: body, channel: channel)
+            channel.eventLoop.execute { handler.value.applicationReturned() }
+        }
+    }
+
+    /// Both directions of a request are done: keep the connection for the next one, or close.
+    private func requestCompleted(context: ChannelHandlerContext) {
+        guard case .running = self.state else { return }
+        self.state = .waitingForHead
+        self.requestsServed += 1
+        guard self.keepConnection else {
+            self.state = .closing
+            context.close(promise: nil)
+            return
+        }
+        guard self.requestsServed < Self.maximumRequestsPerConnection else {
+            self.refuseNextRequestAndClose(context: context)
+            return
+        }
+        self.listedIdle = self.slots.connectionBecameIdle(id: self.connectionID, channel: context.channel)
+        if !self.listedIdle {
+            self.refuseNextRequestAndClose(context: context)
+        }
+    }
+
+    /// Closes an idle kept-alive connection, telling Apache its next request was not run.
+    private func refuseNextRequestAndClose(context: ChannelHandlerContext) {
+        self.state = .closing
+        let channel = context.channel
+        context.writeAndFlush(self.wrapOutboundOut(.overloaded(requestID: self.lastRequestID))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    private func applicationReturned() {
+        self.applicationRunning = false
+        self.slots.requestFinished()
+        self.releaseSlotIfDone()
+    }
+
+    private func releaseSlotIfDone() {
+        guard self.channelClosed, !self.applicationRunning, !self.slotReleased else { return }
+        self.slotReleased = true
+        self.slots.release()
     }
 
     func read(context: ChannelHandlerContext) {
@@ -66,16 +145,26 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         context.read()
     }
 
-    /// END_REQUEST reached the socket: close now if the client finished sending, else read
-    /// and discard the rest of its input first, so its last write does not fail.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is FastCGIResponseEnded else {
+        switch event {
+        case is FastCGIResponseEnded:
+            self.responseDidEnd(context: context)
+        case is ReclaimIdleConnection:
+            // A request may have arrived since the connection was listed as idle: it runs.
+            if self.listedIdle, case .waitingForHead = self.state, !self.channelClosed {
+                self.refuseNextRequestAndClose(context: context)
+            }
+        default:
             context.fireUserInboundEventTriggered(event)
-            return
         }
+    }
+
+    /// END_REQUEST reached the socket: finish now if the client finished sending, else read and
+    /// discard the rest of its input first, so its last write does not fail.
+    private func responseDidEnd(context: ChannelHandlerContext) {
         self.responseEnded = true
         if self.inputEnded {
-            context.close(promise: nil)
+            self.requestCompleted(context: context)
             return
         }
         if case .running(let body) = self.state {
@@ -87,19 +176,18 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if case .running(let body) = self.state { body.finish(error) }
         self.runner.logger.notice("SG1114: FastCGI connection failed: \(error)")
+        self.state = .closing
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        switch self.state {
-        case .waitingForHead:
-            self.releaseSlot()
-        case .running(let body):
+        if case .running(let body) = self.state {
             body.finish(FastCGIConnectionError(description: "Apache closed the connection before the request body ended"))
-        case .closed:
-            break
         }
-        self.state = .closed
+        self.state = .closing
+        self.channelClosed = true
+        self.slots.connectionLeftIdle(id: self.connectionID)
+        self.releaseSlotIfDone()
         context.fireChannelInactive()
     }
 }

@@ -41,7 +41,9 @@ struct WorkerProcess {
         }
 
         let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let slots = RequestSlots(count: self.settings.threads)
+        let slots = ConnectionSlots(capacity: self.settings.threads) {
+            ConnectionAcceptor.hasWaitingConnection(Self.listenerDescriptor)
+        }
         let runner = FastCGIApplicationRunner(
             responder: responder, group: self.settings.group, token: self.settings.token, logger: self.logger,
             executor: EventLoopTaskExecutor(eventLoop: eventLoopGroup.next())
@@ -55,7 +57,7 @@ struct WorkerProcess {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandlers(
                             FastCGIServerCodec(),
-                            FastCGIRequestHandler(runner: runner, releaseSlot: { slots.release() })
+                            FastCGIRequestHandler(runner: runner, slots: slots, connectionID: slots.makeConnectionID())
                         )
                     }
                 }
@@ -79,11 +81,15 @@ struct WorkerProcess {
             }
         }
 
-        // Draining: requests in flight get graceful-timeout to finish.
+        // Draining: idle connections are closed (each telling Apache its next request was not
+        // run), requests in flight get graceful-timeout to finish, then their connections close.
+        for idle in slots.beginDraining() {
+            idle.pipeline.fireUserInboundEventTriggered(ReclaimIdleConnection())
+        }
         let deadline = monotonicSeconds() + self.settings.gracefulTimeout
-        while slots.busyCount > 0 {
+        while slots.heldCount > 0 {
             guard monotonicSeconds() < deadline else {
-                self.logger.warning("SG1104: \(slots.busyCount) requests still running after graceful-timeout \(self.settings.gracefulTimeout)s: exiting anyway")
+                self.logger.warning("SG1104: \(slots.runningCount) requests still running after graceful-timeout \(self.settings.gracefulTimeout)s: exiting anyway")
                 exit(0)
             }
             try? await Task.sleep(for: .milliseconds(20))

@@ -527,6 +527,18 @@ final class FastCGIServerCodecTests: XCTestCase {
         self.assertFailed(lateEnd, with: .noActiveRequest)
     }
 
+    func testOverloadedNeedsNoOpenRequestAndLeavesTheConnectionUsable() throws {
+        let refused = self.channel.writeAndFlush(FastCGIResponsePart.overloaded(requestID: 7))
+        self.assertSucceeded(refused)
+        let records = try self.writtenRecords()
+        XCTAssertEqual(records.map(\.type), [.endRequest])
+        XCTAssertEqual(records.first?.requestID, 7)
+        XCTAssertEqual(records.first?.content, self.endRequestContent(appStatus: 0, status: .overloaded))
+
+        try self.channel.writeInbound(self.fullRequest())
+        XCTAssertEqual(self.recorder.parts, self.expectedParts())
+    }
+
     func testCompleteExchange() throws {
         try self.channel.writeInbound(self.fullRequest(id: 1))
         try self.channel.writeOutbound(FastCGIResponsePart.stdout(ByteBuffer(string: "Status: 200 OK\r\n\r\nhi")))

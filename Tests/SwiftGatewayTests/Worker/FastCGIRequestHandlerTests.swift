@@ -1,0 +1,169 @@
+import Logging
+import NIOCore
+import NIOEmbedded
+import XCTest
+
+@testable import SwiftGateway
+
+/// The connection life cycle of a worker: requests one after another on a kept-alive
+/// connection, reclaiming an idle one, and the slot it holds.
+final class FastCGIRequestHandlerTests: XCTestCase {
+    private let parameters: [(name: String, value: String)] = [
+        (name: "REQUEST_METHOD", value: "GET"),
+        (name: "REQUEST_URI", value: "/hello"),
+    ]
+
+    private func makeConnection(slots: ConnectionSlots) async throws -> NIOAsyncTestingChannel {
+        let runner = FastCGIApplicationRunner(
+            responder: GatewayClosureResponder { _, _ in GatewayResponse(body: .init(string: "Hello world!\n")) },
+            group: "test", token: nil, logger: Logger(label: "test"), executor: nil
+        )
+        XCTAssertTrue(slots.tryTake())
+        let channel = NIOAsyncTestingChannel()
+        try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.addHandlers(
+                FastCGIServerCodec(),
+                FastCGIRequestHandler(runner: runner, slots: slots, connectionID: slots.makeConnectionID())
+            )
+        }.get()
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9))
+        return channel
+    }
+
+    private func request(keepConnection: Bool) -> ByteBuffer {
+        FastCGITestWire.concatenate([
+            FastCGITestWire.begin(id: 1, flags: keepConnection ? 1 : 0),
+            FastCGITestWire.params(id: 1, self.parameters, recordSize: 100),
+            FastCGITestWire.record(.stdin, id: 1),
+        ])
+    }
+
+    /// Output records until END_REQUEST.
+    private func response(from channel: NIOAsyncTestingChannel) async throws -> [FastCGIRecord] {
+        var records: [FastCGIRecord] = []
+        var wire = ByteBuffer()
+        while !records.contains(where: { $0.type == .endRequest }) {
+            var chunk = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
+            wire.writeBuffer(&chunk)
+            records = try FastCGITestWire.decodeAll(wire)
+        }
+        return records
+    }
+
+    private func protocolStatus(_ records: [FastCGIRecord]) -> UInt8? {
+        guard let end = records.last(where: { $0.type == .endRequest })?.content else { return nil }
+        return end.getInteger(at: end.readerIndex + 4, as: UInt8.self)
+    }
+
+    private func stdout(_ records: [FastCGIRecord]) -> String {
+        records.filter { $0.type == .stdout }.map { String(buffer: $0.content) }.joined()
+    }
+
+    private func waitUntil(_ condition: @escaping () -> Bool) async throws {
+        for _ in 0..<500 where !condition() {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        XCTAssertTrue(condition())
+    }
+
+    func testAKeptAliveConnectionServesRequestsOneAfterAnother() async throws {
+        let slots = ConnectionSlots(capacity: 1)
+        let channel = try await self.makeConnection(slots: slots)
+        for _ in 0..<3 {
+            try await channel.writeInbound(self.request(keepConnection: true))
+            let records = try await self.response(from: channel)
+            XCTAssertTrue(self.stdout(records).hasSuffix("Hello world!\n"))
+            XCTAssertEqual(self.protocolStatus(records), FastCGIProtocolStatus.requestComplete.rawValue)
+            XCTAssertTrue(channel.isActive)
+        }
+        // Still open, still holding its one slot, and listed as idle.
+        try await self.waitUntil { slots.runningCount == 0 }
+        XCTAssertEqual(slots.heldCount, 1)
+        XCTAssertFalse(slots.tryTake())
+        XCTAssertTrue(slots.waitForRoom(orIdle: true, timeout: 0.01))
+        _ = try? await channel.finish()
+    }
+
+    func testAConnectionClosesWithOverloadedAfterItsLastAllowedRequest() async throws {
+        let slots = ConnectionSlots(capacity: 1)
+        let channel = try await self.makeConnection(slots: slots)
+        let limit = FastCGIRequestHandler.maximumRequestsPerConnection
+        var wire = ByteBuffer()
+        var ends: [UInt8] = []
+        func readEnds(until count: Int) async throws {
+            while ends.count < count {
+                var chunk = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
+                wire.writeBuffer(&chunk)
+                ends = try FastCGITestWire.decodeAll(wire).filter { $0.type == .endRequest }
+                    .compactMap { self.protocolStatus([$0]) }
+            }
+        }
+        for served in 1...limit {
+            try await channel.writeInbound(self.request(keepConnection: true))
+            try await readEnds(until: served)
+        }
+        try await readEnds(until: limit + 1)
+        try await channel.closeFuture.get()
+        XCTAssertEqual(ends.count, limit + 1)
+        XCTAssertEqual(ends.last, FastCGIProtocolStatus.overloaded.rawValue)
+        XCTAssertEqual(Set(ends.dropLast()), [FastCGIProtocolStatus.requestComplete.rawValue])
+        try await self.waitUntil { slots.heldCount == 0 }
+    }
+
+    func testWithoutKeepConnectionTheConnectionClosesAndReleasesItsSlot() async throws {
+        let slots = ConnectionSlots(capacity: 1)
+        let channel = try await self.makeConnection(slots: slots)
+        try await channel.writeInbound(self.request(keepConnection: false))
+        _ = try await self.response(from: channel)
+        try await channel.closeFuture.get()
+        try await self.waitUntil { slots.heldCount == 0 }
+        XCTAssertNil(slots.takeOldestIdle())
+    }
+
+    func testReclaimingAnIdleConnectionSaysOverloadedThenClosesAndReleasesTheSlot() async throws {
+        let slots = ConnectionSlots(capacity: 1)
+        let channel = try await self.makeConnection(slots: slots)
+        try await channel.writeInbound(self.request(keepConnection: true))
+        _ = try await self.response(from: channel)
+        try await self.waitUntil { slots.runningCount == 0 }
+
+        let idle = slots.takeOldestIdle()
+        XCTAssertTrue(idle === channel)
+        channel.pipeline.fireUserInboundEventTriggered(ReclaimIdleConnection())
+        let refusal = try await self.response(from: channel)
+        XCTAssertEqual(refusal.map(\.type), [.endRequest])
+        XCTAssertEqual(refusal.first?.requestID, 1)
+        XCTAssertEqual(self.protocolStatus(refusal), FastCGIProtocolStatus.overloaded.rawValue)
+        try await channel.closeFuture.get()
+        try await self.waitUntil { slots.heldCount == 0 }
+    }
+
+    func testAConnectionIsNeverReclaimedWhileItsRequestRuns() async throws {
+        let slots = ConnectionSlots(capacity: 1)
+        let channel = try await self.makeConnection(slots: slots)
+        // Before its first request a new connection is not idle: a reclaim request is ignored.
+        channel.pipeline.fireUserInboundEventTriggered(ReclaimIdleConnection())
+        try await channel.writeInbound(self.request(keepConnection: true))
+        let records = try await self.response(from: channel)
+        XCTAssertEqual(self.protocolStatus(records), FastCGIProtocolStatus.requestComplete.rawValue)
+        XCTAssertTrue(self.stdout(records).hasSuffix("Hello world!\n"))
+        XCTAssertTrue(channel.isActive)
+        _ = try? await channel.finish()
+    }
+
+    func testWhileDrainingAFinishedRequestClosesItsConnectionWithOverloaded() async throws {
+        let slots = ConnectionSlots(capacity: 1)
+        let channel = try await self.makeConnection(slots: slots)
+        XCTAssertTrue(slots.beginDraining().isEmpty)
+        try await channel.writeInbound(self.request(keepConnection: true))
+        var records = try await self.response(from: channel)
+        XCTAssertEqual(self.protocolStatus(records), FastCGIProtocolStatus.requestComplete.rawValue)
+        // The refusal for the next request follows the response.
+        let refusal = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
+        records = try FastCGITestWire.decodeAll(refusal)
+        XCTAssertEqual(records.map(\.type), [.endRequest])
+        XCTAssertEqual(self.protocolStatus(records), FastCGIProtocolStatus.overloaded.rawValue)
+        try await channel.closeFuture.get()
+        try await self.waitUntil { slots.heldCount == 0 }
+    }
+}

@@ -4,7 +4,8 @@
  * Shared declarations of the module's translation units:
  *   mod_swift_gateway.c  module record, hooks, directives, configuration check
  *   sg_daemon.c          Apache parent: group sockets, supervisor fork/exec/restart
- *   sg_request.c         Apache children: alias translation, FastCGI request path
+ *   sg_request.c         Apache children: alias translation, FastCGI request
+ *                        path, idle worker connections
  *
  * Every log message carries a number "SGnnnn"; docs/operations.md lists them.
  */
@@ -33,10 +34,12 @@
 #define SG_TOKEN_BYTES      32
 
 typedef struct sg_daemon sg_daemon;
+typedef struct sg_conn_pool sg_conn_pool;
 
 /* One SwiftDaemonProcess (or an implicit group).  Built at configuration
  * time, completed by check_config (program) and post_config (socket_path,
- * token); read-only afterwards, so Apache children share it safely. */
+ * token); read-only afterwards, so Apache children share it safely (each
+ * child only sets its own conn_pool, in child_init). */
 typedef struct {
     const char *name;
     const char *defined_at;         /* "file:line" of the directive */
@@ -87,6 +90,9 @@ typedef struct {
     const char *socket_path;
     const char *token;
     sg_daemon *daemon;              /* parent-side process state */
+
+    /* Filled in by child_init in each Apache child; NULL elsewhere (-X). */
+    sg_conn_pool *conn_pool;        /* idle kept-alive connections */
 } sg_group;
 
 typedef struct {
@@ -153,5 +159,6 @@ const char *sg_socket_prefix(apr_pool_t *p, server_rec *s);
 int sg_translate_name(request_rec *r);
 int sg_type_checker(request_rec *r);
 int sg_handler(request_rec *r);
+void sg_conn_pools_create(apr_pool_t *pchild, server_rec *s);
 
 #endif /* MOD_SWIFT_GATEWAY_H */

@@ -1125,17 +1125,17 @@ int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
-/* Apache children never touch the listening sockets. */
+/* Apache children never touch the listening sockets; each keeps its own
+ * idle connections to the groups. */
 void sg_daemon_child_init(apr_pool_t *p, server_rec *s)
 {
     int i;
 
-    (void)p;
-    (void)s;
     if (!sg_daemons || getpid() == sg_parent_pid) {
-        return;     /* -X: the parent serves requests itself */
+        return;     /* -X: the parent serves requests itself, unpooled */
     }
     for (i = 0; i < sg_daemons->nelts; ++i) {
         sg_close_listener(APR_ARRAY_IDX(sg_daemons, i, sg_daemon *));
     }
+    sg_conn_pools_create(p, s);
 }

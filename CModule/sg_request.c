@@ -4,8 +4,10 @@
  * translate_name maps SwiftScriptAlias mounts (longest match) to the
  * "swift-gateway" handler; the handler resolves the process group,
  * connects to its Unix socket and speaks FastCGI 1.0 (responder, request
- * id 1, one request per connection) in full duplex: the request body is
- * forwarded while the response streams back, neither side buffered whole.
+ * id 1, one request at a time per connection) in full duplex: the request
+ * body is forwarded while the response streams back, neither side buffered
+ * whole.  Connections are kept alive (FCGI_KEEP_CONN) and each Apache child
+ * keeps the idle ones of every group for its next requests.
  */
 
 #include "mod_swift_gateway.h"
@@ -21,8 +23,11 @@
 #include "apr_poll.h"
 #include "apr_buckets.h"
 #include "apr_network_io.h"
+#include "apr_thread_mutex.h"
+#include "ap_mpm.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -39,6 +44,10 @@ APLOG_USE_MODULE(swift_gateway);
 #define SG_STDERR_LINE_MAX  8192
 #define SG_HEADER_CHUNK     4096
 
+/* protocolStatus of END_REQUEST */
+#define SG_FCGI_REQUEST_COMPLETE    0
+#define SG_FCGI_OVERLOADED          2
+
 /* Why the exchange with the worker ended. */
 typedef enum {
     SG_DONE = 0,            /* END_REQUEST */
@@ -48,19 +57,27 @@ typedef enum {
     SG_PROTOCOL,            /* not FastCGI */
     SG_CLIENT_BODY,         /* reading the request body failed */
     SG_CLIENT_GONE,         /* passing the response failed */
-    SG_IO_ERROR             /* poll/recv failure */
+    SG_IO_ERROR,            /* poll/recv failure */
+    SG_NOT_SENT             /* idle connection dead: nothing reached it */
 } sg_outcome;
 
 typedef struct {
     request_rec *r;
     conn_rec *c;
     const sg_group *group;
-    apr_socket_t *sock;
+    apr_socket_t *sock;         /* wraps fd, which this request owns */
     apr_pollfd_t pfd;
+    int fd;                     /* -1 once closed or back in the pool */
+    int pooled;                 /* fd came from the group's idle connections */
+    int replayable;             /* no request body: may be sent a second time */
+    int reusable;               /* the exchange left fd fit for another request */
 
     /* to the worker */
+    const char *params;         /* BEGIN_REQUEST .. empty PARAMS [empty STDIN] */
+    apr_size_t params_len;
     const char *out;
     apr_size_t outlen;
+    apr_off_t sent;             /* bytes sent on this connection */
     char *stdin_buf;            /* header + SG_STDIN_CHUNK + empty record */
     apr_bucket_brigade *ib;
     int stdin_last_queued;
@@ -79,7 +96,9 @@ typedef struct {
     unsigned char endbody[8];
     apr_size_t endbody_have;
     int end_seen;
-    int protocol_status;
+    int protocol_status;        /* -1 until END_REQUEST tells */
+    int answered;               /* a record other than END_REQUEST came first */
+    int leftover;               /* bytes followed END_REQUEST */
 
     /* response headers */
     char *hbuf;
@@ -296,18 +315,208 @@ static const char *sg_location_mount(request_rec *r)
 }
 
 /* ------------------------------------------------------------------------
- * Connecting
+ * Idle connections, per Apache child and group
+ *
+ * A kept-alive connection holds one of a worker's request slots for its
+ * whole life, so a request sent on it runs at once.  The worker closes an
+ * idle one only after writing an unsolicited END_REQUEST/FCGI_OVERLOADED:
+ * a request that meets that, or finds the connection dead before any byte
+ * went out, was not run and may be sent again on a new connection.
  */
 
-static int sg_connect(request_rec *r, const sg_group *g, apr_socket_t **out)
+struct sg_conn_pool {
+#if APR_HAS_THREADS
+    apr_thread_mutex_t *mutex;      /* event and worker MPMs are threaded */
+#endif
+    int *fds;                       /* a stack: the most recently used on top */
+    int nfds;
+    int capacity;
+    int closed;                     /* the child is exiting */
+};
+
+static apr_status_t sg_pool_mutex(sg_conn_pool *cp, apr_pool_t *p)
 {
-    apr_socket_t *sock;
-    apr_os_sock_t fd;
+#if APR_HAS_THREADS
+    return apr_thread_mutex_create(&cp->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+#else
+    (void)cp;
+    (void)p;
+    return APR_SUCCESS;
+#endif
+}
+
+static int sg_pool_lock(sg_conn_pool *cp)
+{
+#if APR_HAS_THREADS
+    return apr_thread_mutex_lock(cp->mutex) == APR_SUCCESS;
+#else
+    (void)cp;
+    return 1;
+#endif
+}
+
+static void sg_pool_unlock(sg_conn_pool *cp)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(cp->mutex);
+#else
+    (void)cp;
+#endif
+}
+
+/* Runs when the child exits, after its request threads are done. */
+static apr_status_t sg_pool_cleanup(void *data)
+{
+    sg_conn_pool *cp = data;
+
+    cp->closed = 1;
+    while (cp->nfds > 0) {
+        close(cp->fds[--cp->nfds]);
+    }
+    return APR_SUCCESS;
+}
+
+/* child_init: an empty pool per started group.  More idle connections than
+ * the group has request slots, or than this child has threads to use them
+ * at once, would never be used. */
+void sg_conn_pools_create(apr_pool_t *pchild, server_rec *s)
+{
+    int child_threads = 0;
+    int i;
+
+    if (!sg_globals.groups) {
+        return;
+    }
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &child_threads) != APR_SUCCESS) {
+        child_threads = 0;
+    }
+    for (i = 0; i < sg_globals.groups->nelts; ++i) {
+        sg_group *g = APR_ARRAY_IDX(sg_globals.groups, i, sg_group *);
+        int processes = g->maximum_processes > g->processes
+                        ? g->maximum_processes : g->processes;
+        apr_int64_t slots = (apr_int64_t)processes * g->threads;
+        sg_conn_pool *cp;
+        apr_status_t rv;
+
+        if (!g->socket_path) {
+            continue;       /* never started (SG0406) */
+        }
+        if (child_threads > 0 && slots > child_threads) {
+            slots = child_threads;
+        }
+        cp = apr_pcalloc(pchild, sizeof(*cp));
+        cp->capacity = slots > 0 ? (int)slots : 1;
+        cp->fds = apr_palloc(pchild, cp->capacity * sizeof(int));
+        if ((rv = sg_pool_mutex(cp, pchild)) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                         "SG0517: group %s: cannot create the lock of the "
+                         "idle connection pool; this Apache child opens a "
+                         "new connection for every request", g->name);
+            continue;
+        }
+        apr_pool_cleanup_register(pchild, cp, sg_pool_cleanup,
+                                  apr_pool_cleanup_null);
+        g->conn_pool = cp;
+    }
+}
+
+/* The most recently used idle connection that is still open and silent,
+ * or -1.  Anything to read on an idle connection is the worker's
+ * FCGI_OVERLOADED notice or EOF: it is closing it, or gone. */
+static int sg_pool_get(sg_conn_pool *cp, int *dropped)
+{
+    for (;;) {
+        struct pollfd pfd;
+        int fd = -1;
+
+        if (!sg_pool_lock(cp)) {
+            return -1;
+        }
+        if (cp->nfds > 0) {
+            fd = cp->fds[--cp->nfds];
+        }
+        sg_pool_unlock(cp);
+        if (fd < 0) {
+            return -1;
+        }
+        pfd.fd = fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, 0) == 0) {
+            return fd;
+        }
+        close(fd);
+        ++*dropped;
+    }
+}
+
+/* Keep an idle connection for a later request; 0 when there is no room. */
+static int sg_pool_put(sg_conn_pool *cp, int fd)
+{
+    int kept = 0;
+
+    if (!cp || !sg_pool_lock(cp)) {
+        return 0;
+    }
+    if (!cp->closed && cp->nfds < cp->capacity) {
+        cp->fds[cp->nfds++] = fd;
+        kept = 1;
+    }
+    sg_pool_unlock(cp);
+    return kept;
+}
+
+/* Request pool cleanup of the connection: back to the group's pool when
+ * the exchange left it clean, else closed.  Run early by sg_detach; the
+ * request pool runs it on every other path, so no fd leaks. */
+static apr_status_t sg_release(void *data)
+{
+    sg_conn *sc = data;
+
+    if (sc->fd >= 0) {
+        if (!sc->reusable || !sg_pool_put(sc->group->conn_pool, sc->fd)) {
+            close(sc->fd);
+        }
+        sc->fd = -1;
+        sc->reusable = 0;
+    }
+    return APR_SUCCESS;
+}
+
+/* The request owns fd from now on.  apr_os_sock_put only wraps it (no
+ * cleanup of its own); the fd is O_NONBLOCK and every wait is our poll,
+ * so the wrapper's default timeout makes apr_socket_recv return EAGAIN. */
+static void sg_attach(sg_conn *sc, int fd, int pooled)
+{
+    apr_os_sock_t osd = fd;
+
+    sc->fd = fd;
+    sc->pooled = pooled;
+    sc->reusable = 0;
+    apr_os_sock_put(&sc->sock, &osd, sc->r->pool);
+    sc->pfd.desc_type = APR_POLL_SOCKET;
+    sc->pfd.desc.s = sc->sock;
+    sc->pfd.p = sc->r->pool;
+    apr_pool_cleanup_register(sc->r->pool, sc, sg_release,
+                              apr_pool_cleanup_null);
+}
+
+static void sg_detach(sg_conn *sc)
+{
+    apr_pool_cleanup_run(sc->r->pool, sc, sg_release);
+}
+
+/* A new connection to the group's socket, retried while its backlog is
+ * full (every worker busy) until connect-timeout. */
+static int sg_connect(sg_conn *sc)
+{
+    request_rec *r = sc->r;
+    const sg_group *g = sc->group;
     struct sockaddr_un sa;
-    apr_status_t rv;
     apr_time_t deadline;
     apr_interval_time_t wait = apr_time_from_msec(5);
     int attempts = 0;
+    int fd;
 
     if (!g->socket_path) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -319,14 +528,14 @@ static int sg_connect(request_rec *r, const sg_group *g, apr_socket_t **out)
     sa.sun_family = AF_UNIX;
     apr_cpystrn(sa.sun_path, g->socket_path, sizeof(sa.sun_path));
 
-    rv = apr_socket_create(&sock, APR_UNIX, SOCK_STREAM, 0, r->pool);
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+    /* CLOEXEC: a kept connection must not leak into a CGI or piped logger */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r,
                       "SG0415: group %s: cannot create a socket", g->name);
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    apr_socket_timeout_set(sock, 0);        /* non-blocking */
-    apr_os_sock_get(&fd, sock);
+    sg_attach(sc, fd, 0);
 
     deadline = apr_time_now() + apr_time_from_sec(g->connect_timeout);
     for (;;) {
@@ -352,6 +561,7 @@ static int sg_connect(request_rec *r, const sg_group *g, apr_socket_t **out)
                               "processes/threads or listen-backlog",
                               g->name, g->socket_path, g->connect_timeout,
                               attempts);
+                sg_detach(sc);
                 return HTTP_SERVICE_UNAVAILABLE;
             }
             apr_sleep(wait);
@@ -384,14 +594,39 @@ static int sg_connect(request_rec *r, const sg_group *g, apr_socket_t **out)
                           "SG0414: group %s: cannot connect to socket %s",
                           g->name, g->socket_path);
         }
+        sg_detach(sc);
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    *out = sock;
     return OK;
 }
 
+/* The connection for a request: the group's most recently used idle one
+ * when the request may be sent again should the worker turn it away, else
+ * a new one. */
+static int sg_open(sg_conn *sc)
+{
+    sg_conn_pool *cp = sc->group->conn_pool;
+
+    if (sc->replayable && cp) {
+        int dropped = 0;
+        int fd = sg_pool_get(cp, &dropped);
+
+        if (dropped) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, sc->r,
+                          "SG0516: group %s: dropped %d idle connection(s) "
+                          "that the worker side had closed", sc->group->name,
+                          dropped);
+        }
+        if (fd >= 0) {
+            sg_attach(sc, fd, 1);
+            return OK;
+        }
+    }
+    return sg_connect(sc);
+}
+
 /* ------------------------------------------------------------------------
- * The request records: BEGIN_REQUEST, PARAMS, empty PARAMS
+ * The request records: BEGIN_REQUEST, PARAMS, empty PARAMS (empty STDIN)
  */
 
 static void sg_put_header(unsigned char *dest, unsigned char type,
@@ -483,7 +718,9 @@ static void sg_build_env(request_rec *r, const sg_dir_conf *dconf,
     apr_table_setn(e, "SWIFT_GATEWAY_TOKEN", g->token ? g->token : "");
 }
 
-/* BEGIN_REQUEST, the PARAMS records and the empty PARAMS, in one buffer. */
+/* BEGIN_REQUEST, the PARAMS records and the empty PARAMS, in one buffer;
+ * without a request body also the empty STDIN, so that one send() carries
+ * the whole request and a failed one means the worker got none of it. */
 static void sg_build_params(sg_conn *sc)
 {
     request_rec *r = sc->r;
@@ -492,7 +729,7 @@ static void sg_build_params(sg_conn *sc)
     apr_array_header_t *chunks = apr_array_make(r->pool, 4, sizeof(struct iovec));
     ap_fcgi_begin_request_body brb;
     unsigned char *buf, *p;
-    apr_size_t total = 2 * AP_FCGI_HEADER_LEN + AP_FCGI_HEADER_LEN;
+    apr_size_t total = 2 * AP_FCGI_HEADER_LEN + 2 * AP_FCGI_HEADER_LEN;
     int next = 0;
     int i;
 
@@ -523,7 +760,7 @@ static void sg_build_params(sg_conn *sc)
     buf = p = apr_palloc(r->pool, total);
     sg_put_header(p, AP_FCGI_BEGIN_REQUEST, AP_FCGI_HEADER_LEN);
     p += AP_FCGI_HEADER_LEN;
-    ap_fcgi_fill_in_request_body(&brb, AP_FCGI_RESPONDER, 0);
+    ap_fcgi_fill_in_request_body(&brb, AP_FCGI_RESPONDER, AP_FCGI_KEEP_CONN);
     ap_fcgi_begin_request_body_to_array(&brb, p);
     p += AP_FCGI_HEADER_LEN;
     for (i = 0; i < chunks->nelts; ++i) {
@@ -536,9 +773,13 @@ static void sg_build_params(sg_conn *sc)
     }
     sg_put_header(p, AP_FCGI_PARAMS, 0);
     p += AP_FCGI_HEADER_LEN;
+    if (sc->replayable) {
+        sg_put_header(p, AP_FCGI_STDIN, 0);
+        p += AP_FCGI_HEADER_LEN;
+    }
 
-    sc->out = (const char *)buf;
-    sc->outlen = p - buf;
+    sc->params = (const char *)buf;
+    sc->params_len = p - buf;
 }
 
 /* ------------------------------------------------------------------------
@@ -609,6 +850,12 @@ static sg_outcome sg_send_some(sg_conn *sc)
         rv = w < 0 ? errno : APR_SUCCESS;
     }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) {
+        if (sc->pooled && sc->sent == 0
+            && (rv == EPIPE || rv == ECONNRESET || rv == ENOTCONN)) {
+            /* the idle connection died before carrying a byte */
+            sc->why_rv = rv;
+            return SG_NOT_SENT;
+        }
         /* The worker stopped reading (it may have answered already): stop
          * sending and keep reading what it has to say. */
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
@@ -622,6 +869,7 @@ static sg_outcome sg_send_some(sg_conn *sc)
     }
     sc->out += n;
     sc->outlen -= n;
+    sc->sent += n;
     if (sc->outlen == 0 && sc->stdin_last_queued) {
         sc->stdin_done = 1;
     }
@@ -901,6 +1149,9 @@ static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
                 return SG_PROTOCOL;
             }
             sc->rtype = rid ? type : 0;     /* management records: skip */
+            if (rid && type != AP_FCGI_END_REQUEST) {
+                sc->answered = 1;
+            }
             sc->rclen = clen;
             sc->rplen = plen;
             sc->in_content = 1;
@@ -960,6 +1211,14 @@ static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
                               sc->group->name, sc->rtype);
             }
         }
+    }
+    if (sc->end_seen && len > 0) {
+        /* END_REQUEST's padding; more would be the worker's notice that it
+         * closes the connection (FCGI_OVERLOADED) */
+        apr_size_t take = sc->rplen < len ? sc->rplen : len;
+
+        sc->rplen -= take;
+        sc->leftover = len > take;
     }
     return SG_DONE;
 }
@@ -1113,7 +1372,7 @@ static int sg_conclude(sg_conn *sc, sg_outcome o)
 
     if (o == SG_DONE) {
         if (!sc->headers_done) {
-            if (sc->protocol_status == 2 /* FCGI_OVERLOADED */) {
+            if (sc->protocol_status == SG_FCGI_OVERLOADED) {
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                               "SG0506: group %s: the worker refused the "
                               "request as overloaded (socket %s)", g->name,
@@ -1204,6 +1463,73 @@ static int sg_conclude(sg_conn *sc, sg_outcome o)
  * The handler
  */
 
+/* Per-exchange state, for the first attempt and for a retry: the request
+ * goes out again from its first record, the response is parsed afresh. */
+static void sg_conn_reset(sg_conn *sc)
+{
+    sc->out = sc->params;
+    sc->outlen = sc->params_len;
+    sc->sent = 0;
+    sc->stdin_last_queued = sc->replayable;     /* empty STDIN is in params */
+    sc->stdin_done = 0;
+    sc->stdin_broken = 0;
+    sc->body_sent = 0;
+
+    sc->rhdr_have = 0;
+    sc->rtype = 0;
+    sc->rclen = 0;
+    sc->rplen = 0;
+    sc->in_content = 0;
+    sc->endbody_have = 0;
+    sc->end_seen = 0;
+    sc->protocol_status = -1;
+    sc->answered = 0;
+    sc->leftover = 0;
+
+    sc->hlen = 0;
+    sc->line_len = 0;
+    sc->in_name = 1;
+    sc->prev_cr = 0;
+    sc->headers_done = 0;
+    sc->headers_passed = 0;
+    sc->ignore_body = 0;
+    sc->bad_status = 0;
+    sc->bad_why = NULL;
+    sc->body_bytes = 0;
+
+    sc->elen = 0;
+    sc->why = NULL;
+    sc->why_rv = APR_SUCCESS;
+    apr_brigade_cleanup(sc->ob);
+}
+
+/* Why the worker turned away, unrun, a request sent on an idle connection
+ * (so it may go again on a new one), or NULL. */
+static const char *sg_turned_away(const sg_conn *sc, sg_outcome o)
+{
+    if (!sc->pooled) {
+        return NULL;
+    }
+    if (o == SG_NOT_SENT) {
+        return "closed before the request was sent";
+    }
+    if (o == SG_DONE && sc->protocol_status == SG_FCGI_OVERLOADED
+        && !sc->answered) {
+        return "END_REQUEST with FCGI_OVERLOADED";
+    }
+    return NULL;
+}
+
+/* The connection can carry another request: the worker completed this
+ * one, got all of it, and sent nothing after END_REQUEST. */
+static int sg_reusable(const sg_conn *sc, sg_outcome o)
+{
+    return o == SG_DONE && sc->end_seen
+           && sc->protocol_status == SG_FCGI_REQUEST_COMPLETE
+           && sc->stdin_done && !sc->stdin_broken
+           && sc->rplen == 0 && !sc->leftover;
+}
+
 int sg_handler(request_rec *r)
 {
     sg_dir_conf *dconf;
@@ -1212,7 +1538,9 @@ int sg_handler(request_rec *r)
     const sg_group *g;
     const char *via = NULL;
     const char *script_name, *path_info;
+    const char *why;
     sg_conn *sc;
+    sg_outcome o;
     int rc;
 
     if (!r->handler || strcmp(r->handler, SG_HANDLER)) {
@@ -1254,24 +1582,42 @@ int sg_handler(request_rec *r)
     sc->r = r;
     sc->c = r->connection;
     sc->group = g;
+    sc->fd = -1;
+    sc->replayable = !ap_request_has_body(r);
 
-    if ((rc = sg_connect(r, g, &sc->sock)) != OK) {
+    if ((rc = sg_open(sc)) != OK) {
         return rc;
     }
 
     sg_build_env(r, dconf, g, script_name, path_info);
     sg_build_params(sc);
 
-    sc->stdin_buf = apr_palloc(r->pool, SG_STDIN_CHUNK + 2 * AP_FCGI_HEADER_LEN);
+    if (!sc->replayable) {
+        sc->stdin_buf = apr_palloc(r->pool, SG_STDIN_CHUNK
+                                            + 2 * AP_FCGI_HEADER_LEN);
+        sc->ib = apr_brigade_create(r->pool, sc->c->bucket_alloc);
+    }
     sc->iobuf = apr_palloc(r->pool, SG_RECV_BUF_SIZE);
-    sc->ib = apr_brigade_create(r->pool, sc->c->bucket_alloc);
     sc->ob = apr_brigade_create(r->pool, sc->c->bucket_alloc);
-    sc->in_name = 1;
-    sc->pfd.desc_type = APR_POLL_SOCKET;
-    sc->pfd.desc.s = sc->sock;
-    sc->pfd.p = r->pool;
 
-    rc = sg_conclude(sc, sg_exchange(sc));
-    apr_socket_close(sc->sock);
-    return rc;
+    sg_conn_reset(sc);
+    o = sg_exchange(sc);
+    if ((why = sg_turned_away(sc, o)) != NULL) {
+        /* once, and on a new connection: no worker has run it */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, sc->why_rv, r,
+                      "SG0515: group %s: the worker turned away the request "
+                      "on an idle kept-alive connection (%s); sending it "
+                      "again on a new connection", g->name, why);
+        sg_detach(sc);
+        if ((rc = sg_connect(sc)) != OK) {
+            return rc;
+        }
+        sg_conn_reset(sc);
+        o = sg_exchange(sc);
+    }
+
+    /* back to the pool before the client has had the last bytes */
+    sc->reusable = sg_reusable(sc, o);
+    sg_detach(sc);
+    return sg_conclude(sc, o);
 }

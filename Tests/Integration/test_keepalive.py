@@ -1,0 +1,139 @@
+"""Kept-alive connections between Apache children and workers (issue 3).
+
+A worker holds one request slot per open connection; Apache keeps finished connections for the
+next request. These tests check that connections are reused, that a worker whose slots are all
+held by idle connections still takes a new one, and that closing or killing a worker never
+costs a request — while a request that crashed its worker is never sent a second time."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from sg_harness import parallel_get, pid_alive, wait_until
+
+FAULTS = "env=SWIFT_GATEWAY_EXAMPLE_FAULTS=1"
+
+
+def _site(s, *options: str) -> str:
+    return "\n".join([
+        s.daemon("site", *options),
+        "SwiftProcessGroup site",
+        f"SwiftScriptAlias / {s.bin}",
+    ])
+
+
+def _connection_inodes(pid: int) -> set[str]:
+    """Socket inodes a worker has open besides fd 3 (the group socket): its connections."""
+    found = set()
+    fd_dir = f"/proc/{pid}/fd"
+    for fd in os.listdir(fd_dir):
+        if int(fd) <= 3:
+            continue
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            found.add(target)
+    return found
+
+
+def test_sequential_requests_reuse_a_few_connections(apache):
+    srv = apache(lambda s: _site(s, "processes=1", "threads=4"))
+    (worker,) = srv.wait_workers("site", 1)
+    seen: set[str] = set()
+    for _ in range(100):
+        r = srv.get("/hello")
+        assert r.status_code == 200, (r.status_code, r.text[:200])
+        assert int(r.headers["X-Gateway-Pid"]) == worker
+        seen |= _connection_inodes(worker)
+    still_open = _connection_inodes(worker)
+    print(f"100 requests used {len(seen)} connections; {len(still_open)} still open")
+    # A connection per request would show up to 100 inodes and none left open afterwards.
+    assert 1 <= len(seen) <= 4, seen
+    assert still_open, "no kept-alive connection left open after the requests"
+
+
+def test_a_worker_whose_slots_are_held_by_idle_connections_takes_a_new_one(apache):
+    # One slot: while it is held by an idle kept-alive connection, connections from other
+    # Apache threads wait in the backlog and must make the worker reclaim the idle one.
+    srv = apache(lambda s: _site(s, "processes=1", "threads=1", "socket-timeout=10"))
+    srv.wait_workers("site", 1)
+    results = parallel_get(srv.url("/hello"), 80, concurrency=8, timeout=30)
+    statuses = [r.status_code if isinstance(r, requests.Response) else repr(r) for r in results]
+    assert statuses == [200] * 80, statuses
+
+
+def test_a_worker_stopped_under_load_loses_no_request(apache):
+    srv = apache(lambda s: _site(s, "processes=2", "threads=4"))
+    first = set(srv.wait_distinct_pids("/hello", 2))
+    stop = threading.Event()
+    deadline = time.monotonic() + 60
+    statuses: list[object] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        session = requests.Session()
+        for _ in range(400):
+            if stop.is_set() or time.monotonic() > deadline:
+                return
+            try:
+                status: object = session.get(srv.url("/hello"), timeout=30).status_code
+            except requests.RequestException as e:
+                status = repr(e)
+            with lock:
+                statuses.append(status)
+
+    with ThreadPoolExecutor(max_workers=6) as ex:
+        futures = [ex.submit(client) for _ in range(6)]
+        try:
+            # Stop each original worker in turn while requests keep coming over pooled connections.
+            for victim in sorted(first):
+                done = len(statuses)
+                wait_until(lambda: len(statuses) >= done + 100, 30, message="load running")
+                os.kill(victim, signal.SIGTERM)
+                wait_until(lambda: not pid_alive(victim), 30, message=f"worker {victim} drained")
+                wait_until(lambda: len(srv.workers("site")) == 2, 30, message="worker replaced")
+            done = len(statuses)
+            wait_until(lambda: len(statuses) >= done + 200, 30, message="load after the restarts")
+        finally:
+            stop.set()
+            for f in futures:
+                f.result()
+    failures = [s for s in statuses if s != 200]
+    print(f"{len(statuses)} requests while stopping workers {sorted(first)}; failures: {failures[:10]}")
+    assert not failures
+    assert not (set(srv.workers("site")) & first)
+
+
+def test_pooled_connections_to_a_killed_worker_are_not_used(apache):
+    srv = apache(lambda s: _site(s, "processes=2", "threads=4"))
+    workers = set(srv.wait_distinct_pids("/hello", 2))
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: not pid_alive(victim), 10, message=f"worker {victim} gone")
+    results = parallel_get(srv.url("/hello"), 60, concurrency=4)
+    statuses = [r.status_code if isinstance(r, requests.Response) else repr(r) for r in results]
+    assert statuses == [200] * 60, statuses
+
+
+def test_a_request_that_crashes_its_worker_is_not_sent_again(apache):
+    srv = apache(lambda s: _site(s, "processes=2", "threads=4", FAULTS))
+    srv.wait_distinct_pids("/hello", 2)
+    # Both Apache children now hold idle connections to both workers.
+    parallel_get(srv.url("/hello"), 40, concurrency=8)
+    offset = srv.log_offset()
+    r = srv.get("/crash")
+    assert r.status_code == 502, (r.status_code, r.text[:200])
+    srv.wait_for_log(re.compile(r"SG1005: started worker"), since=offset)
+    srv.wait_ready("/hello")
+    exits = re.findall(r"SG1007: [^\n]*", srv.error_log_text(offset))
+    print("\n".join(exits))
+    assert len(exits) == 1, exits

@@ -47,6 +47,9 @@ APLOG_USE_MODULE(swift_gateway);
 /* protocolStatus of END_REQUEST */
 #define SG_FCGI_REQUEST_COMPLETE    0
 #define SG_FCGI_OVERLOADED          2
+/* appStatus of END_REQUEST by which a worker says it keeps the connection
+ * ("SGKA"); a program that does not say so closes it, so it is not reused. */
+#define SG_APP_STATUS_KEPT          0x53474b41UL
 
 /* Why the exchange with the worker ended. */
 typedef enum {
@@ -97,6 +100,7 @@ typedef struct {
     apr_size_t endbody_have;
     int end_seen;
     int protocol_status;        /* -1 until END_REQUEST tells */
+    apr_uint32_t app_status;
     int answered;               /* a record other than END_REQUEST came first */
     int leftover;               /* bytes followed END_REQUEST */
 
@@ -1201,6 +1205,10 @@ static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
             if (sc->rtype == AP_FCGI_END_REQUEST) {
                 sc->end_seen = 1;
                 if (sc->endbody_have >= 5) {
+                    sc->app_status = ((apr_uint32_t)sc->endbody[0] << 24)
+                                     | ((apr_uint32_t)sc->endbody[1] << 16)
+                                     | ((apr_uint32_t)sc->endbody[2] << 8)
+                                     | (apr_uint32_t)sc->endbody[3];
                     sc->protocol_status = sc->endbody[4];
                 }
             }
@@ -1483,6 +1491,7 @@ static void sg_conn_reset(sg_conn *sc)
     sc->endbody_have = 0;
     sc->end_seen = 0;
     sc->protocol_status = -1;
+    sc->app_status = 0;
     sc->answered = 0;
     sc->leftover = 0;
 
@@ -1521,11 +1530,13 @@ static const char *sg_turned_away(const sg_conn *sc, sg_outcome o)
 }
 
 /* The connection can carry another request: the worker completed this
- * one, got all of it, and sent nothing after END_REQUEST. */
+ * one, got all of it, said it keeps the connection, and sent nothing after
+ * END_REQUEST. */
 static int sg_reusable(const sg_conn *sc, sg_outcome o)
 {
     return o == SG_DONE && sc->end_seen
            && sc->protocol_status == SG_FCGI_REQUEST_COMPLETE
+           && sc->app_status == SG_APP_STATUS_KEPT
            && sc->stdin_done && !sc->stdin_broken
            && sc->rplen == 0 && !sc->leftover;
 }

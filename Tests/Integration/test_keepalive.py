@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -137,3 +138,39 @@ def test_a_request_that_crashes_its_worker_is_not_sent_again(apache):
     exits = re.findall(r"SG1007: [^\n]*", srv.error_log_text(offset))
     print("\n".join(exits))
     assert len(exits) == 1, exits
+
+
+def _fake_program(s, mode: str) -> str:
+    program = os.path.join(s.bin_dir, "fake_fastcgi_program.py")
+    shutil.copy2(os.path.join(os.path.dirname(__file__), "fake_fastcgi_program.py"), program)
+    os.chmod(program, 0o755)
+    return "\n".join([
+        s.daemon("fake", f"program={program}", f"env=FAKE_MODE={mode}"),
+        "SwiftProcessGroup fake",
+        "<Location /fake>",
+        "    SetHandler swift-gateway",
+        "</Location>",
+    ])
+
+
+def test_a_program_that_does_not_acknowledge_keeping_connections_never_gets_a_second_request(apache):
+    # It closes 50 ms after each answer without reading on: a reused connection would be a 502.
+    srv = apache(lambda s: _fake_program(s, "legacy"), ready_path="/fake/ready", expect_gateway=False)
+    results = parallel_get(srv.url("/fake/x"), 200, concurrency=8)
+    statuses = [r.status_code if isinstance(r, requests.Response) else repr(r) for r in results]
+    assert statuses == [200] * 200, statuses
+    assert {r.headers["X-Conn-Request"] for r in results} == {"1"}
+
+
+def test_a_request_turned_away_on_a_kept_connection_is_sent_again_on_a_new_one(apache):
+    srv = apache(lambda s: _fake_program(s, "refuse-reuse"), ready_path="/fake/ready", expect_gateway=False)
+    offset = srv.log_offset()
+    for _ in range(30):
+        r = srv.get("/fake/x")
+        assert r.status_code == 200, (r.status_code, r.text[:200])
+        # The fake refuses every second request on a connection, so each answer is a first one.
+        assert r.headers["X-Conn-Request"] == "1"
+    retries = re.findall(r"SG0515: [^\n]*", srv.error_log_text(offset))
+    print(f"{len(retries)} retries, e.g. {retries[:1]}")
+    assert retries, "no request was turned away: the connections were not reused"
+    assert "SG0506" not in srv.error_log_text(offset)

@@ -114,14 +114,21 @@ final class ConnectionSlots: @unchecked Sendable {
         }
     }
 
-    /// A kept-alive connection finished a request; false when it should be closed instead: the
-    /// worker is draining, or every slot is held while a connection waits in the backlog (which
-    /// would otherwise wait until Apache leaves this one idle for long enough to be reclaimed).
-    func connectionBecameIdle(id: Int, channel: any Channel) -> Bool {
+    /// Whether a connection that asked to be kept should stay open after the response now
+    /// ending: not while draining, nor while every slot is held and another connection waits in
+    /// the backlog (which would otherwise wait until Apache leaves an idle connection alone long
+    /// enough for the accept thread to reclaim it).
+    func shouldKeepFinishedConnection() -> Bool {
         if let connectionsWaiting, self.heldCount >= self.capacity, connectionsWaiting() {
             return false
         }
-        return self.lockedAndSignalled {
+        return !self.isDraining
+    }
+
+    /// A kept-alive connection finished a request; false when the worker began draining since,
+    /// and the connection should be closed instead.
+    func connectionBecameIdle(id: Int, channel: any Channel) -> Bool {
+        self.lockedAndSignalled {
             guard !self.draining else { return false }
             self.idle.append(IdleConnection(id: id, channel: channel))
             return true

@@ -29,6 +29,11 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     /// spread again over all workers, a restarted one included (nginx's `keepalive_requests`).
     static let maximumRequestsPerConnection = 100
 
+    /// `appStatus` of an `FCGI_END_REQUEST` after which the worker keeps the connection ("SGKA").
+    /// Apache reuses only connections acknowledged this way, so a program built before
+    /// connection reuse (which closes after every request) is never sent a second request.
+    static let keptConnectionAppStatus: UInt32 = 0x5347_4B41
+
     private let runner: FastCGIApplicationRunner
     private let slots: ConnectionSlots
     private let connectionID: Int
@@ -36,6 +41,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     private var keepConnection = false
     private var lastRequestID: UInt16 = 1
     private var requestsServed = 0
+    /// Decided when END_REQUEST is written, and told to Apache in its `appStatus`.
+    private var keepAfterResponse = false
     private var inputEnded = false
     private var responseEnded = false
     private var applicationRunning = false
@@ -80,6 +87,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             return
         }
         self.keepConnection = head.keepConnection
+        self.keepAfterResponse = false
         self.lastRequestID = head.requestID
         self.inputEnded = false
         self.responseEnded = false
@@ -102,13 +110,10 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         guard case .running = self.state else { return }
         self.state = .waitingForHead
         self.requestsServed += 1
-        guard self.keepConnection else {
+        guard self.keepAfterResponse else {
+            // Apache was told in END_REQUEST: it does not send another request on this one.
             self.state = .closing
             context.close(promise: nil)
-            return
-        }
-        guard self.requestsServed < Self.maximumRequestsPerConnection else {
-            self.refuseNextRequestAndClose(context: context)
             return
         }
         self.listedIdle = self.slots.connectionBecameIdle(id: self.connectionID, channel: context.channel)
@@ -136,6 +141,19 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         guard self.channelClosed, !self.applicationRunning, !self.slotReleased else { return }
         self.slotReleased = true
         self.slots.release()
+    }
+
+    /// Marks END_REQUEST with whether this connection will be kept for another request.
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard case .end(let appStatus) = self.unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return
+        }
+        self.keepAfterResponse = self.keepConnection
+            && self.requestsServed + 1 < Self.maximumRequestsPerConnection
+            && self.slots.shouldKeepFinishedConnection()
+        let status = self.keepAfterResponse ? Self.keptConnectionAppStatus : appStatus
+        context.write(self.wrapOutboundOut(.end(appStatus: status)), promise: promise)
     }
 
     func read(context: ChannelHandlerContext) {

@@ -73,11 +73,13 @@ final class ConnectionSlotsTests: XCTestCase {
         let slots = ConnectionSlots(capacity: 2) { waiting.withLockedValue { $0 } }
         XCTAssertTrue(slots.tryTake())
         // A free slot: the accept thread takes the waiting connection, this one stays.
-        XCTAssertTrue(slots.connectionBecameIdle(id: slots.makeConnectionID(), channel: EmbeddedChannel()))
+        XCTAssertTrue(slots.shouldKeepFinishedConnection())
         XCTAssertTrue(slots.tryTake())
-        XCTAssertFalse(slots.connectionBecameIdle(id: slots.makeConnectionID(), channel: EmbeddedChannel()))
+        XCTAssertFalse(slots.shouldKeepFinishedConnection())
         waiting.withLockedValue { $0 = false }
-        XCTAssertTrue(slots.connectionBecameIdle(id: slots.makeConnectionID(), channel: EmbeddedChannel()))
+        XCTAssertTrue(slots.shouldKeepFinishedConnection())
+        _ = slots.beginDraining()
+        XCTAssertFalse(slots.shouldKeepFinishedConnection())
     }
 
     func testRunningRequestsAreCounted() {

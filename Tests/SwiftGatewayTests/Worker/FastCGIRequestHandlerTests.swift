@@ -55,6 +55,11 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         return end.getInteger(at: end.readerIndex + 4, as: UInt8.self)
     }
 
+    private func appStatus(_ records: [FastCGIRecord]) -> UInt32? {
+        guard let end = records.last(where: { $0.type == .endRequest })?.content else { return nil }
+        return end.getInteger(at: end.readerIndex, as: UInt32.self)
+    }
+
     private func stdout(_ records: [FastCGIRecord]) -> String {
         records.filter { $0.type == .stdout }.map { String(buffer: $0.content) }.joined()
     }
@@ -74,6 +79,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
             let records = try await self.response(from: channel)
             XCTAssertTrue(self.stdout(records).hasSuffix("Hello world!\n"))
             XCTAssertEqual(self.protocolStatus(records), FastCGIProtocolStatus.requestComplete.rawValue)
+            XCTAssertEqual(self.appStatus(records), FastCGIRequestHandler.keptConnectionAppStatus)
             XCTAssertTrue(channel.isActive)
         }
         // Still open, still holding its one slot, and listed as idle.
@@ -84,29 +90,18 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         _ = try? await channel.finish()
     }
 
-    func testAConnectionClosesWithOverloadedAfterItsLastAllowedRequest() async throws {
+    func testTheLastAllowedRequestOfAConnectionIsNotAcknowledgedAsKept() async throws {
         let slots = ConnectionSlots(capacity: 1)
         let channel = try await self.makeConnection(slots: slots)
         let limit = FastCGIRequestHandler.maximumRequestsPerConnection
-        var wire = ByteBuffer()
-        var ends: [UInt8] = []
-        func readEnds(until count: Int) async throws {
-            while ends.count < count {
-                var chunk = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
-                wire.writeBuffer(&chunk)
-                ends = try FastCGITestWire.decodeAll(wire).filter { $0.type == .endRequest }
-                    .compactMap { self.protocolStatus([$0]) }
-            }
-        }
-        for served in 1...limit {
+        var statuses: [UInt32?] = []
+        for _ in 1...limit {
             try await channel.writeInbound(self.request(keepConnection: true))
-            try await readEnds(until: served)
+            statuses.append(self.appStatus(try await self.response(from: channel)))
         }
-        try await readEnds(until: limit + 1)
         try await channel.closeFuture.get()
-        XCTAssertEqual(ends.count, limit + 1)
-        XCTAssertEqual(ends.last, FastCGIProtocolStatus.overloaded.rawValue)
-        XCTAssertEqual(Set(ends.dropLast()), [FastCGIProtocolStatus.requestComplete.rawValue])
+        XCTAssertEqual(statuses.last, 0)
+        XCTAssertEqual(Set(statuses.dropLast()), [FastCGIRequestHandler.keptConnectionAppStatus])
         try await self.waitUntil { slots.heldCount == 0 }
     }
 
@@ -114,7 +109,8 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         let slots = ConnectionSlots(capacity: 1)
         let channel = try await self.makeConnection(slots: slots)
         try await channel.writeInbound(self.request(keepConnection: false))
-        _ = try await self.response(from: channel)
+        let records = try await self.response(from: channel)
+        XCTAssertEqual(self.appStatus(records), 0)
         try await channel.closeFuture.get()
         try await self.waitUntil { slots.heldCount == 0 }
         XCTAssertNil(slots.takeOldestIdle())
@@ -151,18 +147,14 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         _ = try? await channel.finish()
     }
 
-    func testWhileDrainingAFinishedRequestClosesItsConnectionWithOverloaded() async throws {
+    func testWhileDrainingAFinishedRequestIsNotAcknowledgedAsKeptAndItsConnectionCloses() async throws {
         let slots = ConnectionSlots(capacity: 1)
         let channel = try await self.makeConnection(slots: slots)
         XCTAssertTrue(slots.beginDraining().isEmpty)
         try await channel.writeInbound(self.request(keepConnection: true))
-        var records = try await self.response(from: channel)
+        let records = try await self.response(from: channel)
         XCTAssertEqual(self.protocolStatus(records), FastCGIProtocolStatus.requestComplete.rawValue)
-        // The refusal for the next request follows the response.
-        let refusal = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
-        records = try FastCGITestWire.decodeAll(refusal)
-        XCTAssertEqual(records.map(\.type), [.endRequest])
-        XCTAssertEqual(self.protocolStatus(records), FastCGIProtocolStatus.overloaded.rawValue)
+        XCTAssertEqual(self.appStatus(records), 0)
         try await channel.closeFuture.get()
         try await self.waitUntil { slots.heldCount == 0 }
     }

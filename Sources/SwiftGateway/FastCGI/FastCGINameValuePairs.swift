@@ -81,12 +81,6 @@ public enum FastCGINameValuePairs {
 
     /// The bytes as a string, or `nil` when they are not valid UTF-8.
     private static func validatedUTF8(_ bytes: ByteBuffer) -> String? {
-        let view = bytes.readableBytesView
-        let string = String(decoding: view, as: UTF8.self)
-        // Decoding replaces each invalid sequence by U+FFFD, so any repair changes the bytes.
-        guard string.utf8.elementsEqual(view) else {
-            return nil
-        }
-        return string
+        String(validating: bytes.readableBytesView, as: UTF8.self)
     }
 }

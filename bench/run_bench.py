@@ -243,6 +243,14 @@ class Run:
     foreign_cpu: float = 0.0          # % of the machine used by other processes during the run
     foreign_top: list = field(default_factory=list)
     log_errors: list = field(default_factory=list)   # error-log lines (level error+) during the run
+    # CPU time per request (user + system, µs) of Apache's children and of the application's
+    # processes: steadier than req/s on a shared machine, and it says which side costs what.
+    cpu_apache_us: float = math.nan
+    cpu_app_us: float = math.nan
+
+    @property
+    def cpu_total_us(self) -> float:
+        return self.cpu_apache_us + self.cpu_app_us
 
     @property
     def rps(self) -> float:
@@ -662,6 +670,33 @@ def workloads() -> list[Workload]:
     ]
 
 
+def process_ticks(cfg: Config) -> dict[str, int]:
+    """label -> utime + stime (clock ticks, all threads) of this configuration's processes."""
+    out = {}
+    for label, pid in cfg.memory_pids().items():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        out[label] = int(fields[11]) + int(fields[12])
+    return out
+
+
+def cpu_per_request(before: dict[str, int], after: dict[str, int], requests: int) -> tuple[float, float]:
+    """(Apache's children, the application's processes) µs of CPU per request; a process
+    that was not there at both ends does not count."""
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    apache = app = 0
+    for label in before.keys() & after.keys():
+        used = after[label] - before[label]
+        if label.startswith("apache child"):
+            apache += used
+        else:
+            app += used
+    return apache * tick_us / requests, app * tick_us / requests
+
+
 def measure(cfg: Config, wl: Workload, rnd: int, seconds: float, foreign: ForeignCpu) -> Run:
     run = Run(wl.key, cfg.name, rnd, wl.connections)
     if wl.kind == "hello":
@@ -673,6 +708,7 @@ def measure(cfg: Config, wl: Workload, rnd: int, seconds: float, foreign: Foreig
         env = {"BENCH_UPLOAD_BYTES": str(UPLOAD_BYTES)}
         run.upload_bytes = UPLOAD_BYTES
     marks = cfg.log_marks()
+    ticks = process_ticks(cfg)
     try:
         with foreign:
             s = run_wrk(url, wl.connections, seconds, script, env)
@@ -688,6 +724,8 @@ def measure(cfg: Config, wl: Workload, rnd: int, seconds: float, foreign: Foreig
     run.errors = {k: v for k, v in s["errors"].items() if v}
     run.p50_ms = s["latency_us"]["p50"] / 1000
     run.p99_ms = s["latency_us"]["p99"] / 1000
+    if run.requests:
+        run.cpu_apache_us, run.cpu_app_us = cpu_per_request(ticks, process_ticks(cfg), run.requests)
     if run.errors:
         run.failure = f"wrk reported errors {run.errors} in {run.requests} requests"
     elif run.requests == 0:
@@ -865,6 +903,22 @@ class Report:
                     ratio]) + " |")
         return lines
 
+    def cpu_table(self, wls: list[Workload]) -> list[str]:
+        head = ["configuration", "connections", "Apache µs", "application µs", "total µs",
+                "total µs min–max"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for cfg in wls[0].configs:
+            if cfg not in self.configs:
+                continue
+            for wl in wls:
+                if not self.good_runs(wl.key, cfg):
+                    continue
+                lines.append("| " + " | ".join([
+                    cfg, str(wl.connections), fmt(self.stat(wl.key, cfg, "cpu_apache_us")),
+                    fmt(self.stat(wl.key, cfg, "cpu_app_us")), fmt(self.stat(wl.key, cfg, "cpu_total_us")),
+                    self.spread(wl.key, cfg, "cpu_total_us")]) + " |")
+        return lines
+
     def memory_table(self) -> list[str]:
         head = ["configuration", "process", "pid", "idle MiB", "after the run MiB",
                 f"after +{self.args.memory_requests:,} requests MiB", "growth over those requests MiB",
@@ -969,6 +1023,11 @@ class Report:
         hello = sorted((w for w in ran if w.kind == "hello"), key=lambda w: w.connections)
         if hello:
             L += ["## Hello by connections", ""] + self.by_connections_table(hello) + [""]
+            L += ["## CPU per request, hello", "",
+                  "User + system time of Apache's children and of the application's processes "
+                  "(workers and supervisor, mod_wsgi's daemons, the FastCGI or HTTP server) over a "
+                  "load run, divided by its requests; the client (wrk) is not counted. Steadier "
+                  "than req/s when the machine is shared.", ""] + self.cpu_table(hello) + [""]
         for key, title, ref, metric in sections[1:]:
             if key in self.args.workloads:
                 L += [f"## {title}", ""] + self.table(wls[key], ref, ref, metric) + [""]

@@ -1596,12 +1596,13 @@ int sg_handler(request_rec *r)
     sc->fd = -1;
     sc->replayable = !ap_request_has_body(r);
 
+    sg_build_env(r, dconf, g, script_name, path_info);
+    sg_build_params(sc);
+
+    /* the connection last: it holds a worker's request slot */
     if ((rc = sg_open(sc)) != OK) {
         return rc;
     }
-
-    sg_build_env(r, dconf, g, script_name, path_info);
-    sg_build_params(sc);
 
     if (!sc->replayable) {
         sc->stdin_buf = apr_palloc(r->pool, SG_STDIN_CHUNK

@@ -142,6 +142,16 @@ def import_harness() -> None:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def proc_stat_fields(pid: int) -> tuple[str, list[str]] | None:
+    """(name, the fields after it) of /proc/PID/stat (state first, utime at 11); None when gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    return data[data.find("(") + 1:data.rfind(")")], data[data.rfind(")") + 2:].split()
+
+
 def cpu_ticks() -> tuple[int, dict[int, tuple[int, int, str, bool]]]:
     """(machine-wide busy ticks, {pid: (utime+stime, cutime+cstime, name, is_kernel_thread)}).
 
@@ -153,13 +163,10 @@ def cpu_ticks() -> tuple[int, dict[int, tuple[int, int, str, bool]]]:
     busy = v[0] + v[1] + v[2] + (v[7] if len(v) > 7 else 0)
     out = {}
     for pid in H._all_pids():
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                data = f.read().decode("utf-8", "replace")
-        except OSError:
+        stat = proc_stat_fields(pid)
+        if stat is None:
             continue
-        name = data[data.find("(") + 1:data.rfind(")")]
-        rest = data[data.rfind(")") + 2:].split()
+        name, rest = stat
         out[pid] = (int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14]), name,
                     pid == 2 or rest[1] == "2")
     return busy, out
@@ -674,19 +681,16 @@ def process_ticks(cfg: Config) -> dict[str, int]:
     """label -> utime + stime (clock ticks, all threads) of this configuration's processes."""
     out = {}
     for label, pid in cfg.memory_pids().items():
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        out[label] = int(fields[11]) + int(fields[12])
+        stat = proc_stat_fields(pid)
+        if stat is not None:
+            out[label] = int(stat[1][11]) + int(stat[1][12])
     return out
 
 
 def cpu_per_request(before: dict[str, int], after: dict[str, int], requests: int) -> tuple[float, float]:
     """(Apache's children, the application's processes) µs of CPU per request; a process
     that was not there at both ends does not count."""
-    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    tick_us = 1e6 / CLK_TCK
     apache = app = 0
     for label in before.keys() & after.keys():
         used = after[label] - before[label]

@@ -92,12 +92,16 @@ def test_script_name_and_path_info_for_mount_at_root(apache):
     assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("", "/admin/env")
 
 
-def test_script_name_and_path_info_for_mount_at_app(apache):
-    srv = apache(lambda s: "\n".join([
+def _mounted_at_app(s) -> str:
+    return "\n".join([
         s.daemon("app", "processes=1", "threads=10"),
         "SwiftProcessGroup app",
         f"SwiftScriptAlias /app {s.bin}",
-    ]), ready_path="/app/")
+    ])
+
+
+def test_script_name_and_path_info_for_mount_at_app(apache):
+    srv = apache(_mounted_at_app, ready_path="/app/")
     for path, path_info in [("/app", ""), ("/app/", "/"), ("/app/x/y", "/x/y"), ("/app/x/y/", "/x/y/"),
                             ("/app/a?b=c", "/a")]:
         page = _text(srv, path)
@@ -119,11 +123,7 @@ def test_script_name_and_path_info_for_mount_at_app(apache):
 
 def test_mount_at_app_matches_whole_path_segments_only(apache):
     """/application is not under the /app mount (as with Alias)."""
-    srv = apache(lambda s: "\n".join([
-        s.daemon("app", "processes=1", "threads=10"),
-        "SwiftProcessGroup app",
-        f"SwiftScriptAlias /app {s.bin}",
-    ]), ready_path="/app/")
+    srv = apache(_mounted_at_app, ready_path="/app/")
     r = srv.get("/application/env")
     assert "X-Gateway-Pid" not in r.headers, (
         f"/application/env was routed to the /app mount: {r.status_code} {r.text[:300]!r}")

@@ -119,10 +119,10 @@ final class ConnectionSlots: @unchecked Sendable {
     /// the backlog (which would otherwise wait until Apache leaves an idle connection alone long
     /// enough for the accept thread to reclaim it).
     func shouldKeepFinishedConnection() -> Bool {
-        if let connectionsWaiting, self.heldCount >= self.capacity, connectionsWaiting() {
-            return false
-        }
-        return !self.isDraining
+        let (full, draining) = self.locked { (self.held >= self.capacity, self.draining) }
+        if draining { return false }
+        if full, let connectionsWaiting, connectionsWaiting() { return false }
+        return true
     }
 
     /// A kept-alive connection finished a request; false when the worker began draining since,

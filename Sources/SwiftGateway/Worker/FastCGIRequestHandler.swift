@@ -79,8 +79,10 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     }
 
     private func start(_ head: FastCGIRequestHead, context: ChannelHandlerContext) {
-        self.slots.connectionLeftIdle(id: self.connectionID)
-        self.listedIdle = false
+        if self.listedIdle {
+            self.slots.connectionLeftIdle(id: self.connectionID)
+            self.listedIdle = false
+        }
         guard let environment = self.runner.environment(for: head) else {
             self.state = .closing
             context.close(promise: nil)
@@ -101,7 +103,12 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
         Task(executorPreference: runner.executor) {
             await runner.run(environment: environment, body: body, channel: channel)
-            channel.eventLoop.execute { handler.value.applicationReturned() }
+            // Application tasks run on the event loop already (EventLoopTaskExecutor): no extra hop.
+            if channel.eventLoop.inEventLoop {
+                handler.value.applicationReturned()
+            } else {
+                channel.eventLoop.execute { handler.value.applicationReturned() }
+            }
         }
     }
 
@@ -204,7 +211,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
         self.state = .closing
         self.channelClosed = true
-        self.slots.connectionLeftIdle(id: self.connectionID)
+        if self.listedIdle { self.slots.connectionLeftIdle(id: self.connectionID) }
         self.releaseSlotIfDone()
         context.fireChannelInactive()
     }

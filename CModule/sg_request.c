@@ -1231,14 +1231,17 @@ static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
     return SG_DONE;
 }
 
-/* Pass what was collected; flush when the worker has nothing more ready. */
+/* Pass what was collected; flush when the worker has nothing more ready.
+ * Once END_REQUEST is in, the rest waits for sg_conclude: all of a short
+ * response then reaches httpd together with EOS, which lets it send one
+ * write with a Content-Length instead of a chunked body in two. */
 static sg_outcome sg_pass(sg_conn *sc, int headers_now)
 {
     apr_status_t rv;
     apr_pollfd_t probe;
     apr_int32_t n;
 
-    if (APR_BRIGADE_EMPTY(sc->ob) && !headers_now) {
+    if (sc->end_seen || (APR_BRIGADE_EMPTY(sc->ob) && !headers_now)) {
         return SG_DONE;
     }
     probe = sc->pfd;
@@ -1300,6 +1303,10 @@ static sg_outcome sg_exchange(sg_conn *sc)
     sg_outcome o;
     apr_interval_time_t timeout = apr_time_from_sec(sc->group->socket_timeout);
 
+    /* the socket has room for the first records: no poll before them */
+    if ((o = sg_send_some(sc)) != SG_DONE) {
+        return o;
+    }
     while (!sc->end_seen) {
         apr_int32_t n = 0;
         apr_status_t rv;

@@ -103,6 +103,20 @@ def test_download_200mib_byte_exact_with_bounded_rss(apache):
     _assert_rss(mon, srv, worker, "download")
 
 
+def test_whole_short_response_gets_content_length_long_one_is_chunked(apache):
+    """The module hands httpd a response that arrived whole together with its end, so httpd
+    sends it with a Content-Length in one write; a longer one is passed on as it arrives."""
+    srv, _ = _stream_server(apache)
+    for _ in range(3):     # first and kept-alive connections alike
+        r = srv.get("/hello")
+        assert r.status_code == 200 and r.content == b"Hello world!\n"
+        assert r.headers.get("Content-Length") == "13", dict(r.headers)
+        assert "Transfer-Encoding" not in r.headers, dict(r.headers)
+    r = srv.get(f"/bytes?n={4 * MIB}")
+    assert r.status_code == 200 and len(r.content) == 4 * MIB
+    assert r.headers.get("Transfer-Encoding") == "chunked", dict(r.headers)
+
+
 @pytest.mark.parametrize("size", [0, 1, 5 * MIB + 12345])
 def test_chunked_upload_of_unknown_length_with_curl(apache, size):
     """curl reads the body from a pipe (unknown length) and sends it chunked."""

@@ -28,16 +28,17 @@ extension HTTPRequest {
         case "CONTENT_TYPE": return .contentType
         case "CONTENT_LENGTH": return .contentLength
         default:
-            guard variable.hasPrefix("HTTP_"), variable.count > 5 else { return nil }
-            let name = variable.dropFirst(5).lowercased().replacingOccurrences(of: "_", with: "-")
-            return HTTPField.Name(name)
+            guard variable.utf8.count > 5, variable.hasPrefix("HTTP_") else { return nil }
+            // Byte by byte: a field name is ASCII (HTTPField.Name refuses anything else).
+            let bytes = variable.utf8.dropFirst(5).map { byte -> UInt8 in
+                switch byte {
+                case UInt8(ascii: "_"): UInt8(ascii: "-")
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte + 32
+                default: byte
+                }
+            }
+            return HTTPField.Name(String(decoding: bytes, as: UTF8.self))
         }
-    }
-}
-
-extension String {
-    fileprivate func replacingOccurrences(of target: Character, with replacement: Character) -> String {
-        String(self.map { $0 == target ? replacement : $0 })
     }
 }
 

@@ -12,29 +12,34 @@ public enum FastCGINameValuePairs {
     /// refusing the whole request for them would be worse. A truncated pair or a length running past
     /// the end throws ``FastCGIError/malformedNameValuePair``.
     public static func decode(_ buffer: ByteBuffer) throws -> [(name: String, value: String)] {
-        var buffer = buffer
-        var pairs: [(name: String, value: String)] = []
-        while buffer.readableBytes > 0 {
-            let offset = buffer.readerIndex
-            let nameLength = try Self.readLength(&buffer, offset: offset)
-            let valueLength = try Self.readLength(&buffer, offset: offset)
-            guard nameLength <= buffer.readableBytes,
-                valueLength <= buffer.readableBytes - nameLength,
-                let nameBytes = buffer.readSlice(length: nameLength),
-                let valueBytes = buffer.readSlice(length: valueLength)
-            else {
-                throw FastCGIError.malformedNameValuePair.withDetail(
-                    "the pair at offset \(offset) declares \(nameLength) + \(valueLength) bytes "
-                        + "but only \(buffer.readableBytes) remain"
-                )
+        // One pass over the raw bytes: no ByteBuffer slices, and string initialisers that are
+        // specialised for contiguous UTF-8 (this runs for every parameter of every request).
+        try buffer.withUnsafeReadableBytes { bytes in
+            var pairs: [(name: String, value: String)] = []
+            pairs.reserveCapacity(32)
+            var cursor = 0
+            while cursor < bytes.count {
+                let offset = cursor
+                let nameLength = try Self.readLength(bytes, at: &cursor, pairOffset: offset)
+                let valueLength = try Self.readLength(bytes, at: &cursor, pairOffset: offset)
+                let remaining = bytes.count - cursor
+                guard nameLength <= remaining, valueLength <= remaining - nameLength else {
+                    throw FastCGIError.malformedNameValuePair.withDetail(
+                        "the pair at offset \(offset) declares \(nameLength) + \(valueLength) bytes "
+                            + "but only \(remaining) remain"
+                    )
+                }
+                let nameBytes = UnsafeRawBufferPointer(rebasing: bytes[cursor..<(cursor + nameLength)])
+                cursor += nameLength
+                let valueBytes = UnsafeRawBufferPointer(rebasing: bytes[cursor..<(cursor + valueLength)])
+                cursor += valueLength
+                guard let name = Self.validatedUTF8(nameBytes) else {
+                    throw FastCGIError.invalidUTF8.withDetail("the name of the pair at offset \(offset)")
+                }
+                pairs.append((name: name, value: String(decoding: valueBytes, as: UTF8.self)))
             }
-            guard let name = Self.validatedUTF8(nameBytes) else {
-                throw FastCGIError.invalidUTF8.withDetail("the name of the pair at offset \(offset)")
-            }
-            let value = String(decoding: valueBytes.readableBytesView, as: UTF8.self)
-            pairs.append((name: name, value: value))
+            return pairs
         }
-        return pairs
     }
 
     /// Encodes pairs in order, with 1-byte lengths below 128 and 4-byte lengths otherwise.
@@ -54,17 +59,20 @@ public enum FastCGINameValuePairs {
 
     private static let longLengthFlag: UInt32 = 0x8000_0000
 
-    private static func readLength(_ buffer: inout ByteBuffer, offset: Int) throws -> Int {
-        guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else {
-            throw FastCGIError.malformedNameValuePair.withDetail("the pair at offset \(offset) ends inside its lengths")
+    private static func readLength(_ bytes: UnsafeRawBufferPointer, at cursor: inout Int, pairOffset: Int) throws -> Int {
+        guard cursor < bytes.count else {
+            throw FastCGIError.malformedNameValuePair.withDetail("the pair at offset \(pairOffset) ends inside its lengths")
         }
+        let first = bytes[cursor]
         if first & 0x80 == 0 {
-            buffer.moveReaderIndex(forwardBy: 1)
+            cursor += 1
             return Int(first)
         }
-        guard let long = buffer.readInteger(as: UInt32.self) else {
-            throw FastCGIError.malformedNameValuePair.withDetail("the pair at offset \(offset) ends inside its lengths")
+        guard bytes.count - cursor >= 4 else {
+            throw FastCGIError.malformedNameValuePair.withDetail("the pair at offset \(pairOffset) ends inside its lengths")
         }
+        let long = bytes[cursor..<(cursor + 4)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        cursor += 4
         return Int(long & ~Self.longLengthFlag)
     }
 
@@ -80,7 +88,9 @@ public enum FastCGINameValuePairs {
     }
 
     /// The bytes as a string, or `nil` when they are not valid UTF-8.
-    private static func validatedUTF8(_ bytes: ByteBuffer) -> String? {
-        String(validating: bytes.readableBytesView, as: UTF8.self)
+    private static func validatedUTF8(_ bytes: UnsafeRawBufferPointer) -> String? {
+        // CGI names are ASCII: then decoding cannot have replaced anything.
+        if bytes.allSatisfy({ $0 < 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
+        return String(validating: bytes, as: UTF8.self)
     }
 }

@@ -25,6 +25,17 @@ final class CGIRequestHeadTests: XCTestCase {
         XCTAssertNil(head.headerFields[HTTPField.Name("script-name")!])
     }
 
+    func testHeaderFieldNamesFromCGIVariables() {
+        XCTAssertEqual(HTTPRequest.headerFieldName(forCGIVariable: "HTTP_X_FORWARDED_FOR"), HTTPField.Name("x-forwarded-for"))
+        XCTAssertEqual(HTTPRequest.headerFieldName(forCGIVariable: "HTTP_ACCEPT"), .accept)
+        XCTAssertEqual(HTTPRequest.headerFieldName(forCGIVariable: "CONTENT_TYPE"), .contentType)
+        XCTAssertNil(HTTPRequest.headerFieldName(forCGIVariable: "HTTP_"))
+        XCTAssertNil(HTTPRequest.headerFieldName(forCGIVariable: "HTTPS"))
+        XCTAssertNil(HTTPRequest.headerFieldName(forCGIVariable: "HTTP_ÄRGER"))
+        XCTAssertNil(HTTPRequest.headerFieldName(forCGIVariable: "HTTP_A B"))
+        XCTAssertNil(HTTPRequest.headerFieldName(forCGIVariable: "SERVER_NAME"))
+    }
+
     func testFallsBackToScriptNameAndPathInfo() throws {
         let head = try HTTPRequest(cgiEnvironment: [
             "REQUEST_METHOD": "GET", "SCRIPT_NAME": "/app", "PATH_INFO": "/a", "QUERY_STRING": "q=1",

@@ -126,6 +126,24 @@ final class FastCGINameValuePairsTests: XCTestCase {
         self.assertPairs(pairs, [(name: "A", value: "a\u{FFFD}b")])
     }
 
+    func testNonASCIINamesThatAreValidUTF8Decode() throws {
+        let pairs = try FastCGINameValuePairs.decode(self.encode([(name: "GRÜẞE_😀", value: "ä")]))
+        self.assertPairs(pairs, [(name: "GRÜẞE_😀", value: "ä")])
+    }
+
+    func testDecodesFromTheReaderIndexOnAndReportsOffsetsFromThere() throws {
+        var buffer = ByteBuffer(bytes: [0xEE, 0xEE])
+        FastCGINameValuePairs.encode([(name: "A", value: "b")], into: &buffer)
+        buffer.writeBytes([1, 9, 0x42])
+        buffer.moveReaderIndex(forwardBy: 2)
+        XCTAssertThrowsError(try FastCGINameValuePairs.decode(buffer)) { error in
+            XCTAssertEqual(error as? FastCGIError, .malformedNameValuePair)
+            XCTAssertTrue("\(error)".contains("offset 4"), "\(error)")
+        }
+        buffer.moveWriterIndex(to: buffer.writerIndex - 3)
+        self.assertPairs(try FastCGINameValuePairs.decode(buffer), [(name: "A", value: "b")])
+    }
+
     func testRandomBytesNeverCrash() {
         var generator = FastCGISeededGenerator(seed: 0xBA1)
         var decoded = 0

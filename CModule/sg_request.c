@@ -38,8 +38,9 @@ APLOG_USE_MODULE(swift_gateway);
 #define SG_REQUEST_ID       1
 /* Request body chunks: one STDIN record each (at most 65535 bytes by the protocol). */
 #define SG_STDIN_CHUNK      (32 * 1024)
-/* Responses are read 64K at a time: fewer recv, poll and filter passes per MiB. */
-#define SG_RECV_BUF_SIZE    (64 * 1024)
+/* Responses are read up to 256K per wake-up: fewer poll, recv and filter
+ * passes per MiB (the worker socket buffers about 200K). */
+#define SG_RECV_BUF_SIZE    (256 * 1024)
 #define SG_PARAMS_RECORD    (16 * 1024)
 #define SG_STDERR_LINE_MAX  8192
 #define SG_HEADER_CHUNK     4096
@@ -1231,27 +1232,20 @@ static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
     return SG_DONE;
 }
 
-/* Pass what was collected; flush when the worker has nothing more ready.
- * Once END_REQUEST is in, the rest waits for sg_conclude: all of a short
- * response then reaches httpd together with EOS, which lets it send one
- * write with a Content-Length instead of a chunked body in two. */
-static sg_outcome sg_pass(sg_conn *sc, int headers_now)
+/* Pass what was collected, with a flush when the worker had nothing more
+ * ready.  Once END_REQUEST is in, the rest waits for sg_conclude: all of a
+ * short response then reaches httpd together with EOS, which lets it send
+ * one write with a Content-Length instead of a chunked body in two. */
+static sg_outcome sg_pass(sg_conn *sc, int headers_now, int flush)
 {
     apr_status_t rv;
-    apr_pollfd_t probe;
-    apr_int32_t n;
 
     if (sc->end_seen || (APR_BRIGADE_EMPTY(sc->ob) && !headers_now)) {
         return SG_DONE;
     }
-    probe = sc->pfd;
-    probe.reqevents = APR_POLLIN;
-    if (apr_poll(&probe, 1, &n, 0) != APR_SUCCESS || n == 0) {
+    if (flush) {
         APR_BRIGADE_INSERT_TAIL(sc->ob,
                                 apr_bucket_flush_create(sc->c->bucket_alloc));
-    }
-    if (APR_BRIGADE_EMPTY(sc->ob)) {
-        return SG_DONE;
     }
     if (sc->headers_done) {
         sc->headers_passed = 1;     /* from now on the response has begun */
@@ -1265,37 +1259,38 @@ static sg_outcome sg_pass(sg_conn *sc, int headers_now)
     return SG_DONE;
 }
 
+/* Read what the worker has ready, up to a buffer full, and pass it on in
+ * one go: the bytes stay in iobuf (transient buckets) until passed. */
 static sg_outcome sg_receive(sg_conn *sc)
 {
-    apr_size_t n = SG_RECV_BUF_SIZE;
-    apr_status_t rv;
+    apr_size_t used = 0;
     int had_headers = sc->headers_done;
+    int drained = 0;
     sg_outcome o;
 
-    rv = apr_socket_recv(sc->sock, sc->iobuf, &n);
-    if (APR_STATUS_IS_EAGAIN(rv)) {
-        return SG_DONE;
-    }
-    if (rv != APR_SUCCESS || n == 0) {
-        if (n > 0) {
-            /* data together with EOF: parse it first */
-            if ((o = sg_parse(sc, sc->iobuf, n)) != SG_DONE) {
+    while (!sc->end_seen && used < SG_RECV_BUF_SIZE) {
+        apr_size_t n = SG_RECV_BUF_SIZE - used;
+        apr_status_t rv = apr_socket_recv(sc->sock, sc->iobuf + used, &n);
+
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            drained = 1;
+            break;
+        }
+        if (n > 0 && (o = sg_parse(sc, sc->iobuf + used, n)) != SG_DONE) {
+            return o;
+        }
+        used += n;
+        if (rv != APR_SUCCESS || n == 0) {
+            /* EOF (or an error): what came before it is passed first */
+            o = sg_pass(sc, !had_headers && sc->headers_done, 1);
+            if (o != SG_DONE || sc->end_seen) {
                 return o;
             }
-            if ((o = sg_pass(sc, !had_headers && sc->headers_done)) != SG_DONE) {
-                return o;
-            }
+            sc->why_rv = APR_STATUS_IS_EOF(rv) ? APR_SUCCESS : rv;
+            return SG_WORKER_EOF;
         }
-        if (sc->end_seen) {
-            return SG_DONE;
-        }
-        sc->why_rv = APR_STATUS_IS_EOF(rv) ? APR_SUCCESS : rv;
-        return SG_WORKER_EOF;
     }
-    if ((o = sg_parse(sc, sc->iobuf, n)) != SG_DONE) {
-        return o;
-    }
-    return sg_pass(sc, !had_headers && sc->headers_done);
+    return sg_pass(sc, !had_headers && sc->headers_done, drained);
 }
 
 static sg_outcome sg_exchange(sg_conn *sc)

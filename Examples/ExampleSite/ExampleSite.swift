@@ -96,6 +96,9 @@ struct ExampleResponder: GatewayResponder {
         return self.text("\(total)\n")
     }
 
+    /// 64 KiB of the /bytes pattern, made once: the page measures the gateway, not the filling.
+    private static let pattern = ByteBuffer(bytes: (0..<65536).map { UInt8(truncatingIfNeeded: $0) })
+
     /// N bytes where byte i is i % 256, produced 64 KiB at a time.
     private func bytes(_ request: GatewayRequest) -> GatewayResponse {
         let count = queryValue("n", in: request.queryString).flatMap(Int.init) ?? 1024
@@ -105,7 +108,7 @@ struct ExampleResponder: GatewayResponder {
             status: .ok,
             headerFields: fields,
             body: .stream { writer in
-                let pattern = ByteBuffer(bytes: (0..<65536).map { UInt8(truncatingIfNeeded: $0) })
+                let pattern = Self.pattern
                 var remaining = max(0, count)
                 while remaining > 0 {
                     let length = min(remaining, pattern.readableBytes)

@@ -27,6 +27,7 @@
 #include "ap_mpm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -511,7 +512,37 @@ static void sg_detach(sg_conn *sc)
     apr_pool_cleanup_run(sc->r->pool, sc, sg_release);
 }
 
-/* A new connection to the group's socket, retried while its backlog is
+/* The group's backlog is full (every worker busy): connect again, blocking
+ * for at most `left`, so the thread waits in the kernel's queue of the
+ * listening socket, which wakes one waiter as a worker accepts, first come
+ * first served.  connect()'s errno (0: connected; EAGAIN: still full when
+ * `left` ran out), or -1 when the socket could not be made to block. */
+static int sg_connect_queued(int fd, const struct sockaddr_un *sa,
+                             apr_interval_time_t left)
+{
+    struct timeval tv;
+    int flags = fcntl(fd, F_GETFL);
+    int err = 0;
+
+    tv.tv_sec = apr_time_sec(left);
+    tv.tv_usec = apr_time_usec(left);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
+        err = -1;
+    }
+    else if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+        err = errno == EWOULDBLOCK ? EAGAIN : errno;
+    }
+    /* every later wait is a poll on the non-blocking socket */
+    if (fcntl(fd, F_SETFL, flags) != 0 && err == 0) {
+        err = errno;
+    }
+    return err;
+}
+
+/* A new connection to the group's socket, waiting while its backlog is
  * full (every worker busy) until connect-timeout. */
 static int sg_connect(sg_conn *sc)
 {
@@ -550,14 +581,18 @@ static int sg_connect(sg_conn *sc)
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
             err = errno;
         }
+        if (err == EAGAIN && apr_time_now() < deadline) {
+            /* the group's backlog is full: every worker is busy */
+            attempts++;
+            err = sg_connect_queued(fd, &sa, deadline - apr_time_now());
+        }
         if (err == 0 || err == EISCONN) {
             break;
         }
         if (err == EINTR) {
             continue;
         }
-        if (err == EAGAIN || err == EINPROGRESS || err == EALREADY) {
-            /* the group's backlog is full: every worker is busy */
+        if (err == EAGAIN || err == EINPROGRESS || err == EALREADY || err < 0) {
             if (apr_time_now() >= deadline) {
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                               "SG0413: group %s: the backlog of socket %s "

@@ -3,8 +3,14 @@ sibling has a free one — waiting connections stay in the kernel backlog for th
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
+import subprocess
+import threading
+
+from sg_harness import wait_until
 
 FAULTS = "env=SWIFT_GATEWAY_EXAMPLE_FAULTS=1"
 
@@ -33,5 +39,86 @@ def test_a_worker_with_no_free_slot_gets_no_request_while_a_sibling_is_idle(apac
             pids.append(int(r.headers["X-Gateway-Pid"]))
         assert set(pids) == {idle}, f"busy worker {busy} got requests: {pids}"
         print(f"busy worker {busy}: 0 of 60 requests; idle worker {idle}: 60 of 60")
+    finally:
+        hold.close()
+
+
+# ---- a full backlog: requests wait in the kernel's queue, in turn ----------
+
+def _queued_group(apache, connect_timeout: int):
+    """One worker with one slot and the smallest backlog, its slot held by /hang."""
+    srv = apache(lambda s: "\n".join([
+        s.daemon("q", "processes=1", "threads=1", "listen-backlog=1",
+                 f"connect-timeout={connect_timeout}", "socket-timeout=6", FAULTS),
+        "SwiftProcessGroup q",
+        f"SwiftScriptAlias / {s.bin}",
+    ]))
+    (worker,) = srv.wait_workers("q", 1)
+    offset = srv.log_offset()
+    hold = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    hold.sendall(b"GET /hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    srv.wait_for_log("hanging on purpose", since=offset)
+    return srv, worker, hold
+
+
+def _listen_queue(path: str) -> int:
+    """Connections waiting in the backlog of the listening Unix socket at path (ss's Recv-Q)."""
+    out = subprocess.run(["ss", "-xlnH"], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if path in fields:
+            return int(fields[2])
+    raise AssertionError(f"{path} is not a listening socket:\n{out}")
+
+
+def _get_in_threads(srv, count: int) -> tuple[list[threading.Thread], list[object]]:
+    results: list[object] = [None] * count
+
+    def one(i: int) -> None:
+        try:
+            results[i] = srv.get("/", timeout=30)
+        except Exception as e:  # noqa: BLE001 - the assertion reports it
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    return threads, results
+
+
+def test_requests_beyond_a_full_backlog_are_served_once_a_worker_takes_them(apache):
+    """With the backlog full, further requests wait (in connect) rather than fail; a worker
+    that becomes free (here: the restarted one after SIGKILL) serves every one of them."""
+    srv, worker, hold = _queued_group(apache, connect_timeout=30)
+    try:
+        threads, results = _get_in_threads(srv, 5)
+        sock = srv.group_socket("q")
+        wait_until(lambda: _listen_queue(sock) >= 2, 10, message="the group's backlog is full")
+        offset = srv.log_offset()
+        os.kill(worker, signal.SIGKILL)
+        for t in threads:
+            t.join(40)
+        statuses = [r.status_code if hasattr(r, "status_code") else repr(r) for r in results]
+        assert statuses == [200] * 5, f"{statuses}\n{srv.error_log_text(offset)[-3000:]}"
+        assert "SG0413" not in srv.error_log_text(offset)
+    finally:
+        hold.close()
+
+
+def test_a_backlog_full_for_connect_timeout_is_503_with_sg0413(apache):
+    """Requests that find the backlog full wait connect-timeout, then get 503 and SG0413;
+    those queued in the backlog wait for their answer up to socket-timeout (504, SG0503)."""
+    srv, _, hold = _queued_group(apache, connect_timeout=2)
+    try:
+        offset = srv.log_offset()
+        threads, results = _get_in_threads(srv, 5)
+        for t in threads:
+            t.join(40)
+        assert not any(t.is_alive() for t in threads), "a request hung"
+        statuses = [r.status_code if hasattr(r, "status_code") else repr(r) for r in results]
+        assert set(statuses) <= {503, 504} and 503 in statuses, statuses
+        log = srv.error_log_text(offset)
+        assert re.search(r"SG0413: group q: the backlog of socket \S+ stayed full for "
+                         r"connect-timeout=2 s", log), log[-3000:]
     finally:
         hold.close()

@@ -39,6 +39,9 @@ APLOG_USE_MODULE(swift_gateway);
 #define SG_REQUEST_ID       1
 /* Request body chunks: one STDIN record each (at most 65535 bytes by the protocol). */
 #define SG_STDIN_CHUNK      (32 * 1024)
+/* Pieces of one STDIN record sent without copying (the header, the empty STDIN
+ * and the client body's buckets, usually 8000 bytes each). */
+#define SG_STDIN_IOV        16
 /* Responses are read up to 256K per wake-up: fewer poll, recv and filter
  * passes per MiB (the worker socket buffers about 200K). */
 #define SG_RECV_BUF_SIZE    (256 * 1024)
@@ -80,10 +83,12 @@ typedef struct {
     /* to the worker */
     const char *params;         /* BEGIN_REQUEST .. empty PARAMS [empty STDIN] */
     apr_size_t params_len;
-    const char *out;
-    apr_size_t outlen;
+    struct iovec outv[SG_STDIN_IOV];    /* what is left to send */
+    int outv_i, outv_n;
+    apr_size_t outlen;          /* bytes in outv[outv_i..outv_n) */
     apr_off_t sent;             /* bytes sent on this connection */
-    char *stdin_buf;            /* header + SG_STDIN_CHUNK + empty record */
+    unsigned char stdin_hdr[2 * AP_FCGI_HEADER_LEN];   /* STDIN, empty STDIN */
+    char *stdin_buf;            /* SG_STDIN_CHUNK, when the pieces are many */
     apr_bucket_brigade *ib;
     int stdin_last_queued;
     int stdin_done;             /* nothing more will be sent */
@@ -827,67 +832,145 @@ static void sg_build_params(sg_conn *sc)
  * writable, so a worker that is busy sending is never blocked on.
  */
 
+/* The pieces of one STDIN record as they lie in the client body's buckets,
+ * behind its header (and the empty STDIN after the last): sent with one
+ * sendmsg() and no copy.  The buckets stay in sc->ib until all is sent;
+ * with more pieces than fit in sc->outv they are copied into stdin_buf. */
+static apr_status_t sg_queue_stdin(sg_conn *sc, int *last)
+{
+    apr_bucket *b;
+    apr_size_t len = 0;
+    int n = 1;                  /* outv[0]: the record header */
+    int flat = 0;
+
+    *last = 0;
+    for (b = APR_BRIGADE_FIRST(sc->ib); b != APR_BRIGADE_SENTINEL(sc->ib);
+         b = APR_BUCKET_NEXT(b)) {
+        const char *data;
+        apr_size_t blen;
+        apr_status_t rv;
+
+        if (APR_BUCKET_IS_EOS(b)) {
+            *last = 1;
+            break;
+        }
+        if (APR_BUCKET_IS_METADATA(b)) {
+            continue;
+        }
+        if ((rv = apr_bucket_read(b, &data, &blen, APR_BLOCK_READ))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        if (blen == 0) {
+            continue;
+        }
+        if (n == SG_STDIN_IOV - 1) {
+            flat = 1;           /* keep the last slot for the empty STDIN */
+        }
+        else {
+            sc->outv[n].iov_base = (void *)data;
+            sc->outv[n].iov_len = blen;
+            ++n;
+        }
+        len += blen;
+    }
+    if (flat) {
+        apr_size_t got = SG_STDIN_CHUNK;
+        apr_status_t rv = apr_brigade_flatten(sc->ib, sc->stdin_buf, &got);
+
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        sc->outv[1].iov_base = sc->stdin_buf;
+        sc->outv[1].iov_len = got;
+        len = got;
+        n = 2;
+    }
+    sc->outv_i = len ? 0 : 1;
+    sc->outv_n = len ? n : 1;
+    sc->outlen = 0;
+    if (len) {
+        sg_put_header(sc->stdin_hdr, AP_FCGI_STDIN, len);
+        sc->outv[0].iov_base = sc->stdin_hdr;
+        sc->outv[0].iov_len = AP_FCGI_HEADER_LEN;
+        sc->outlen = AP_FCGI_HEADER_LEN + len;
+        sc->body_sent += len;
+    }
+    if (*last) {
+        sg_put_header(sc->stdin_hdr + AP_FCGI_HEADER_LEN, AP_FCGI_STDIN, 0);
+        sc->outv[sc->outv_n].iov_base = sc->stdin_hdr + AP_FCGI_HEADER_LEN;
+        sc->outv[sc->outv_n].iov_len = AP_FCGI_HEADER_LEN;
+        sc->outv_n++;
+        sc->outlen += AP_FCGI_HEADER_LEN;
+    }
+    return APR_SUCCESS;
+}
+
+/* Drop n sent bytes from the front of the pending iovecs. */
+static void sg_advance(sg_conn *sc, apr_size_t n)
+{
+    sc->outlen -= n;
+    sc->sent += n;
+    while (n > 0 && sc->outv_i < sc->outv_n) {
+        struct iovec *v = &sc->outv[sc->outv_i];
+
+        if (n < v->iov_len) {
+            v->iov_base = (char *)v->iov_base + n;
+            v->iov_len -= n;
+            return;
+        }
+        n -= v->iov_len;
+        sc->outv_i++;
+    }
+}
+
 static sg_outcome sg_send_some(sg_conn *sc)
 {
     request_rec *r = sc->r;
     apr_status_t rv;
-    apr_size_t n;
 
     if (sc->outlen == 0) {
-        apr_size_t len = SG_STDIN_CHUNK;
         int last = 0;
 
         if (sc->stdin_done) {
             return SG_DONE;
         }
+        apr_brigade_cleanup(sc->ib);        /* the pieces sent last time */
         rv = ap_get_brigade(r->input_filters, sc->ib, AP_MODE_READBYTES,
                             APR_BLOCK_READ, SG_STDIN_CHUNK);
+        if (rv == APR_SUCCESS) {
+            rv = sg_queue_stdin(sc, &last);
+        }
         if (rv != APR_SUCCESS) {
             sc->why = "reading the request body from the client";
             sc->why_rv = rv;
             return SG_CLIENT_BODY;
-        }
-        if (!APR_BRIGADE_EMPTY(sc->ib)
-            && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(sc->ib))) {
-            last = 1;
-        }
-        rv = apr_brigade_flatten(sc->ib, sc->stdin_buf + AP_FCGI_HEADER_LEN,
-                                 &len);
-        apr_brigade_cleanup(sc->ib);
-        if (rv != APR_SUCCESS) {
-            sc->why = "reading the request body from the client";
-            sc->why_rv = rv;
-            return SG_CLIENT_BODY;
-        }
-        sc->outlen = 0;
-        if (len) {
-            sg_put_header((unsigned char *)sc->stdin_buf, AP_FCGI_STDIN, len);
-            sc->outlen = AP_FCGI_HEADER_LEN + len;
-            sc->body_sent += len;
         }
         if (last) {
-            sg_put_header((unsigned char *)sc->stdin_buf + sc->outlen,
-                          AP_FCGI_STDIN, 0);
-            sc->outlen += AP_FCGI_HEADER_LEN;
             sc->stdin_last_queued = 1;
         }
-        sc->out = sc->stdin_buf;
         if (sc->outlen == 0) {
             return SG_DONE;
         }
     }
 
-    /* send(MSG_NOSIGNAL): a worker gone away is an error, never SIGPIPE */
+    /* sendmsg(MSG_NOSIGNAL): a worker gone away is an error, never SIGPIPE */
     {
+        struct msghdr msg;
         apr_os_sock_t fd;
         ssize_t w;
 
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = sc->outv + sc->outv_i;
+        msg.msg_iovlen = sc->outv_n - sc->outv_i;
         apr_os_sock_get(&fd, sc->sock);
         do {
-            w = send(fd, sc->out, sc->outlen, MSG_NOSIGNAL);
+            w = sendmsg(fd, &msg, MSG_NOSIGNAL);
         } while (w < 0 && errno == EINTR);
-        n = w < 0 ? 0 : (apr_size_t)w;
         rv = w < 0 ? errno : APR_SUCCESS;
+        if (w > 0) {
+            sg_advance(sc, (apr_size_t)w);
+        }
     }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) {
         if (sc->pooled && sc->sent == 0
@@ -907,9 +990,6 @@ static sg_outcome sg_send_some(sg_conn *sc)
         sc->outlen = 0;
         return SG_DONE;
     }
-    sc->out += n;
-    sc->outlen -= n;
-    sc->sent += n;
     if (sc->outlen == 0 && sc->stdin_last_queued) {
         sc->stdin_done = 1;
     }
@@ -1512,7 +1592,10 @@ static int sg_conclude(sg_conn *sc, sg_outcome o)
  * goes out again from its first record, the response is parsed afresh. */
 static void sg_conn_reset(sg_conn *sc)
 {
-    sc->out = sc->params;
+    sc->outv[0].iov_base = (void *)sc->params;
+    sc->outv[0].iov_len = sc->params_len;
+    sc->outv_i = 0;
+    sc->outv_n = 1;
     sc->outlen = sc->params_len;
     sc->sent = 0;
     sc->stdin_last_queued = sc->replayable;     /* empty STDIN is in params */
@@ -1642,8 +1725,7 @@ int sg_handler(request_rec *r)
     }
 
     if (!sc->replayable) {
-        sc->stdin_buf = apr_palloc(r->pool, SG_STDIN_CHUNK
-                                            + 2 * AP_FCGI_HEADER_LEN);
+        sc->stdin_buf = apr_palloc(r->pool, SG_STDIN_CHUNK);
         sc->ib = apr_brigade_create(r->pool, sc->c->bucket_alloc);
     }
     sc->iobuf = apr_palloc(r->pool, SG_RECV_BUF_SIZE);

@@ -165,6 +165,32 @@ def test_chunked_put_of_unknown_length_with_raw_client(apache):
     assert (res.received, res.sha256) == (upload.total, upload.sha.hexdigest())
 
 
+def test_many_tiny_chunks_in_one_packet_are_echoed_byte_exact(apache):
+    """Thousands of 1–13 byte chunks sent at once reach the module as many small pieces of
+    one read; they go to the worker as STDIN records without loss or reordering."""
+    import http.client
+    import random
+    srv, _ = _stream_server(apache)
+    rng = random.Random(0x5717)
+    chunks = [bytes(rng.randrange(256) for _ in range(rng.randint(1, 13))) for _ in range(6000)]
+    chunks += [os.urandom(70000), b"x", os.urandom(9000)]
+    wire = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    try:
+        conn.putrequest("PUT", "/echo")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.putheader("Content-Type", "application/octet-stream")
+        conn.endheaders()
+        conn.send(wire)
+        res = conn.getresponse()
+        body = res.read()
+    finally:
+        conn.close()
+    assert res.status == 200
+    expected = b"".join(chunks)
+    assert len(body) == len(expected) and body == expected
+
+
 def test_echo_200mib_chunked_full_duplex_does_not_deadlock(apache):
     """The client sends and reads at the same time; the app echoes as it reads.  A shim that
     forwards the whole upload before reading the response deadlocks here; the stall

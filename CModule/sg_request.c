@@ -37,8 +37,9 @@
 APLOG_USE_MODULE(swift_gateway);
 
 #define SG_REQUEST_ID       1
-/* Request body chunks: one STDIN record each (at most 65535 bytes by the protocol). */
-#define SG_STDIN_CHUNK      (32 * 1024)
+/* Request body chunks: one STDIN record each, as large as a record allows
+ * (65535 bytes), rounded down to a multiple of 8. */
+#define SG_STDIN_CHUNK      (64 * 1024 - 8)
 /* Pieces of one STDIN record sent without copying (the header, the empty STDIN
  * and the client body's buckets, usually 8000 bytes each). */
 #define SG_STDIN_IOV        16

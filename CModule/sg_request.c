@@ -530,6 +530,9 @@ static int sg_connect_queued(int fd, const struct sockaddr_un *sa,
     int flags = fcntl(fd, F_GETFL);
     int err = 0;
 
+    if (left < apr_time_from_msec(1)) {
+        left = apr_time_from_msec(1);   /* a zero SO_SNDTIMEO would never time out */
+    }
     tv.tv_sec = apr_time_sec(left);
     tv.tv_usec = apr_time_usec(left);
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {

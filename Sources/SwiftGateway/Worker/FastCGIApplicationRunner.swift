@@ -104,15 +104,10 @@ struct FastCGIResponseWriter: Sendable {
         }
     }
 
-    /// On the event loop: END_REQUEST; once it is written the request handler closes the connection.
+    /// On the event loop: END_REQUEST; the request handler sees it written and keeps or closes
+    /// the connection.
     private func end() {
-        let channel = self.channel
-        channel.writeAndFlush(FastCGIResponsePart.end(appStatus: 0)).whenComplete { result in
-            switch result {
-            case .success: channel.pipeline.fireUserInboundEventTriggered(FastCGIResponseEnded())
-            case .failure: channel.close(promise: nil)
-            }
-        }
+        self.channel.writeAndFlush(FastCGIResponsePart.end(appStatus: 0), promise: nil)
     }
 }
 

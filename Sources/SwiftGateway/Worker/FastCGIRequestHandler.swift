@@ -160,7 +160,17 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             && self.requestsServed + 1 < Self.maximumRequestsPerConnection
             && self.slots.shouldKeepFinishedConnection()
         let status = self.keepAfterResponse ? Self.keptConnectionAppStatus : appStatus
-        context.write(self.wrapOutboundOut(.end(appStatus: status)), promise: promise)
+        // Learn here when END_REQUEST reached the socket, not through a pipeline event.
+        let written = promise ?? context.eventLoop.makePromise(of: Void.self)
+        context.write(self.wrapOutboundOut(.end(appStatus: status)), promise: written)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        written.futureResult.whenComplete { result in
+            switch result {
+            case .success: handler.value.responseDidEnd(context: boundContext.value)
+            case .failure: boundContext.value.close(promise: nil)
+            }
+        }
     }
 
     func read(context: ChannelHandlerContext) {
@@ -172,8 +182,6 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
-        case is FastCGIResponseEnded:
-            self.responseDidEnd(context: context)
         case is ReclaimIdleConnection:
             // A request may have arrived since the connection was listed as idle: it runs.
             if self.listedIdle, case .waitingForHead = self.state, !self.channelClosed {
@@ -216,9 +224,6 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 }
-
-/// Fired by `FastCGIResponseWriter` once END_REQUEST was written.
-struct FastCGIResponseEnded: Sendable {}
 
 /// A FastCGI connection that does not follow the protocol.
 struct FastCGIConnectionError: Error, CustomStringConvertible {

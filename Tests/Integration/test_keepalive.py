@@ -118,8 +118,11 @@ def test_pooled_connections_to_a_killed_worker_are_not_used(apache):
     srv = apache(lambda s: _site(s, "processes=2", "threads=4"))
     workers = set(srv.wait_distinct_pids("/hello", 2))
     victim = min(workers)
+    offset = srv.log_offset()
     os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: not pid_alive(victim), 10, message=f"worker {victim} gone")
+    # Reaped, so every thread has exited and its sockets are closed (a zombie thread-group
+    # leader may still have threads, and open sockets, behind it).
+    srv.wait_for_log(f"(pid {victim}) killed by signal 9", since=offset)
     results = parallel_get(srv.url("/hello"), 60, concurrency=4)
     statuses = [r.status_code if isinstance(r, requests.Response) else repr(r) for r in results]
     assert statuses == [200] * 60, statuses

@@ -138,8 +138,11 @@ def test_sigkill_of_a_worker_fails_only_its_inflight_requests(apache):
                 done_before = len(outcomes)
             victim = max(counts, key=counts.get)
             assert victim in before
+            offset = srv.log_offset()
             os.kill(victim, signal.SIGKILL)
-            wait_until(lambda: not pid_alive(victim), 10, interval=0.01, message=f"death of {victim}")
+            # Dead once reaped: a zombie thread-group leader may still have exiting threads,
+            # and open sockets, behind it.
+            srv.wait_for_log(f"(pid {victim}) killed by signal 9", since=offset)
             t_dead = time.monotonic()
             release.set()
 

@@ -770,12 +770,19 @@ static void sg_build_env(request_rec *r, const sg_dir_conf *dconf,
 /* BEGIN_REQUEST, the PARAMS records and the empty PARAMS, in one buffer;
  * without a request body also the empty STDIN, so that one send() carries
  * the whole request and a failed one means the worker got none of it. */
+/* One PARAMS record: the variables from `start` on that fill `len` bytes. */
+typedef struct {
+    int start;
+    apr_size_t len;
+} sg_params_record;
+
 static void sg_build_params(sg_conn *sc)
 {
     request_rec *r = sc->r;
     const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
     const apr_table_entry_t *elts = (const apr_table_entry_t *)arr->elts;
-    apr_array_header_t *chunks = apr_array_make(r->pool, 4, sizeof(struct iovec));
+    apr_array_header_t *records = apr_array_make(r->pool, 4,
+                                                 sizeof(sg_params_record));
     ap_fcgi_begin_request_body brb;
     unsigned char *buf, *p;
     apr_size_t total = 2 * AP_FCGI_HEADER_LEN + 2 * AP_FCGI_HEADER_LEN;
@@ -786,7 +793,7 @@ static void sg_build_params(sg_conn *sc)
         int start = next;
         apr_size_t len = ap_fcgi_encoded_env_len(r->subprocess_env,
                                                  SG_PARAMS_RECORD, &next);
-        struct iovec *v;
+        sg_params_record *rec;
 
         if (!len) {
             if (next < arr->nelts) {
@@ -799,10 +806,9 @@ static void sg_build_params(sg_conn *sc)
             }
             break;
         }
-        v = apr_array_push(chunks);
-        v->iov_base = apr_palloc(r->pool, len);
-        v->iov_len = len;
-        ap_fcgi_encode_env(r, r->subprocess_env, v->iov_base, len, &start);
+        rec = apr_array_push(records);
+        rec->start = start;
+        rec->len = len;
         total += AP_FCGI_HEADER_LEN + len;
     }
 
@@ -812,13 +818,15 @@ static void sg_build_params(sg_conn *sc)
     ap_fcgi_fill_in_request_body(&brb, AP_FCGI_RESPONDER, AP_FCGI_KEEP_CONN);
     ap_fcgi_begin_request_body_to_array(&brb, p);
     p += AP_FCGI_HEADER_LEN;
-    for (i = 0; i < chunks->nelts; ++i) {
-        struct iovec *v = &APR_ARRAY_IDX(chunks, i, struct iovec);
+    for (i = 0; i < records->nelts; ++i) {
+        sg_params_record *rec = &APR_ARRAY_IDX(records, i, sg_params_record);
+        int start = rec->start;
 
-        sg_put_header(p, AP_FCGI_PARAMS, v->iov_len);
+        /* encoded in place: no buffer per record to copy from */
+        sg_put_header(p, AP_FCGI_PARAMS, rec->len);
         p += AP_FCGI_HEADER_LEN;
-        memcpy(p, v->iov_base, v->iov_len);
-        p += v->iov_len;
+        ap_fcgi_encode_env(r, r->subprocess_env, (char *)p, rec->len, &start);
+        p += rec->len;
     }
     sg_put_header(p, AP_FCGI_PARAMS, 0);
     p += AP_FCGI_HEADER_LEN;

@@ -128,3 +128,15 @@ def test_mount_at_app_matches_whole_path_segments_only(apache):
     assert "X-Gateway-Pid" not in r.headers, (
         f"/application/env was routed to the /app mount: {r.status_code} {r.text[:300]!r}")
     assert r.status_code == 404
+
+
+def test_variables_spread_over_several_params_records_all_arrive(apache):
+    """About 35 KiB of CGI variables need three PARAMS records (16 KiB each at most)."""
+    srv = apache(_mounted_at_app, ready_path="/app/")
+    headers = {f"X-Big-{i}": chr(ord("a") + i) * 7000 for i in range(5)}
+    r = srv.get("/app/env", headers=headers)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    env = r.json()["environment"]
+    for i in range(5):
+        assert env.get(f"HTTP_X_BIG_{i}") == chr(ord("a") + i) * 7000, f"HTTP_X_BIG_{i} lost or cut"
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/app", "/env")

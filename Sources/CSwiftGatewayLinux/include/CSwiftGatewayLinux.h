@@ -10,7 +10,6 @@ int sg_pipe_cloexec_nonblock(int fds[2]);
 /// accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK).
 int sg_accept_cloexec_nonblock(int listener);
 
-
 /// getsockopt(SO_PEERCRED); returns 0 or -1 with errno.
 int sg_peer_credentials(int socket, pid_t *pid, uid_t *uid, gid_t *gid);
 

@@ -44,6 +44,9 @@ public enum FastCGIResponsePart: Sendable, Equatable {
     case stderr(ByteBuffer)
     /// Ends the response: an empty `FCGI_STDOUT` then `FCGI_END_REQUEST` (request complete) with `appStatus`.
     case end(appStatus: UInt32)
+    /// The last response bytes, then the end: what `.stdout(bytes)` and `.end(appStatus:)` write,
+    /// but one pipeline write, and for a short response one buffer (one iovec for the socket).
+    case stdoutThenEnd(ByteBuffer, appStatus: UInt32)
     /// `FCGI_END_REQUEST` with `FCGI_OVERLOADED` for a request the worker will not run, whether or
     /// not it has arrived: written on an idle kept-alive connection just before closing it.
     case overloaded(requestID: UInt16)
@@ -67,6 +70,8 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
 
     /// Payloads below this size are copied behind their header so they leave as one buffer.
     private static let coalescingThreshold = 512
+    /// The last payload up to this size is copied between its header and the end records.
+    private static let endCoalescingLimit = 16 * 1024
 
     private let processor: NIOSingleStepByteToMessageProcessor<FastCGIRecordDecoder>
     private var stateMachine: FastCGIServerStateMachine
@@ -224,14 +229,40 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
         case .stderr(let payload):
             self.writeStream(.stderr, requestID: requestID, payload: payload, context: context, promise: promise)
         case .end(let appStatus):
-            var buffer = context.channel.allocator.buffer(capacity: 3 * FastCGIRecord.headerLength)
-            buffer.writeFastCGIRecordHeader(type: .stdout, requestID: requestID, contentLength: 0)
-            buffer.writeFastCGIEndRequest(requestID: requestID, appStatus: appStatus, protocolStatus: .requestComplete)
-            self.stateMachine.responseEnded()
-            context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            self.writeEnd(requestID: requestID, appStatus: appStatus, lastPayload: nil, context: context, promise: promise)
+        case .stdoutThenEnd(let payload, let appStatus):
+            if payload.readableBytes <= Self.endCoalescingLimit {
+                self.writeEnd(requestID: requestID, appStatus: appStatus, lastPayload: payload, context: context, promise: promise)
+            } else {
+                self.writeStream(.stdout, requestID: requestID, payload: payload, context: context, promise: nil)
+                self.writeEnd(requestID: requestID, appStatus: appStatus, lastPayload: nil, context: context, promise: promise)
+            }
         case .overloaded:
             break  // written above: it needs no open request
         }
+    }
+
+    /// Writes the empty `FCGI_STDOUT` and `FCGI_END_REQUEST` that end the response, behind the last
+    /// `FCGI_STDOUT` record when `lastPayload` has bytes, all in one buffer.
+    private func writeEnd(
+        requestID: UInt16,
+        appStatus: UInt32,
+        lastPayload: ByteBuffer?,
+        context: ChannelHandlerContext,
+        promise: EventLoopPromise<Void>?
+    ) {
+        let lastLength = lastPayload?.readableBytes ?? 0
+        var buffer = context.channel.allocator.buffer(
+            capacity: (lastLength > 0 ? FastCGIRecord.headerLength + lastLength : 0) + 3 * FastCGIRecord.headerLength
+        )
+        if let lastPayload, lastLength > 0 {
+            buffer.writeFastCGIRecordHeader(type: .stdout, requestID: requestID, contentLength: lastLength)
+            buffer.writeImmutableBuffer(lastPayload)
+        }
+        buffer.writeFastCGIRecordHeader(type: .stdout, requestID: requestID, contentLength: 0)
+        buffer.writeFastCGIEndRequest(requestID: requestID, appStatus: appStatus, protocolStatus: .requestComplete)
+        self.stateMachine.responseEnded()
+        context.write(Self.wrapOutboundOut(buffer), promise: promise)
     }
 
     /// Writes `payload` as records of at most 65535 bytes; large pieces go out as slices, never copied.
@@ -276,6 +307,7 @@ extension FastCGIResponsePart {
         case .stdout: return "STDOUT"
         case .stderr: return "STDERR"
         case .end: return "END_REQUEST"
+        case .stdoutThenEnd: return "STDOUT and END_REQUEST"
         case .overloaded: return "END_REQUEST (overloaded)"
         }
     }

@@ -68,11 +68,15 @@ struct FastCGIResponseWriter: Sendable {
             )
             if coalesce { headers.writeImmutableBuffer(body) }
             let head = headers
-            // At most one hop to the event loop for the whole response, none when already on it.
+            // At most one hop to the event loop for the whole response, none when already on it;
+            // a short one leaves as one pipeline write and one buffer.
             self.onEventLoop {
-                channel.write(FastCGIResponsePart.stdout(head), promise: nil)
-                if !coalesce { channel.write(FastCGIResponsePart.stdout(body), promise: nil) }
-                self.end()
+                if coalesce {
+                    self.end(last: head)
+                } else {
+                    channel.write(FastCGIResponsePart.stdout(head), promise: nil)
+                    self.end(last: body)
+                }
             }
         case .stream(let produce):
             let headers = CGIResponseHead.serialize(response, contentLength: nil, allocator: channel.allocator, reservingBody: 0)
@@ -104,10 +108,11 @@ struct FastCGIResponseWriter: Sendable {
         }
     }
 
-    /// On the event loop: END_REQUEST; the request handler sees it written and keeps or closes
-    /// the connection.
-    private func end() {
-        self.channel.writeAndFlush(FastCGIResponsePart.end(appStatus: 0), promise: nil)
+    /// On the event loop: the last bytes if any, then END_REQUEST; the request handler sees it
+    /// written and keeps or closes the connection.
+    private func end(last: ByteBuffer? = nil) {
+        let part = last.map { FastCGIResponsePart.stdoutThenEnd($0, appStatus: 0) } ?? .end(appStatus: 0)
+        self.channel.writeAndFlush(part, promise: nil)
     }
 }
 

@@ -152,7 +152,14 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
 
     /// Marks END_REQUEST with whether this connection will be kept for another request.
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard case .end(let appStatus) = self.unwrapOutboundIn(data) else {
+        let ending: (UInt32) -> FastCGIResponsePart
+        let appStatus: UInt32
+        switch self.unwrapOutboundIn(data) {
+        case .end(let status):
+            (ending, appStatus) = ({ .end(appStatus: $0) }, status)
+        case .stdoutThenEnd(let bytes, let status):
+            (ending, appStatus) = ({ .stdoutThenEnd(bytes, appStatus: $0) }, status)
+        case .stdout, .stderr, .overloaded:
             context.write(data, promise: promise)
             return
         }
@@ -162,7 +169,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         let status = self.keepAfterResponse ? Self.keptConnectionAppStatus : appStatus
         // Learn here when END_REQUEST reached the socket, not through a pipeline event.
         let written = promise ?? context.eventLoop.makePromise(of: Void.self)
-        context.write(self.wrapOutboundOut(.end(appStatus: status)), promise: written)
+        context.write(self.wrapOutboundOut(ending(status)), promise: written)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         written.futureResult.whenComplete { result in

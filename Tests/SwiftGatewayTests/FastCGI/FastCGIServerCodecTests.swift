@@ -515,6 +515,43 @@ final class FastCGIServerCodecTests: XCTestCase {
         )
     }
 
+    func testShortLastStdoutAndEndLeaveAsOneBuffer() throws {
+        try self.channel.writeInbound(self.fullRequest(id: 3))
+        let written = self.channel.writeAndFlush(
+            FastCGIResponsePart.stdoutThenEnd(ByteBuffer(string: "Status: 200 OK\r\n\r\nhi"), appStatus: 9)
+        )
+        self.assertSucceeded(written)
+        let buffer = try XCTUnwrap(try self.channel.readOutbound(as: ByteBuffer.self))
+        XCTAssertNil(try self.channel.readOutbound(as: ByteBuffer.self))
+        XCTAssertEqual(
+            try FastCGITestWire.decodeAll(buffer),
+            [
+                FastCGIRecord(type: .stdout, requestID: 3, content: ByteBuffer(string: "Status: 200 OK\r\n\r\nhi")),
+                FastCGIRecord(type: .stdout, requestID: 3, content: ByteBuffer()),
+                FastCGIRecord(type: .endRequest, requestID: 3, content: self.endRequestContent(appStatus: 9, status: .requestComplete)),
+            ]
+        )
+    }
+
+    func testLongLastStdoutIsSplitIntoRecordsBeforeTheEnd() throws {
+        try self.channel.writeInbound(self.fullRequest(id: 3))
+        let body = ByteBuffer(repeating: 0x61, count: 70_000)
+        try self.channel.writeOutbound(FastCGIResponsePart.stdoutThenEnd(body, appStatus: 0))
+        let records = try self.writtenRecords()
+        XCTAssertEqual(records.map(\.type), [.stdout, .stdout, .stdout, .endRequest])
+        XCTAssertEqual(records.map(\.content.readableBytes), [65535, 70_000 - 65535, 0, 8])
+        var joined = records[0].content
+        var rest = records[1].content
+        joined.writeBuffer(&rest)
+        XCTAssertEqual(joined, body)
+    }
+
+    func testEmptyLastStdoutWritesJustTheEnd() throws {
+        try self.channel.writeInbound(self.fullRequest(id: 3))
+        try self.channel.writeOutbound(FastCGIResponsePart.stdoutThenEnd(ByteBuffer(), appStatus: 0))
+        XCTAssertEqual(try self.writtenRecords().map(\.type), [.stdout, .endRequest])
+    }
+
     func testWritingWithoutARequestFails() throws {
         let early = self.channel.writeAndFlush(FastCGIResponsePart.stdout(ByteBuffer(string: "x")))
         self.assertFailed(early, with: .noActiveRequest)

@@ -24,21 +24,29 @@ extension HTTPRequest {
 
     /// `HTTP_ACCEPT_LANGUAGE` → `accept-language`; `CONTENT_TYPE` and `CONTENT_LENGTH` too.
     static func headerFieldName(forCGIVariable variable: String) -> HTTPField.Name? {
-        switch variable {
-        case "CONTENT_TYPE": return .contentType
-        case "CONTENT_LENGTH": return .contentLength
-        default:
-            guard variable.utf8.count > 5, variable.hasPrefix("HTTP_") else { return nil }
+        let utf8 = variable.utf8
+        guard let first = utf8.first else { return nil }
+        if first == UInt8(ascii: "C") {
+            switch variable {
+            case "CONTENT_TYPE": return .contentType
+            case "CONTENT_LENGTH": return .contentLength
+            default: return nil
+            }
+        }
+        // Most variables are not HTTP_*: decide on the bytes, before any String is built.
+        guard first == UInt8(ascii: "H"), utf8.count > 5, utf8.starts(with: "HTTP_".utf8) else { return nil }
+        let name = String(unsafeUninitializedCapacity: utf8.count - 5) { target in
             // Byte by byte: a field name is ASCII (HTTPField.Name refuses anything else).
-            let bytes = variable.utf8.dropFirst(5).map { byte -> UInt8 in
-                switch byte {
+            for (index, byte) in utf8.dropFirst(5).enumerated() {
+                target[index] = switch byte {
                 case UInt8(ascii: "_"): UInt8(ascii: "-")
                 case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte + 32
                 default: byte
                 }
             }
-            return HTTPField.Name(String(decoding: bytes, as: UTF8.self))
+            return utf8.count - 5
         }
+        return HTTPField.Name(name)
     }
 }
 

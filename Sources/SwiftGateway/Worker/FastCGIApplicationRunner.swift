@@ -28,8 +28,7 @@ struct FastCGIApplicationRunner: Sendable {
 
     func run(environment: [String: String], body: FastCGIRequestBodyStream, channel: any Channel) async {
         let requestID = environment["SWIFT_GATEWAY_REQUEST_ID"] ?? ""
-        var requestLogger = Logger(label: "app") { _ in FastCGIStandardErrorLogHandler(channel: channel) }
-        requestLogger[metadataKey: "request"] = "\(requestID)"
+        let requestLogger = Logger(label: "app") { _ in FastCGIStandardErrorLogHandler(channel: channel, requestID: requestID) }
         let context = GatewayContext(logger: requestLogger, allocator: channel.allocator, group: self.group, requestID: requestID)
 
         let response: GatewayResponse

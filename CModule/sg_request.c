@@ -40,9 +40,13 @@ APLOG_USE_MODULE(swift_gateway);
 /* Request body chunks: one STDIN record each, as large as a record allows
  * (65535 bytes), rounded down to a multiple of 8. */
 #define SG_STDIN_CHUNK      (64 * 1024 - 8)
-/* Pieces of one STDIN record sent without copying (the header, the empty STDIN
- * and the client body's buckets, usually 8000 bytes each). */
-#define SG_STDIN_IOV        16
+/* Up to this many STDIN records go out in one sendmsg(), read from the client
+ * without waiting after the first: the worker then wakes once for about as
+ * much as the socket buffers (some 200K) instead of once per record. */
+#define SG_STDIN_BATCH      3
+/* Pieces sent without copying: per record its header and the client body's
+ * buckets (usually 8000 bytes each), and the empty STDIN after the last. */
+#define SG_STDIN_IOV        64
 /* Responses are read up to 256K per wake-up: fewer poll, recv and filter
  * passes per MiB (the worker socket buffers about 200K). */
 #define SG_RECV_BUF_SIZE    (256 * 1024)
@@ -88,9 +92,12 @@ typedef struct {
     int outv_i, outv_n;
     apr_size_t outlen;          /* bytes in outv[outv_i..outv_n) */
     apr_off_t sent;             /* bytes sent on this connection */
-    unsigned char stdin_hdr[2 * AP_FCGI_HEADER_LEN];   /* STDIN, empty STDIN */
-    char *stdin_buf;            /* SG_STDIN_CHUNK, when the pieces are many */
-    apr_bucket_brigade *ib;
+    /* a STDIN header per record of a batch, then the empty STDIN */
+    unsigned char stdin_hdr[(SG_STDIN_BATCH + 1) * AP_FCGI_HEADER_LEN];
+    char *stdin_flat[SG_STDIN_BATCH];   /* SG_STDIN_CHUNK each, made when a
+                                         * record's pieces do not fit outv */
+    apr_bucket_brigade *ib;     /* the buckets outv points into */
+    apr_bucket_brigade *ib_next;        /* one record's, before it joins ib */
     int stdin_last_queued;
     int stdin_done;             /* nothing more will be sent */
     int stdin_broken;           /* the worker stopped reading */
@@ -844,19 +851,21 @@ static void sg_build_params(sg_conn *sc)
  * writable, so a worker that is busy sending is never blocked on.
  */
 
-/* The pieces of one STDIN record as they lie in the client body's buckets,
- * behind its header (and the empty STDIN after the last): sent with one
- * sendmsg() and no copy.  The buckets stay in sc->ib until all is sent;
- * with more pieces than fit in sc->outv they are copied into stdin_buf. */
-static apr_status_t sg_queue_stdin(sg_conn *sc, int *last)
+/* Appends the data in bb as STDIN record k of the batch to the pending
+ * iovecs, the pieces as they lie in the client body's buckets (no copy),
+ * and the empty STDIN when bb ends the body.  A record with more pieces
+ * than outv has room for is copied into stdin_flat[k] instead. */
+static apr_status_t sg_queue_stdin(sg_conn *sc, apr_bucket_brigade *bb,
+                                   int k, int *last)
 {
     apr_bucket *b;
     apr_size_t len = 0;
-    int n = 1;                  /* outv[0]: the record header */
+    int hdr = sc->outv_n;       /* the record header's slot */
+    int n = hdr + 1;
     int flat = 0;
 
     *last = 0;
-    for (b = APR_BRIGADE_FIRST(sc->ib); b != APR_BRIGADE_SENTINEL(sc->ib);
+    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
          b = APR_BUCKET_NEXT(b)) {
         const char *data;
         apr_size_t blen;
@@ -888,32 +897,89 @@ static apr_status_t sg_queue_stdin(sg_conn *sc, int *last)
     }
     if (flat) {
         apr_size_t got = SG_STDIN_CHUNK;
-        apr_status_t rv = apr_brigade_flatten(sc->ib, sc->stdin_buf, &got);
+        apr_status_t rv;
 
-        if (rv != APR_SUCCESS) {
+        if (!sc->stdin_flat[k]) {
+            sc->stdin_flat[k] = apr_palloc(sc->r->pool, SG_STDIN_CHUNK);
+        }
+        if ((rv = apr_brigade_flatten(bb, sc->stdin_flat[k], &got))
+            != APR_SUCCESS) {
             return rv;
         }
-        sc->outv[1].iov_base = sc->stdin_buf;
-        sc->outv[1].iov_len = got;
+        sc->outv[hdr + 1].iov_base = sc->stdin_flat[k];
+        sc->outv[hdr + 1].iov_len = got;
         len = got;
-        n = 2;
+        n = hdr + 2;
     }
-    sc->outv_i = len ? 0 : 1;
-    sc->outv_n = len ? n : 1;
-    sc->outlen = 0;
     if (len) {
-        sg_put_header(sc->stdin_hdr, AP_FCGI_STDIN, len);
-        sc->outv[0].iov_base = sc->stdin_hdr;
-        sc->outv[0].iov_len = AP_FCGI_HEADER_LEN;
-        sc->outlen = AP_FCGI_HEADER_LEN + len;
+        unsigned char *h = sc->stdin_hdr + k * AP_FCGI_HEADER_LEN;
+
+        sg_put_header(h, AP_FCGI_STDIN, len);
+        sc->outv[hdr].iov_base = h;
+        sc->outv[hdr].iov_len = AP_FCGI_HEADER_LEN;
+        sc->outv_n = n;
+        sc->outlen += AP_FCGI_HEADER_LEN + len;
         sc->body_sent += len;
     }
     if (*last) {
-        sg_put_header(sc->stdin_hdr + AP_FCGI_HEADER_LEN, AP_FCGI_STDIN, 0);
-        sc->outv[sc->outv_n].iov_base = sc->stdin_hdr + AP_FCGI_HEADER_LEN;
+        unsigned char *h = sc->stdin_hdr
+                           + SG_STDIN_BATCH * AP_FCGI_HEADER_LEN;
+
+        sg_put_header(h, AP_FCGI_STDIN, 0);
+        sc->outv[sc->outv_n].iov_base = h;
         sc->outv[sc->outv_n].iov_len = AP_FCGI_HEADER_LEN;
         sc->outv_n++;
         sc->outlen += AP_FCGI_HEADER_LEN;
+    }
+    return APR_SUCCESS;
+}
+
+/* Reads the next batch of the client body into STDIN records: the first
+ * record waits for the client, the others take only what has arrived.
+ * Their buckets are set aside, so the data stays put while more is read. */
+static apr_status_t sg_read_stdin_batch(sg_conn *sc, int *last)
+{
+    request_rec *r = sc->r;
+    int k;
+
+    *last = 0;
+    apr_brigade_cleanup(sc->ib);        /* the pieces sent last time */
+    sc->outv_i = sc->outv_n = 0;
+    sc->outlen = 0;
+    for (k = 0; k < SG_STDIN_BATCH && !*last; ++k) {
+        apr_bucket *b;
+        apr_status_t rv;
+        int got;
+
+        /* room for a record's header, one piece and the empty STDIN */
+        if (sc->outv_n > SG_STDIN_IOV - 3) {
+            break;
+        }
+        rv = ap_get_brigade(r->input_filters, sc->ib_next, AP_MODE_READBYTES,
+                            k == 0 ? APR_BLOCK_READ : APR_NONBLOCK_READ,
+                            SG_STDIN_CHUNK);
+        if (k > 0 && APR_STATUS_IS_EAGAIN(rv)) {
+            break;              /* send what is here; the client is slower */
+        }
+        for (b = APR_BRIGADE_FIRST(sc->ib_next);
+             rv == APR_SUCCESS && b != APR_BRIGADE_SENTINEL(sc->ib_next);
+             b = APR_BUCKET_NEXT(b)) {
+            rv = apr_bucket_setaside(b, r->pool);
+            if (rv == APR_ENOTIMPL) {
+                rv = APR_SUCCESS;       /* metadata buckets hold no data */
+            }
+        }
+        if (rv == APR_SUCCESS) {
+            rv = sg_queue_stdin(sc, sc->ib_next, k, last);
+        }
+        got = !APR_BRIGADE_EMPTY(sc->ib_next);
+        APR_BRIGADE_CONCAT(sc->ib, sc->ib_next);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (!got) {
+            break;              /* nothing more has arrived */
+        }
     }
     return APR_SUCCESS;
 }
@@ -947,13 +1013,7 @@ static sg_outcome sg_send_some(sg_conn *sc)
         if (sc->stdin_done) {
             return SG_DONE;
         }
-        apr_brigade_cleanup(sc->ib);        /* the pieces sent last time */
-        rv = ap_get_brigade(r->input_filters, sc->ib, AP_MODE_READBYTES,
-                            APR_BLOCK_READ, SG_STDIN_CHUNK);
-        if (rv == APR_SUCCESS) {
-            rv = sg_queue_stdin(sc, &last);
-        }
-        if (rv != APR_SUCCESS) {
+        if ((rv = sg_read_stdin_batch(sc, &last)) != APR_SUCCESS) {
             sc->why = "reading the request body from the client";
             sc->why_rv = rv;
             return SG_CLIENT_BODY;
@@ -1737,8 +1797,8 @@ int sg_handler(request_rec *r)
     }
 
     if (!sc->replayable) {
-        sc->stdin_buf = apr_palloc(r->pool, SG_STDIN_CHUNK);
         sc->ib = apr_brigade_create(r->pool, sc->c->bucket_alloc);
+        sc->ib_next = apr_brigade_create(r->pool, sc->c->bucket_alloc);
     }
     sc->iobuf = apr_palloc(r->pool, SG_RECV_BUF_SIZE);
     sc->ob = apr_brigade_create(r->pool, sc->c->bucket_alloc);

@@ -117,6 +117,7 @@ typedef struct {
     int protocol_status;        /* -1 until END_REQUEST tells */
     apr_uint32_t app_status;
     int answered;               /* a record other than END_REQUEST came first */
+    apr_size_t received;        /* bytes read from the worker */
     int leftover;               /* bytes followed END_REQUEST */
 
     /* response headers */
@@ -1463,6 +1464,7 @@ static sg_outcome sg_receive(sg_conn *sc)
             drained = 1;
             break;
         }
+        sc->received += n;
         if (n > 0 && (o = sg_parse(sc, sc->iobuf + used, n)) != SG_DONE) {
             return o;
         }
@@ -1685,6 +1687,7 @@ static void sg_conn_reset(sg_conn *sc)
     sc->protocol_status = -1;
     sc->app_status = 0;
     sc->answered = 0;
+    sc->received = 0;
     sc->leftover = 0;
 
     sc->hlen = 0;
@@ -1708,6 +1711,13 @@ static void sg_conn_reset(sg_conn *sc)
  * (so it may go again on a new one), or NULL. */
 static const char *sg_turned_away(const sg_conn *sc, sg_outcome o)
 {
+    /* A socket closed with bytes unread makes the kernel report ECONNRESET
+     * to its peer, not EOF: the worker (gone, or closing) never read this
+     * request, so never ran it.  Only a request without a body is whole. */
+    if (o == SG_WORKER_EOF && sc->replayable && sc->received == 0
+        && APR_STATUS_IS_ECONNRESET(sc->why_rv)) {
+        return "the worker closed the connection without reading the request";
+    }
     if (!sc->pooled) {
         return NULL;
     }
@@ -1809,8 +1819,8 @@ int sg_handler(request_rec *r)
         /* once, and on a new connection: no worker has run it */
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, sc->why_rv, r,
                       "SG0515: group %s: the worker turned away the request "
-                      "on an idle kept-alive connection (%s); sending it "
-                      "again on a new connection", g->name, why);
+                      "(%s); sending it again on a new connection",
+                      g->name, why);
         sg_detach(sc);
         if ((rc = sg_connect(sc)) != OK) {
             return rc;

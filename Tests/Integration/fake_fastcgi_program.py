@@ -8,10 +8,15 @@ FAKE_MODE=refuse-reuse: acknowledges every connection as kept ("SGKA"), but answ
     request on a connection with an unsolicited END_REQUEST/FCGI_OVERLOADED and closes, as a
     worker does when it reclaims an idle connection just as Apache sends on it. Apache must
     send that request again on a new connection.
+FAKE_MODE=close-unread: acknowledges every connection as kept, but when a second request
+    arrives on a connection it closes without reading it, as a worker does that dies before
+    reading a request (the kernel then reports ECONNRESET, not EOF, to Apache). Apache must
+    send that request again on a new connection.
 
 Each answer carries `X-Conn-Request: N`, the request's number on its connection."""
 
 import os
+import select
 import socket
 import struct
 import threading
@@ -65,6 +70,9 @@ def serve(conn: socket.socket) -> None:
             conn.sendall(record(6, head.encode()) + record(6) + end_request(KEPT if MODE != "legacy" else 0, 0))
             if MODE == "legacy":
                 time.sleep(0.05)
+                return
+            if MODE == "close-unread":
+                select.select([conn], [], [])
                 return
 
 

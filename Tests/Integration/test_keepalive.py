@@ -177,3 +177,19 @@ def test_a_request_turned_away_on_a_kept_connection_is_sent_again_on_a_new_one(a
     print(f"{len(retries)} retries, e.g. {retries[:1]}")
     assert retries, "no request was turned away: the connections were not reused"
     assert "SG0506" not in srv.error_log_text(offset)
+
+
+def test_a_request_a_worker_closed_on_unread_is_sent_again_on_a_new_one(apache):
+    srv = apache(lambda s: _fake_program(s, "close-unread"), ready_path="/fake/ready", expect_gateway=False)
+    offset = srv.log_offset()
+    for _ in range(20):
+        r = srv.get("/fake/x")
+        assert r.status_code == 200, (r.status_code, r.text[:200])
+        # The fake closes on every second request unread, so each answer is a first one.
+        assert r.headers["X-Conn-Request"] == "1"
+    log = srv.error_log_text(offset)
+    retries = re.findall(r"SG0515: [^\n]*", log)
+    print(f"{len(retries)} retries, e.g. {retries[:1]}")
+    assert retries and all("without reading the request" in line for line in retries), retries[:3]
+    assert "SG0502" not in log
+

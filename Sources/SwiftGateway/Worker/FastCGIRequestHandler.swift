@@ -152,14 +152,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
 
     /// Marks END_REQUEST with whether this connection will be kept for another request.
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let ending: (UInt32) -> FastCGIResponsePart
-        let appStatus: UInt32
-        switch self.unwrapOutboundIn(data) {
-        case .end(let status):
-            (ending, appStatus) = ({ .end(appStatus: $0) }, status)
-        case .stdoutThenEnd(let bytes, let status):
-            (ending, appStatus) = ({ .stdoutThenEnd(bytes, appStatus: $0) }, status)
-        case .stdout, .stderr, .overloaded:
+        let part = self.unwrapOutboundIn(data)
+        guard let appStatus = part.endingAppStatus else {
             context.write(data, promise: promise)
             return
         }
@@ -169,7 +163,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         let status = self.keepAfterResponse ? Self.keptConnectionAppStatus : appStatus
         // Learn here when END_REQUEST reached the socket, not through a pipeline event.
         let written = promise ?? context.eventLoop.makePromise(of: Void.self)
-        context.write(self.wrapOutboundOut(ending(status)), promise: written)
+        context.write(self.wrapOutboundOut(part.ending(appStatus: status)), promise: written)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         written.futureResult.whenComplete { result in
@@ -229,6 +223,24 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         if self.listedIdle { self.slots.connectionLeftIdle(id: self.connectionID) }
         self.releaseSlotIfDone()
         context.fireChannelInactive()
+    }
+}
+
+extension FastCGIResponsePart {
+    /// The `appStatus` of a part that ends the response, nil for any other.
+    fileprivate var endingAppStatus: UInt32? {
+        switch self {
+        case .end(let appStatus), .stdoutThenEnd(_, let appStatus): appStatus
+        case .stdout, .stderr, .overloaded: nil
+        }
+    }
+
+    /// This ending part with another `appStatus`.
+    fileprivate func ending(appStatus: UInt32) -> FastCGIResponsePart {
+        switch self {
+        case .stdoutThenEnd(let bytes, _): .stdoutThenEnd(bytes, appStatus: appStatus)
+        case .end, .stdout, .stderr, .overloaded: .end(appStatus: appStatus)
+        }
     }
 }
 

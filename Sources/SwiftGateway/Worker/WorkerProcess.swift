@@ -53,8 +53,8 @@ struct WorkerProcess {
             ClientBootstrap(group: eventLoopGroup)
                 // Room for a few 64 KiB body chunks before a streaming writer has to wait.
                 .channelOption(.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
-                // Reads grow up to what Apache's socket buffer holds (four 64 KiB STDIN records):
-                // an upload takes a quarter of the reads and pipeline passes NIO's 64 KiB cap needs.
+                // Reads may grow to 256 KiB (NIO's default stops at 64): the STDIN records Apache
+                // sends three at a time then arrive in one read and one pipeline pass, not three.
                 .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 * 1024))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {

@@ -13,9 +13,12 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         (name: "REQUEST_URI", value: "/hello"),
     ]
 
-    private func makeConnection(slots: ConnectionSlots) async throws -> NIOAsyncTestingChannel {
+    private func makeConnection(
+        slots: ConnectionSlots,
+        response: @escaping @Sendable () -> GatewayResponse = { GatewayResponse(body: .init(string: "Hello world!\n")) }
+    ) async throws -> NIOAsyncTestingChannel {
         let runner = FastCGIApplicationRunner(
-            responder: GatewayClosureResponder { _, _ in GatewayResponse(body: .init(string: "Hello world!\n")) },
+            responder: GatewayClosureResponder { _, _ in response() },
             group: "test", token: nil, logger: Logger(label: "test"), executor: nil
         )
         XCTAssertTrue(slots.tryTake())
@@ -87,6 +90,23 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         XCTAssertEqual(slots.heldCount, 1)
         XCTAssertFalse(slots.tryTake())
         XCTAssertTrue(slots.waitForRoom(orIdle: true, timeout: 0.01))
+        _ = try? await channel.finish()
+    }
+
+    /// A streamed response ends with a separate END_REQUEST, a buffered one with its last
+    /// STDOUT in the same write: both carry the kept-connection acknowledgement.
+    func testAStreamedResponseIsAcknowledgedAsKeptToo() async throws {
+        let slots = ConnectionSlots(capacity: 1)
+        let channel = try await self.makeConnection(slots: slots) {
+            GatewayResponse(body: .stream { writer in try await writer.write(ByteBuffer(string: "streamed\n")) })
+        }
+        for _ in 0..<2 {
+            try await channel.writeInbound(self.request(keepConnection: true))
+            let records = try await self.response(from: channel)
+            XCTAssertTrue(self.stdout(records).hasSuffix("streamed\n"))
+            XCTAssertEqual(self.appStatus(records), FastCGIRequestHandler.keptConnectionAppStatus)
+            XCTAssertTrue(channel.isActive)
+        }
         _ = try? await channel.finish()
     }
 

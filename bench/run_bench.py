@@ -52,7 +52,7 @@ MOD_WSGI = "/usr/lib/apache2/modules/mod_wsgi.so"
 WWW_USER = "www-data"
 STANDALONE_USER = WWW_USER       # who runs the `standalone` HTTP server (--standalone-user)
 
-CONFIGS = ("static", "gateway", "proxy-fcgi", "wsgi-daemon", "standalone")
+CONFIGS = ("static", "gateway", "gateway-t30", "proxy-fcgi", "wsgi-daemon", "standalone")
 GATEWAY_LIKE = ("gateway", "proxy-fcgi", "wsgi-daemon")
 
 # The Apache settings every Apache-based configuration shares.  The MPM pool
@@ -493,11 +493,12 @@ class GatewayConfig(Config):
     name = "gateway"
     has_download = True
     has_upload = True
+    threads = 15
 
     def start(self) -> None:
-        self.srv = H.ApacheServer(self.artifacts, name="bench-gateway")
+        self.srv = H.ApacheServer(self.artifacts, name=f"bench-{self.name}")
         body = self._apache_body(
-            self.srv.daemon("bench", "processes=2", "threads=15"),
+            self.srv.daemon("bench", "processes=2", f"threads={self.threads}"),
             f"SwiftScriptAlias / {self.srv.bin} process-group=bench",
             gateway=True)
         self.srv.configure(body)
@@ -513,6 +514,16 @@ class GatewayConfig(Config):
         for i, p in enumerate(sorted(self.srv.workers("bench"))):
             out[f"worker {i + 1}"] = p
         return out
+
+
+class GatewayWideConfig(GatewayConfig):
+    """The same group with room for every request of the 50-connection run (2 × 30 slots): a
+    worker's slots are concurrent requests on its event loop, not threads, so an async
+    application can have many. Hello only, informational: the targets use `gateway`."""
+    name = "gateway-t30"
+    has_download = False
+    has_upload = False
+    threads = 30
 
 
 class ProxyFcgiConfig(Config):
@@ -632,7 +643,7 @@ class StandaloneConfig(Config):
         return {}
 
 
-CONFIG_CLASSES = {c.name: c for c in (StaticConfig, GatewayConfig, ProxyFcgiConfig, WsgiConfig,
+CONFIG_CLASSES = {c.name: c for c in (StaticConfig, GatewayConfig, GatewayWideConfig, ProxyFcgiConfig, WsgiConfig,
                                         StandaloneConfig)}
 
 
@@ -643,7 +654,7 @@ def verify(cfg: Config) -> None:
     if r.status_code != 200 or r.content != HELLO:
         raise BenchError(f"{cfg.name}: GET {cfg.hello_path} answered {r.status_code} with "
                          f"{r.content[:300]!r} (expected 200 and exactly {HELLO!r})")
-    if cfg.name == "gateway" and "X-Gateway-Pid" not in r.headers:
+    if cfg.name.startswith("gateway") and "X-Gateway-Pid" not in r.headers:
         raise BenchError(f"{cfg.name}: /hello was not answered by a gateway worker: {dict(r.headers)}")
     if cfg.has_download:
         r = requests.get(cfg.url(cfg.download_path), headers=headers, timeout=60)
@@ -1162,6 +1173,8 @@ class Report:
             f"{APACHE_SETTINGS_TEXT}",
             "- gateway: `SwiftDaemonProcess bench processes=2 threads=15` + "
             "`SwiftScriptAlias / <ExampleSite copy> process-group=bench`",
+            "- gateway-t30: the same with `threads=30` (60 slots: room for every request at 50 "
+            "connections); hello only, informational (the targets use gateway)",
             f"- proxy-fcgi: ExampleSite `--fastcgi unix:PATH` (one process, as {WWW_USER}) behind "
             "`ProxyPass / unix:PATH|fcgi://localhost/` (connection reuse off, mod_proxy_fcgi's default), "
             "`proxy-fcgi-pathinfo=unescape`",

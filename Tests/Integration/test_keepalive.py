@@ -165,31 +165,30 @@ def test_a_program_that_does_not_acknowledge_keeping_connections_never_gets_a_se
     assert {r.headers["X-Conn-Request"] for r in results} == {"1"}
 
 
-def test_a_request_turned_away_on_a_kept_connection_is_sent_again_on_a_new_one(apache):
-    srv = apache(lambda s: _fake_program(s, "refuse-reuse"), ready_path="/fake/ready", expect_gateway=False)
+def _first_requests_only(srv, count: int) -> tuple[str, list[str]]:
+    """GETs /fake/x count times from a fake that never serves a second request on a
+    connection: each answer must be a connection's first. The error log since, and its
+    SG0515 lines (requests sent again)."""
     offset = srv.log_offset()
-    for _ in range(30):
+    for _ in range(count):
         r = srv.get("/fake/x")
         assert r.status_code == 200, (r.status_code, r.text[:200])
-        # The fake refuses every second request on a connection, so each answer is a first one.
-        assert r.headers["X-Conn-Request"] == "1"
-    retries = re.findall(r"SG0515: [^\n]*", srv.error_log_text(offset))
-    print(f"{len(retries)} retries, e.g. {retries[:1]}")
-    assert retries, "no request was turned away: the connections were not reused"
-    assert "SG0506" not in srv.error_log_text(offset)
-
-
-def test_a_request_a_worker_closed_on_unread_is_sent_again_on_a_new_one(apache):
-    srv = apache(lambda s: _fake_program(s, "close-unread"), ready_path="/fake/ready", expect_gateway=False)
-    offset = srv.log_offset()
-    for _ in range(20):
-        r = srv.get("/fake/x")
-        assert r.status_code == 200, (r.status_code, r.text[:200])
-        # The fake closes on every second request unread, so each answer is a first one.
         assert r.headers["X-Conn-Request"] == "1"
     log = srv.error_log_text(offset)
     retries = re.findall(r"SG0515: [^\n]*", log)
     print(f"{len(retries)} retries, e.g. {retries[:1]}")
+    return log, retries
+
+
+def test_a_request_turned_away_on_a_kept_connection_is_sent_again_on_a_new_one(apache):
+    srv = apache(lambda s: _fake_program(s, "refuse-reuse"), ready_path="/fake/ready", expect_gateway=False)
+    log, retries = _first_requests_only(srv, 30)
+    assert retries, "no request was turned away: the connections were not reused"
+    assert "SG0506" not in log
+
+
+def test_a_request_a_worker_closed_on_unread_is_sent_again_on_a_new_one(apache):
+    srv = apache(lambda s: _fake_program(s, "close-unread"), ready_path="/fake/ready", expect_gateway=False)
+    log, retries = _first_requests_only(srv, 20)
     assert retries and all("without reading the request" in line for line in retries), retries[:3]
     assert "SG0502" not in log
-

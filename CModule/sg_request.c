@@ -775,15 +775,15 @@ static void sg_build_env(request_rec *r, const sg_dir_conf *dconf,
     apr_table_setn(e, "SWIFT_GATEWAY_TOKEN", g->token ? g->token : "");
 }
 
-/* BEGIN_REQUEST, the PARAMS records and the empty PARAMS, in one buffer;
- * without a request body also the empty STDIN, so that one send() carries
- * the whole request and a failed one means the worker got none of it. */
 /* One PARAMS record: the variables from `start` on that fill `len` bytes. */
 typedef struct {
     int start;
     apr_size_t len;
 } sg_params_record;
 
+/* BEGIN_REQUEST, the PARAMS records and the empty PARAMS, in one buffer;
+ * without a request body also the empty STDIN, so that one send() carries
+ * the whole request and a failed one means the worker got none of it. */
 static void sg_build_params(sg_conn *sc)
 {
     request_rec *r = sc->r;
@@ -853,9 +853,10 @@ static void sg_build_params(sg_conn *sc)
  */
 
 /* Appends the data in bb as STDIN record k of the batch to the pending
- * iovecs, the pieces as they lie in the client body's buckets (no copy),
- * and the empty STDIN when bb ends the body.  A record with more pieces
- * than outv has room for is copied into stdin_flat[k] instead. */
+ * iovecs, the pieces as they lie in the client body's buckets (no copy;
+ * each set aside first, so its data stays put while more is read), and the
+ * empty STDIN when bb ends the body.  A record with more pieces than outv
+ * has room for is copied into stdin_flat[k] instead. */
 static apr_status_t sg_queue_stdin(sg_conn *sc, apr_bucket_brigade *bb,
                                    int k, int *last)
 {
@@ -878,6 +879,12 @@ static apr_status_t sg_queue_stdin(sg_conn *sc, apr_bucket_brigade *bb,
         }
         if (APR_BUCKET_IS_METADATA(b)) {
             continue;
+        }
+        /* a transient bucket (mod_ssl's) becomes a heap copy; a socket or
+         * pipe bucket cannot be set aside, but reading it yields a heap one */
+        rv = apr_bucket_setaside(b, sc->r->pool);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOTIMPL(rv)) {
+            return rv;
         }
         if ((rv = apr_bucket_read(b, &data, &blen, APR_BLOCK_READ))
             != APR_SUCCESS) {
@@ -936,8 +943,7 @@ static apr_status_t sg_queue_stdin(sg_conn *sc, apr_bucket_brigade *bb,
 }
 
 /* Reads the next batch of the client body into STDIN records: the first
- * record waits for the client, the others take only what has arrived.
- * Their buckets are set aside, so the data stays put while more is read. */
+ * record waits for the client, the others take only what has arrived. */
 static apr_status_t sg_read_stdin_batch(sg_conn *sc, int *last)
 {
     request_rec *r = sc->r;
@@ -948,7 +954,6 @@ static apr_status_t sg_read_stdin_batch(sg_conn *sc, int *last)
     sc->outv_i = sc->outv_n = 0;
     sc->outlen = 0;
     for (k = 0; k < SG_STDIN_BATCH && !*last; ++k) {
-        apr_bucket *b;
         apr_status_t rv;
         int got;
 
@@ -961,14 +966,6 @@ static apr_status_t sg_read_stdin_batch(sg_conn *sc, int *last)
                             SG_STDIN_CHUNK);
         if (k > 0 && APR_STATUS_IS_EAGAIN(rv)) {
             break;              /* send what is here; the client is slower */
-        }
-        for (b = APR_BRIGADE_FIRST(sc->ib_next);
-             rv == APR_SUCCESS && b != APR_BRIGADE_SENTINEL(sc->ib_next);
-             b = APR_BUCKET_NEXT(b)) {
-            rv = apr_bucket_setaside(b, r->pool);
-            if (rv == APR_ENOTIMPL) {
-                rv = APR_SUCCESS;       /* metadata buckets hold no data */
-            }
         }
         if (rv == APR_SUCCESS) {
             rv = sg_queue_stdin(sc, sc->ib_next, k, last);

@@ -4,40 +4,19 @@ import NIOCore
 /// Sends a request's log lines as FastCGI STDERR records; Apache writes each line to its
 /// error log with the request's context (client, URL, group).
 struct FastCGIStandardErrorLogHandler: LogHandler {
+    var metadata: Logger.Metadata
     var logLevel: Logger.Level = .info
     let channel: any Channel
-    /// Apache's id of the request, logged as `request=` metadata; held apart from `otherMetadata`
-    /// so that the logger every request gets costs no dictionary.
-    private var requestID: String?
-    private var otherMetadata: Logger.Metadata = [:]
 
+    /// - Parameter requestID: Apache's id of the request, logged as `request=` metadata.
     init(channel: any Channel, requestID: String?) {
         self.channel = channel
-        self.requestID = requestID
-    }
-
-    var metadata: Logger.Metadata {
-        get {
-            guard let requestID, self.otherMetadata["request"] == nil else { return self.otherMetadata }
-            var all = self.otherMetadata
-            all["request"] = .string(requestID)
-            return all
-        }
-        set {
-            self.requestID = nil
-            self.otherMetadata = newValue
-        }
+        self.metadata = requestID.map { ["request": .string($0)] } ?? [:]
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get {
-            if key == "request", self.otherMetadata[key] == nil, let requestID { return .string(requestID) }
-            return self.otherMetadata[key]
-        }
-        set {
-            if key == "request" { self.requestID = nil }
-            self.otherMetadata[key] = newValue
-        }
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
     }
 
     func log(event: LogEvent) {

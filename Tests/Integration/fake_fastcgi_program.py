@@ -13,7 +13,12 @@ FAKE_MODE=close-unread: acknowledges every connection as kept, but when a second
     reading a request (the kernel then reports ECONNRESET, not EOF, to Apache). Apache must
     send that request again on a new connection.
 
-Each answer carries `X-Conn-Request: N`, the request's number on its connection."""
+FAKE_MODE=headers: answers QUERY_STRING `case=NAME&chunk=N` with the header block HEADER_CASES
+    names, sent in STDOUT records of N bytes (default: one record), then `ok` as the body,
+    appStatus 0 (the connection is not kept), and closes.
+
+Each answer in the other modes carries `X-Conn-Request: N`, the request's number on its
+connection."""
 
 import os
 import select
@@ -21,6 +26,7 @@ import socket
 import struct
 import threading
 import time
+from urllib.parse import parse_qs
 
 KEPT = 0x53474B41
 MODE = os.environ.get("FAKE_MODE", "legacy")
@@ -44,25 +50,76 @@ def read_exact(conn: socket.socket, n: int) -> bytes | None:
     return data
 
 
-def read_request(conn: socket.socket) -> bool:
-    """Reads BEGIN_REQUEST through the empty STDIN; False at EOF."""
+# FAKE_MODE=headers: response header blocks, good and hostile, by name.
+HEADER_CASES = {
+    "good": b"Status: 201 Created\r\nContent-Type: text/plain\r\nX-Tab: a\tb\r\n"
+            b"X-Token-Chars: !#$%&'*+-.^_`|~\r\n\r\n",
+    "lf-only": b"Content-Type: text/plain\nX-Lf: yes\n\n",
+    "long": b"".join(b"X-Long-%d: %s\r\n" % (i, b"v" * 4000) for i in range(6)) + b"\r\n",
+    "bare-cr": b"X-A: 1\rX-Injected: 2\r\n\r\n",
+    "nul": b"X-A: 1\x00\r\n\r\n",
+    "control": b"X-A: \x01\r\n\r\n",
+    "delete": b"X-A: \x7f\r\n\r\n",
+    "no-colon": b"X-A\r\n\r\n",
+    "empty-name": b": v\r\n\r\n",
+    "bad-name": b"X A: v\r\n\r\n",
+    "line-too-long": b"X-Line: " + b"v" * 9000 + b"\r\n\r\n",
+    "too-big": b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 4000) for i in range(10)) + b"\r\n",
+}
+
+
+def name_value_pairs(data: bytes) -> dict[str, str]:
+    """FastCGI PARAMS content: lengths of 1 byte, or 4 with the high bit set."""
+    pairs, at = {}, 0
+    while at < len(data):
+        lengths = []
+        for _ in range(2):
+            if data[at] & 0x80:
+                lengths.append(struct.unpack(">I", data[at:at + 4])[0] & 0x7FFFFFFF)
+                at += 4
+            else:
+                lengths.append(data[at])
+                at += 1
+        name = data[at:at + lengths[0]]
+        value = data[at + lengths[0]:at + lengths[0] + lengths[1]]
+        at += lengths[0] + lengths[1]
+        pairs[name.decode("latin-1")] = value.decode("latin-1")
+    return pairs
+
+
+def read_request(conn: socket.socket) -> dict[str, str] | None:
+    """Reads BEGIN_REQUEST through the empty STDIN; its parameters, None at EOF."""
+    params = b""
     while True:
         header = read_exact(conn, 8)
         if header is None:
-            return False
+            return None
         _, kind, _, length, padding, _ = struct.unpack(">BBHHBB", header)
         content = read_exact(conn, length + padding) if length + padding else b""
         if content is None:
-            return False
+            return None
+        if kind == 4:
+            params += content[:length]
         if kind == 5 and length == 0:
-            return True
+            return name_value_pairs(params)
+
+
+def answer_header_case(conn: socket.socket, query: str) -> None:
+    args = parse_qs(query)
+    block = HEADER_CASES[args["case"][0]] + b"ok\n"
+    chunk = int(args.get("chunk", [len(block)])[0])
+    records = b"".join(record(6, block[i:i + chunk]) for i in range(0, len(block), chunk))
+    conn.sendall(records + record(6) + end_request(0, 0))
 
 
 def serve(conn: socket.socket) -> None:
     with conn:
         served = 0
-        while read_request(conn):
+        while (params := read_request(conn)) is not None:
             served += 1
+            if MODE == "headers":
+                answer_header_case(conn, params.get("QUERY_STRING", ""))
+                return
             if MODE == "refuse-reuse" and served > 1:
                 conn.sendall(end_request(0, 2))
                 return

@@ -292,6 +292,19 @@ class ApacheServer:
             "</Location>",
         ])
 
+    def fake_program_config(self, mode: str, *options: str) -> str:
+        """Group `fake` running fake_fastcgi_program.py in FAKE_MODE=mode, mounted at /fake."""
+        program = os.path.join(self.bin_dir, "fake_fastcgi_program.py")
+        shutil.copy2(os.path.join(os.path.dirname(__file__), "fake_fastcgi_program.py"), program)
+        os.chmod(program, 0o755)
+        return "\n".join([
+            self.daemon("fake", f"program={program}", f"env=FAKE_MODE={mode}", *options),
+            "SwiftProcessGroup fake",
+            "<Location /fake>",
+            "    SetHandler swift-gateway",
+            "</Location>",
+        ])
+
     def render_config(self, body: str, port: int) -> str:
         mods = [
             ("mpm_event_module", "mod_mpm_event.so"),

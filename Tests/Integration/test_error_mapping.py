@@ -91,3 +91,50 @@ def test_worker_silent_past_socket_timeout_is_504(apache):
     # other requests are still served (the hung request holds one slot of ten)
     ok = srv.get("/")
     assert ok.status_code == 200
+
+
+# The header blocks are fake_fastcgi_program.HEADER_CASES; each is also sent one byte per
+# STDOUT record (the module checks the block as it arrives, so its state must carry over)
+# and in records of 7 bytes.
+HEADER_CHUNKS = ["", "&chunk=1", "&chunk=7"]
+HOSTILE_HEADERS = {
+    "bare-cr": "a bare CR in the header block",
+    "nul": "a NUL byte in the header block",
+    "control": "a control character in the header block",
+    "delete": "a control character in the header block",
+    "no-colon": "a header line without ':'",
+    "empty-name": "a header with an empty name",
+    "bad-name": "an invalid character in a header name",
+    "line-too-long": "httpd's CGI header parser refused them",  # a line over its 8 KiB
+    "too-big": "the header block exceeds header-buffer-size=32768 bytes",
+}
+
+
+def _header_cases_site(apache):
+    return apache(lambda s: s.fake_program_config("headers"), ready_path="/fake/ready?case=lf-only",
+                  expect_gateway=False)
+
+
+def test_response_headers_reach_the_client_whole_however_the_worker_splits_them(apache):
+    srv = _header_cases_site(apache)
+    for chunk in HEADER_CHUNKS:
+        r = srv.get(f"/fake/x?case=good{chunk}")
+        assert (r.status_code, r.text) == (201, "ok\n"), (chunk, r.status_code, r.text[:200])
+        assert r.headers["X-Tab"] == "a\tb" and r.headers["X-Token-Chars"] == "!#$%&'*+-.^_`|~", chunk
+        r = srv.get(f"/fake/x?case=lf-only{chunk}")
+        assert (r.status_code, r.headers.get("X-Lf"), r.text) == (200, "yes", "ok\n"), chunk
+        r = srv.get(f"/fake/x?case=long{chunk}")  # 24 KiB of headers: within header-buffer-size
+        assert r.status_code == 200, (chunk, r.status_code)
+        assert [r.headers[f"X-Long-{i}"] for i in range(6)] == ["v" * 4000] * 6, chunk
+
+
+def test_hostile_response_headers_are_502_with_the_reason_in_the_log(apache):
+    srv = _header_cases_site(apache)
+    for case, reason in HOSTILE_HEADERS.items():
+        for chunk in HEADER_CHUNKS:
+            offset = srv.log_offset()
+            r = srv.get(f"/fake/x?case={case}{chunk}")
+            assert r.status_code == 502, (case, chunk, r.status_code, dict(r.headers))
+            assert "X-Injected" not in r.headers and "X-A" not in r.headers, (case, chunk)
+            srv.wait_for_log(f"SG0504: group fake: bad response headers from the worker: {reason}",
+                             since=offset)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import threading
 import time
@@ -143,22 +142,9 @@ def test_a_request_that_crashes_its_worker_is_not_sent_again(apache):
     assert len(exits) == 1, exits
 
 
-def _fake_program(s, mode: str) -> str:
-    program = os.path.join(s.bin_dir, "fake_fastcgi_program.py")
-    shutil.copy2(os.path.join(os.path.dirname(__file__), "fake_fastcgi_program.py"), program)
-    os.chmod(program, 0o755)
-    return "\n".join([
-        s.daemon("fake", f"program={program}", f"env=FAKE_MODE={mode}"),
-        "SwiftProcessGroup fake",
-        "<Location /fake>",
-        "    SetHandler swift-gateway",
-        "</Location>",
-    ])
-
-
 def test_a_program_that_does_not_acknowledge_keeping_connections_never_gets_a_second_request(apache):
     # It closes 50 ms after each answer without reading on: a reused connection would be a 502.
-    srv = apache(lambda s: _fake_program(s, "legacy"), ready_path="/fake/ready", expect_gateway=False)
+    srv = apache(lambda s: s.fake_program_config("legacy"), ready_path="/fake/ready", expect_gateway=False)
     results = parallel_get(srv.url("/fake/x"), 200, concurrency=8)
     statuses = [r.status_code if isinstance(r, requests.Response) else repr(r) for r in results]
     assert statuses == [200] * 200, statuses
@@ -181,14 +167,14 @@ def _first_requests_only(srv, count: int) -> tuple[str, list[str]]:
 
 
 def test_a_request_turned_away_on_a_kept_connection_is_sent_again_on_a_new_one(apache):
-    srv = apache(lambda s: _fake_program(s, "refuse-reuse"), ready_path="/fake/ready", expect_gateway=False)
+    srv = apache(lambda s: s.fake_program_config("refuse-reuse"), ready_path="/fake/ready", expect_gateway=False)
     log, retries = _first_requests_only(srv, 30)
     assert retries, "no request was turned away: the connections were not reused"
     assert "SG0506" not in log
 
 
 def test_a_request_a_worker_closed_on_unread_is_sent_again_on_a_new_one(apache):
-    srv = apache(lambda s: _fake_program(s, "close-unread"), ready_path="/fake/ready", expect_gateway=False)
+    srv = apache(lambda s: s.fake_program_config("close-unread"), ready_path="/fake/ready", expect_gateway=False)
     log, retries = _first_requests_only(srv, 20)
     assert retries and all("without reading the request" in line for line in retries), retries[:3]
     assert "SG0502" not in log

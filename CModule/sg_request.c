@@ -123,7 +123,7 @@ typedef struct {
     /* response headers */
     char *hbuf;
     apr_size_t hlen, hcap;
-    apr_size_t line_len;
+    apr_size_t line_len;        /* 0: at the start of a header line */
     int in_name;
     int prev_cr;
     int headers_done;
@@ -219,7 +219,35 @@ static const char *sg_setting_name(request_rec *r, const sg_dir_conf *dconf)
     return v && *v ? v : NULL;
 }
 
-static int sg_lookup(request_rec *r, const char *name, const char *source,
+/* Which setting chose the group: described only when a message names it,
+ * so a request that resolves normally formats nothing. */
+typedef enum {
+    SG_SOURCE_SETTING,      /* SwiftProcessGroup */
+    SG_SOURCE_ALIAS,        /* process-group= of the SwiftScriptAlias */
+    SG_SOURCE_IMPLICIT      /* the alias's own implicit group */
+} sg_source_kind;
+
+typedef struct {
+    sg_source_kind kind;
+    const sg_dir_conf *dconf;
+    const sg_alias *alias;
+} sg_source;
+
+static const char *sg_describe_source(request_rec *r, const sg_source *source)
+{
+    switch (source->kind) {
+    case SG_SOURCE_ALIAS:
+        return apr_psprintf(r->pool, "process-group= of SwiftScriptAlias (%s)",
+                            source->alias->defined_at);
+    case SG_SOURCE_IMPLICIT:
+        return "the implicit group of the alias";
+    default:
+        return apr_psprintf(r->pool, "SwiftProcessGroup (%s)",
+                            source->dconf->group_at);
+    }
+}
+
+static int sg_lookup(request_rec *r, const char *name, const sg_source *source,
                      const sg_group **out)
 {
     sg_group *elsewhere;
@@ -231,14 +259,15 @@ static int sg_lookup(request_rec *r, const char *name, const char *source,
                           "SG0402: %s selects process group %s, which is "
                           "declared in another virtual host (%s); declare it "
                           "in the main server to share it, or declare a group "
-                          "in this virtual host", source, name,
-                          elsewhere->defined_at);
+                          "in this virtual host", sg_describe_source(r, source),
+                          name, elsewhere->defined_at);
         }
         else {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           "SG0401: %s selects process group %s, which is not "
                           "declared; add SwiftDaemonProcess %s or fix the "
-                          "group name", source, name, name);
+                          "group name", sg_describe_source(r, source), name,
+                          name);
         }
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -248,30 +277,30 @@ static int sg_lookup(request_rec *r, const char *name, const char *source,
 
 static int sg_resolve_group(request_rec *r, const sg_dir_conf *dconf,
                             const sg_alias *alias, const sg_group **out,
-                            const char **via)
+                            sg_source *source)
 {
     const char *name = NULL;
-    const char *source = NULL;
     int rc;
 
+    source->dconf = dconf;
+    source->alias = alias;
+    source->kind = SG_SOURCE_SETTING;
     if (dconf->group_set && dconf->group_in_section
         && (name = sg_setting_name(r, dconf)) != NULL) {
-        source = apr_psprintf(r->pool, "SwiftProcessGroup (%s)", dconf->group_at);
+        /* SwiftProcessGroup in the section that matched */
     }
     else if (alias && alias->group_name) {
         name = alias->group_name;
-        source = apr_psprintf(r->pool, "process-group= of SwiftScriptAlias (%s)",
-                              alias->defined_at);
+        source->kind = SG_SOURCE_ALIAS;
     }
-    else if (dconf->group_set && !dconf->group_in_section
-             && (name = sg_setting_name(r, dconf)) != NULL) {
-        source = apr_psprintf(r->pool, "SwiftProcessGroup (%s)", dconf->group_at);
+    else if (dconf->group_set && !dconf->group_in_section) {
+        name = sg_setting_name(r, dconf);
     }
 
     if (!name) {
         if (alias && alias->implicit) {
             *out = alias->implicit;
-            *via = "the implicit group of the alias";
+            source->kind = SG_SOURCE_IMPLICIT;
             return OK;
         }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -289,10 +318,9 @@ static int sg_resolve_group(request_rec *r, const sg_dir_conf *dconf,
                       "SG0403: %s selects process group %s, which "
                       "SwiftRestrictProcess does not allow here; add it to "
                       "SwiftRestrictProcess or select another group",
-                      source, name);
+                      sg_describe_source(r, source), name);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    *via = source;
     return OK;
 }
 
@@ -698,7 +726,9 @@ static void sg_put_header(unsigned char *dest, unsigned char type,
 static int sg_unset_cb(void *data, const char *key, const char *val)
 {
     (void)val;
-    if (!strncasecmp(key, "SWIFT_GATEWAY_", 14)) {
+    /* the first letter turns away nearly every variable without a call */
+    if ((key[0] == 'S' || key[0] == 's')
+        && !strncasecmp(key, "SWIFT_GATEWAY_", 14)) {
         APR_ARRAY_PUSH((apr_array_header_t *)data, const char *) = key;
     }
     return 1;
@@ -1150,9 +1180,21 @@ static void sg_stderr_flush(sg_conn *sc)
     }
 }
 
+/* RFC 9110 token characters, without the locale lookups of apr_isalnum(). */
 static int sg_is_tchar(unsigned char c)
 {
-    return apr_isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+        || (c >= '0' && c <= '9')) {
+        return 1;
+    }
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'':
+    case '*': case '+': case '-': case '.': case '^': case '_':
+    case '`': case '|': case '~':
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 static sg_outcome sg_bad_headers(sg_conn *sc, const char *why)
@@ -1162,19 +1204,45 @@ static sg_outcome sg_bad_headers(sg_conn *sc, const char *why)
     return SG_BAD_HEADERS;
 }
 
+/* The checked header block, handed line by line to httpd's CGI header
+ * scanner: each line without its CR LF, as ap_scan_script_header_err_core_ex
+ * expects from a getsfunc; 0 once no complete line is left. */
+typedef struct {
+    const char *pos;
+    const char *end;
+} sg_header_lines;
+
+static int sg_next_header_line(char *buf, int len, void *data)
+{
+    sg_header_lines *lines = data;
+    const char *nl = memchr(lines->pos, '\n', lines->end - lines->pos);
+    apr_size_t n;
+
+    /* the block was checked: a CR only ever comes right before its LF */
+    if (!nl || nl - lines->pos > len - 1) {
+        *buf = '\0';
+        return 0;
+    }
+    n = (apr_size_t)(nl - lines->pos);
+    if (n && nl[-1] == '\r') {
+        --n;
+    }
+    memcpy(buf, lines->pos, n);
+    buf[n] = '\0';
+    lines->pos = nl + 1;
+    return 1;
+}
+
 /* Parse the collected header block with httpd's CGI header scanner. */
 static sg_outcome sg_finish_headers(sg_conn *sc)
 {
     request_rec *r = sc->r;
-    apr_bucket_brigade *hb = apr_brigade_create(r->pool, sc->c->bucket_alloc);
+    sg_header_lines lines = { sc->hbuf, sc->hbuf + sc->hlen };
     char buf[MAX_STRING_LEN];
     int status;
 
-    APR_BRIGADE_INSERT_TAIL(hb, apr_bucket_transient_create(sc->hbuf, sc->hlen,
-                                                            sc->c->bucket_alloc));
-    status = ap_scan_script_header_err_brigade_ex(r, hb, buf,
-                                                  APLOG_MODULE_INDEX);
-    apr_brigade_destroy(hb);
+    status = ap_scan_script_header_err_core_ex(r, buf, sg_next_header_line,
+                                               &lines, APLOG_MODULE_INDEX);
     sc->headers_done = 1;
 
     if (status == HTTP_NOT_MODIFIED || status == HTTP_PRECONDITION_FAILED) {
@@ -1206,79 +1274,116 @@ static sg_outcome sg_finish_headers(sg_conn *sc)
     return SG_DONE;
 }
 
-/* STDOUT content while headers are still expected.  *used tells how much
- * of data belonged to the header block; the rest is body. */
+/* Appends checked bytes to the header block; the caller made sure the block
+ * stays within header-buffer-size. */
+static void sg_keep_header_bytes(sg_conn *sc, const char *data, apr_size_t n)
+{
+    if (sc->hlen + n > sc->hcap) {
+        apr_size_t limit = (apr_size_t)sc->group->header_buffer_size;
+        apr_size_t cap = sc->hcap ? sc->hcap : SG_HEADER_CHUNK;
+        char *nb;
+
+        while (cap < sc->hlen + n) {
+            cap *= 2;
+        }
+        if (cap > limit) {
+            cap = limit;
+        }
+        nb = apr_palloc(sc->r->pool, cap + 1);
+        if (sc->hlen) {
+            memcpy(nb, sc->hbuf, sc->hlen);
+        }
+        sc->hbuf = nb;
+        sc->hcap = cap;
+    }
+    memcpy(sc->hbuf + sc->hlen, data, n);
+    sc->hlen += n;
+}
+
+/* STDOUT content while headers are still expected: checks every byte of
+ * the header block (no CR without LF, no NUL or other control character,
+ * names of token characters, at most header-buffer-size bytes), keeps it for
+ * httpd's scanner, and tells in *used how much of data belonged to it; the
+ * rest is body.  The scan state lives in locals: stores into the block could
+ * alias sc's fields and would make the compiler reload them per byte. */
 static sg_outcome sg_header_bytes(sg_conn *sc, const char *data,
                                   apr_size_t len, apr_size_t *used)
 {
+    apr_size_t limit = (apr_size_t)sc->group->header_buffer_size;
+    apr_size_t scan = limit - sc->hlen < len ? limit - sc->hlen : len;
+    apr_size_t line_len = sc->line_len;
+    int in_name = sc->in_name;
+    int prev_cr = sc->prev_cr;
+    int complete = 0;
+    const char *why = NULL;
     apr_size_t i;
 
-    for (i = 0; i < len; ++i) {
+    for (i = 0; i < scan; ++i) {
         unsigned char ch = (unsigned char)data[i];
 
-        if (sc->hlen == sc->hcap) {
-            apr_size_t cap = sc->hcap ? sc->hcap * 2 : SG_HEADER_CHUNK;
-            char *nb;
-
-            if (sc->hcap >= (apr_size_t)sc->group->header_buffer_size) {
-                return sg_bad_headers(sc, apr_psprintf(sc->r->pool,
-                                      "the header block exceeds "
-                                      "header-buffer-size=%" APR_OFF_T_FMT
-                                      " bytes", sc->group->header_buffer_size));
-            }
-            if (cap > (apr_size_t)sc->group->header_buffer_size) {
-                cap = (apr_size_t)sc->group->header_buffer_size;
-            }
-            nb = apr_palloc(sc->r->pool, cap + 1);
-            if (sc->hlen) {
-                memcpy(nb, sc->hbuf, sc->hlen);
-            }
-            sc->hbuf = nb;
-            sc->hcap = cap;
+        if (!in_name && !prev_cr && ch >= 0x20 && ch != 0x7f) {
+            continue;       /* a value byte: the common case */
         }
-        sc->hbuf[sc->hlen++] = (char)ch;
-
-        if (sc->prev_cr && ch != '\n') {
-            return sg_bad_headers(sc, "a bare CR in the header block "
-                                  "(header injection)");
+        if (prev_cr && ch != '\n') {
+            why = "a bare CR in the header block (header injection)";
+            break;
         }
         if (ch == '\r') {
-            sc->prev_cr = 1;
-            continue;
+            prev_cr = 1;
         }
-        sc->prev_cr = 0;
-        if (ch == '\n') {
-            if (sc->line_len == 0) {
-                *used = i + 1;
-                return sg_finish_headers(sc);
+        else if (ch == '\n') {
+            prev_cr = 0;
+            if (line_len == 0) {
+                complete = 1;
+                ++i;
+                break;
             }
-            if (sc->in_name) {
-                return sg_bad_headers(sc, "a header line without ':'");
+            if (in_name) {
+                why = "a header line without ':'";
+                break;
             }
-            sc->line_len = 0;
-            sc->in_name = 1;
-            continue;
+            line_len = 0;
+            in_name = 1;
         }
-        if (ch == '\0') {
-            return sg_bad_headers(sc, "a NUL byte in the header block "
-                                  "(header injection)");
+        else if (ch == '\0') {
+            why = "a NUL byte in the header block (header injection)";
+            break;
         }
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-            return sg_bad_headers(sc, "a control character in the header block");
+        else if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            why = "a control character in the header block";
+            break;
         }
-        if (sc->in_name) {
-            if (ch == ':') {
-                if (sc->line_len == 0) {
-                    return sg_bad_headers(sc, "a header with an empty name");
-                }
-                sc->in_name = 0;
+        else if (in_name && ch == ':') {
+            if (line_len == 0) {
+                why = "a header with an empty name";
+                break;
             }
-            else if (!sg_is_tchar(ch)) {
-                return sg_bad_headers(sc, "an invalid character in a header "
-                                      "name");
-            }
+            in_name = 0;
         }
-        sc->line_len++;
+        else if (in_name && !sg_is_tchar(ch)) {
+            why = "an invalid character in a header name";
+            break;
+        }
+        else {
+            line_len++;
+        }
+    }
+    if (why) {
+        return sg_bad_headers(sc, why);
+    }
+    if (!complete && scan < len) {
+        return sg_bad_headers(sc, apr_psprintf(sc->r->pool,
+                              "the header block exceeds "
+                              "header-buffer-size=%" APR_OFF_T_FMT " bytes",
+                              sc->group->header_buffer_size));
+    }
+    sg_keep_header_bytes(sc, data, i);
+    sc->line_len = line_len;
+    sc->in_name = in_name;
+    sc->prev_cr = prev_cr;
+    if (complete) {
+        *used = i;
+        return sg_finish_headers(sc);
     }
     *used = len;
     return SG_DONE;
@@ -1746,7 +1851,7 @@ int sg_handler(request_rec *r)
     sg_request_conf *rconf;
     const sg_alias *alias;
     const sg_group *g;
-    const char *via = NULL;
+    sg_source source;
     const char *script_name, *path_info;
     const char *why;
     sg_conn *sc;
@@ -1760,7 +1865,7 @@ int sg_handler(request_rec *r)
     rconf = ap_get_module_config(r->request_config, &swift_gateway_module);
     alias = rconf ? rconf->alias : NULL;
 
-    if ((rc = sg_resolve_group(r, dconf, alias, &g, &via)) != OK) {
+    if ((rc = sg_resolve_group(r, dconf, alias, &g, &source)) != OK) {
         return rc;
     }
     if (alias) {
@@ -1769,7 +1874,8 @@ int sg_handler(request_rec *r)
                           "SG0404: %s routes %s to process group %s, which "
                           "runs %s, but SwiftScriptAlias %s (%s) mounts %s "
                           "here; give the alias its own group or fix "
-                          "program=", via, r->uri, g->name, g->program,
+                          "program=", sg_describe_source(r, &source), r->uri,
+                          g->name, g->program,
                           alias->len ? alias->path : "/", alias->defined_at,
                           alias->program);
             return HTTP_INTERNAL_SERVER_ERROR;

@@ -1126,16 +1126,20 @@ int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 }
 
 /* Apache children never touch the listening sockets; each keeps its own
- * idle connections to the groups. */
+ * idle connections to the groups.  With -X the parent serves requests
+ * itself: it keeps the sockets (its supervisors may restart) and pools too,
+ * so that a profile of -X shows the request path children run. */
 void sg_daemon_child_init(apr_pool_t *p, server_rec *s)
 {
     int i;
 
-    if (!sg_daemons || getpid() == sg_parent_pid) {
-        return;     /* -X: the parent serves requests itself, unpooled */
+    if (!sg_daemons) {
+        return;
     }
-    for (i = 0; i < sg_daemons->nelts; ++i) {
-        sg_close_listener(APR_ARRAY_IDX(sg_daemons, i, sg_daemon *));
+    if (getpid() != sg_parent_pid) {
+        for (i = 0; i < sg_daemons->nelts; ++i) {
+            sg_close_listener(APR_ARRAY_IDX(sg_daemons, i, sg_daemon *));
+        }
     }
     sg_conn_pools_create(p, s);
 }

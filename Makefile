@@ -15,7 +15,7 @@ MODULE_SRC   = $(wildcard CModule/*.c) $(wildcard CModule/*.h)
 EXAMPLE_BIN  = .build/$(CONFIG)/ExampleSite
 SWIFT_SRC    = Package.swift $(shell find Sources Examples -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
 
-.PHONY: all module swift test unit-test integration-test run install clean dependencies bench
+.PHONY: all module swift test unit-test integration-test run install clean dependencies bench callgrind
 
 all: module swift
 
@@ -49,6 +49,11 @@ bench: dependencies
 	$(MAKE) all
 	SG_MODULE=$(CURDIR)/$(MODULE) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) \
 		$(PYTHON) bench/run_bench.py $(BENCH_ARGS)
+
+callgrind: dependencies
+	$(MAKE) all
+	SG_MODULE=$(CURDIR)/$(MODULE) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) \
+		$(PYTHON) bench/callgrind_apache.py $(CALLGRIND_ARGS)
 
 install: module
 	$(APXS) -i -n swift_gateway $(MODULE)

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""`make callgrind`: instructions per request in Apache, counted by valgrind's callgrind.
+
+For `static` and `gateway` of `make bench` in turn: starts the configuration as the bench
+does (bench/run_bench.py), stops its Apache, and serves the same configuration again with
+`apache2 -X` (one process, the module's connection pool as in a child) under
+`valgrind --tool=callgrind`, as Apache's user so that callgrind can still write its output
+after the privilege drop. After a warm-up it zeroes the counters, runs `wrk -t1 -c4` for
+--seconds, has callgrind dump, and prints instructions per request: all of Apache's, and
+the functions a gateway request spends them in.
+
+Instruction counts do not move with the machine's load the way times do: compare them
+across commits. The Swift workers are not counted (valgrind 3.19 cannot read Swift 6's
+debug information). Exit status 0, or 1 when a step failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import run_bench as B
+
+WARM_UP_SECONDS = 2
+CONNECTIONS = 4
+START_TIMEOUT = 180      # Apache and the group start slowly under valgrind
+CONTROL_TIMEOUT = 60
+
+# (label, the functions whose inclusive counts add up to it)
+PARTS = [
+    ("reading the request (ap_read_request)", ["ap_read_request"]),
+    ("the module's handler, all of it (sg_handler)", ["sg_handler"]),
+    ("in the handler: CGI variables (ap_add_common_vars, ap_add_cgi_vars)", ["ap_add_common_vars", "ap_add_cgi_vars"]),
+    ("in the handler: FastCGI encoding (ap_fcgi_encode_env, ap_fcgi_encoded_env_len)",
+     ["ap_fcgi_encode_env", "ap_fcgi_encoded_env_len"]),
+    ("in the handler: the exchange with the worker (sg_exchange)", ["sg_exchange"]),
+    ("in the exchange: httpd's CGI header parser (ap_scan_script_header_err_core_ex)",
+     ["ap_scan_script_header_err_core_ex"]),
+]
+
+
+class Failure(Exception):
+    pass
+
+
+def run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if proc.returncode != 0:
+        raise Failure(f"{' '.join(cmd)} failed (rc={proc.returncode}):\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")
+    return proc
+
+
+def wrk(url: str, seconds: int) -> int:
+    """Requests wrk completed; fails on any error response or socket error."""
+    out = run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", url], timeout=seconds + 60).stdout
+    match = re.search(r"(\d+) requests in", out)
+    if not match or "Non-2xx" in out or "Socket errors" in out:
+        raise Failure(f"wrk against {url} went wrong:\n{out}")
+    return int(match.group(1))
+
+
+def as_apache_user(*cmd: str) -> list[str]:
+    return ["runuser", "-u", B.WWW_USER, "--", *cmd]
+
+
+def wait_for_hello(url: str, valgrind: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if valgrind.poll() is not None:
+            raise Failure(f"apache2 -X under valgrind exited (rc={valgrind.returncode})")
+        try:
+            if B.requests.get(url, timeout=5).status_code == 200:
+                return
+        except B.requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise Failure(f"no 200 from {url} within {START_TIMEOUT} s under valgrind")
+
+
+def valgrind_pid(launcher: subprocess.Popen) -> int:
+    """runuser forks: the process callgrind runs in is its child."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        children = B.H.proc_children(launcher.pid)
+        if children:
+            return children[0]
+        time.sleep(0.1)
+    raise Failure("runuser started no valgrind")
+
+
+def inclusive_counts(dump: str) -> dict[str, int]:
+    """Inclusive instructions per function name, from callgrind_annotate."""
+    out = run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", dump], timeout=300).stdout
+    counts: dict[str, int] = {}
+    for line in out.splitlines():
+        match = re.match(r"\s*([\d,]+) \([^)]*\)\s+\S*?:(\w+) \[", line)
+        if match:
+            counts.setdefault(match.group(2), int(match.group(1).replace(",", "")))
+    return counts
+
+
+def total_instructions(dump: str) -> int:
+    with open(dump) as f:
+        for line in f:
+            if line.startswith("totals:") or line.startswith("summary:"):
+                return int(line.split()[1])
+    raise Failure(f"no totals in {dump}")
+
+
+def measure(name: str, artifacts, seconds: int) -> tuple[int, int, dict[str, int]]:
+    """(requests, instructions, inclusive counts) for one configuration under callgrind."""
+    cfg = B.CONFIG_CLASSES[name](artifacts)
+    launcher = None
+    try:
+        B.log(f"{name}: starting as make bench does, then again as apache2 -X under callgrind")
+        cfg.start()
+        cfg.srv.stop()
+        root = cfg.srv.root
+        run(["chown", "-R", f"{B.WWW_USER}:{B.WWW_USER}", root], timeout=60)
+        for stale in [cfg.srv.pid_file, *cfg.srv.socket_files()]:
+            if os.path.exists(stale):
+                os.unlink(stale)
+        launcher = subprocess.Popen(
+            as_apache_user("valgrind", "--tool=callgrind", f"--callgrind-out-file={root}/callgrind.%p.out",
+                           B.H.APACHE_BIN, "-X", "-d", root, "-f", cfg.srv.conf_path),
+            env=cfg.srv.apache_env(), stdout=open(os.path.join(root, "valgrind.log"), "w"),
+            stderr=subprocess.STDOUT)
+        pid = valgrind_pid(launcher)
+        url = cfg.url(cfg.hello_path)
+        wait_for_hello(url, launcher)
+        wrk(url, WARM_UP_SECONDS)
+        run(as_apache_user("callgrind_control", "-z", str(pid)), timeout=CONTROL_TIMEOUT)
+        requests = wrk(url, seconds)
+        run(as_apache_user("callgrind_control", "-d", str(pid)), timeout=CONTROL_TIMEOUT)
+        dump = f"{root}/callgrind.{pid}.out.1"
+        B.log(f"{name}: {requests:,} requests counted, reading {dump}")
+        return requests, total_instructions(dump), inclusive_counts(dump)
+    finally:
+        if launcher is not None:
+            for child in B.H.proc_children(launcher.pid):
+                try:
+                    os.kill(child, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            try:
+                launcher.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+        for problem in cfg.stop():
+            B.log(problem)
+        cfg.cleanup()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="length of the counted wrk run")
+    parser.add_argument("--no-install", action="store_true", help="do not apt-get valgrind, wrk, mod_wsgi")
+    args = parser.parse_args()
+    try:
+        B.ensure_dependencies(install=not args.no_install)
+        if not shutil.which("valgrind"):
+            if args.no_install:
+                raise B.BenchError("valgrind is missing (run without --no-install to apt-get it)")
+            sudo = [] if os.geteuid() == 0 else ["sudo"]
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            B.log("installing valgrind with apt-get")
+            for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "valgrind"]):
+                run(sudo + cmd, timeout=900, env=env)
+    except (Failure, B.BenchError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    B.import_harness()
+    artifacts = B.H.find_artifacts()
+    results = {}
+    try:
+        for name in ("static", "gateway"):
+            results[name] = measure(name, artifacts, args.seconds)
+    except (Failure, B.BenchError, B.H.ServerStartError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"## Instructions per hello request in Apache (callgrind, apache2 -X, wrk -c{CONNECTIONS})\n")
+    print("| configuration | requests counted | instructions per request |")
+    print("|---|---|---|")
+    for name, (requests, total, _) in results.items():
+        print(f"| {name} | {requests:,} | {total / requests:,.0f} |")
+    requests, _, counts = results["gateway"]
+    print("\n### Where a gateway request spends them\n")
+    print("| part | instructions per request |")
+    print("|---|---|")
+    for label, functions in PARTS:
+        print(f"| {label} | {sum(counts.get(f, 0) for f in functions) / requests:,.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -140,3 +140,26 @@ def test_variables_spread_over_several_params_records_all_arrive(apache):
     for i in range(5):
         assert env.get(f"HTTP_X_BIG_{i}") == chr(ord("a") + i) * 7000, f"HTTP_X_BIG_{i} lost or cut"
     assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/app", "/env")
+
+
+def test_variables_a_client_or_a_setenv_could_spoof_do_not_reach_the_application(apache):
+    """httpoxy, REMOTE_USER without authentication, Authorization without
+    SwiftPassAuthorization, headers with '_', and the SWIFT_GATEWAY_* control variables
+    (which a SetEnv must not override: a wrong token would even be refused)."""
+    spoofed = ["SetEnv SWIFT_GATEWAY_GROUP evil", "SetEnv SWIFT_GATEWAY_REQUEST_ID evil",
+               "SetEnv SWIFT_GATEWAY_TOKEN evil", "SetEnv swift_gateway_request_start 1",
+               "SetEnv REMOTE_USER evil"]
+    srv = apache(lambda s: _mounted_at_app(s) + "\n" + "\n".join(spoofed), ready_path="/app/",
+                 extra_modules=("env",))
+    headers = {"Proxy": "http://127.0.0.1:9/", "Authorization": "Basic ZXZpbDpldmls",
+               "X_Evil": "1", "Remote-User": "evil"}
+    r = srv.get("/app/env", headers=headers)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    env = r.json()["environment"]
+    for name in ("HTTP_PROXY", "HTTP_AUTHORIZATION", "HTTP_X_EVIL", "REMOTE_USER", "AUTH_TYPE",
+                 "SWIFT_GATEWAY_TOKEN", "swift_gateway_request_start"):
+        assert name not in env, (name, env.get(name))
+    assert env["HTTP_REMOTE_USER"] == "evil"     # a header is only ever a header
+    assert env["SWIFT_GATEWAY_GROUP"] == "app"
+    assert env["SWIFT_GATEWAY_REQUEST_ID"] not in ("", "evil")
+    assert int(env["SWIFT_GATEWAY_REQUEST_START"]) > 0

@@ -794,15 +794,16 @@ static void sg_build_env(request_rec *r, const sg_dir_conf *dconf,
             r->log_id = id;
         }
     }
-    apr_table_setn(e, "SWIFT_GATEWAY_GROUP", g->name);
-    apr_table_setn(e, "SWIFT_GATEWAY_REQUEST_START",
+    /* none of these is in the table any more: add, without a search each */
+    apr_table_addn(e, "SWIFT_GATEWAY_GROUP", g->name);
+    apr_table_addn(e, "SWIFT_GATEWAY_REQUEST_START",
                    apr_psprintf(r->pool, "%" APR_TIME_T_FMT, r->request_time));
-    apr_table_setn(e, "SWIFT_GATEWAY_REQUEST_ID",
+    apr_table_addn(e, "SWIFT_GATEWAY_REQUEST_ID",
                    r->log_id ? r->log_id
                              : apr_psprintf(r->pool, "%" APR_PID_T_FMT "-%"
                                             APR_TIME_T_FMT "-%pp", getpid(),
                                             apr_time_now(), (void *)r));
-    apr_table_setn(e, "SWIFT_GATEWAY_TOKEN", g->token ? g->token : "");
+    apr_table_addn(e, "SWIFT_GATEWAY_TOKEN", g->token ? g->token : "");
 }
 
 /* One PARAMS record: the variables from `start` on that fill `len` bytes. */

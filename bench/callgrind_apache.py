@@ -113,7 +113,7 @@ def total_instructions(dump: str) -> int:
     raise Failure(f"no totals in {dump}")
 
 
-def measure(name: str, artifacts, seconds: int) -> tuple[int, int, dict[str, int]]:
+def measure(name: str, artifacts, seconds: int, keep: str | None) -> tuple[int, int, dict[str, int]]:
     """(requests, instructions, inclusive counts) for one configuration under callgrind."""
     cfg = B.CONFIG_CLASSES[name](artifacts)
     launcher = None
@@ -140,6 +140,9 @@ def measure(name: str, artifacts, seconds: int) -> tuple[int, int, dict[str, int
         run(as_apache_user("callgrind_control", "-d", str(pid)), timeout=CONTROL_TIMEOUT)
         dump = f"{root}/callgrind.{pid}.out.1"
         B.log(f"{name}: {requests:,} requests counted, reading {dump}")
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+            shutil.copy(dump, os.path.join(keep, f"callgrind.{name}.out"))
         return requests, total_instructions(dump), inclusive_counts(dump)
     finally:
         if launcher is not None:
@@ -161,6 +164,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of the counted wrk run")
     parser.add_argument("--no-install", action="store_true", help="do not apt-get valgrind, wrk, mod_wsgi")
+    parser.add_argument("--keep", metavar="DIR", help="copy the dumps there (for callgrind_annotate)")
     args = parser.parse_args()
     try:
         B.ensure_dependencies(install=not args.no_install)
@@ -180,7 +184,7 @@ def main() -> int:
     results = {}
     try:
         for name in ("static", "gateway"):
-            results[name] = measure(name, artifacts, args.seconds)
+            results[name] = measure(name, artifacts, args.seconds, args.keep)
     except (Failure, B.BenchError, B.H.ServerStartError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -57,6 +57,7 @@ HEADER_CASES = {
     "lf-only": b"Content-Type: text/plain\nX-Lf: yes\n\n",
     "long": b"".join(b"X-Long-%d: %s\r\n" % (i, b"v" * 4000) for i in range(6)) + b"\r\n",
     "bare-cr": b"X-A: 1\rX-Injected: 2\r\n\r\n",
+    "bare-cr-line-start": b"X-A: 1\r\n\rX-Injected: 2\r\n\r\n",
     "nul": b"X-A: 1\x00\r\n\r\n",
     "control": b"X-A: \x01\r\n\r\n",
     "delete": b"X-A: \x7f\r\n\r\n",

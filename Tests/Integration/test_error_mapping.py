@@ -99,6 +99,7 @@ def test_worker_silent_past_socket_timeout_is_504(apache):
 HEADER_CHUNKS = ["", "&chunk=1", "&chunk=7"]
 HOSTILE_HEADERS = {
     "bare-cr": "a bare CR in the header block",
+    "bare-cr-line-start": "a bare CR in the header block",
     "nul": "a NUL byte in the header block",
     "control": "a control character in the header block",
     "delete": "a control character in the header block",

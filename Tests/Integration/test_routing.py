@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import requests
 
 from sg_harness import parallel_get, parse_text_page
@@ -163,3 +166,27 @@ def test_variables_a_client_or_a_setenv_could_spoof_do_not_reach_the_application
     assert env["SWIFT_GATEWAY_GROUP"] == "app"
     assert env["SWIFT_GATEWAY_REQUEST_ID"] not in ("", "evil")
     assert int(env["SWIFT_GATEWAY_REQUEST_START"]) > 0
+
+
+def test_remote_user_and_auth_type_come_from_apaches_authentication(apache):
+    def site(s) -> str:
+        users = os.path.join(s.root, "users")
+        subprocess.run(["htpasswd", "-b", "-c", "-B", users, "alice", "secret"], check=True,
+                       capture_output=True)
+        os.chmod(users, 0o644)
+        return "\n".join([
+            _mounted_at_app(s), "<Location /app/private>", "    AuthType Basic",
+            '    AuthName "test"', f"    AuthUserFile {users}", "    Require valid-user", "</Location>",
+            "SetEnv REMOTE_USER evil",
+        ])
+
+    srv = apache(site, ready_path="/app/", extra_modules=("env", "auth_basic", "authn_file", "authn_core",
+                                                            "authz_user"))
+    assert srv.get("/app/private/env").status_code == 401
+    r = srv.get("/app/private/env", auth=("alice", "secret"))
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    env = r.json()["environment"]
+    assert (env.get("REMOTE_USER"), env.get("AUTH_TYPE")) == ("alice", "Basic"), env
+    assert "HTTP_AUTHORIZATION" not in env      # the password stays with Apache
+    public = srv.get("/app/env", auth=("alice", "secret")).json()["environment"]
+    assert "REMOTE_USER" not in public and "AUTH_TYPE" not in public

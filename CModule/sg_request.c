@@ -723,15 +723,45 @@ static void sg_put_header(unsigned char *dest, unsigned char type,
     ap_fcgi_header_to_array(&h, dest);
 }
 
-static int sg_unset_cb(void *data, const char *key, const char *val)
+/* Variables only this module sets: the control parameters SWIFT_GATEWAY_*,
+ * HTTP_PROXY (httpoxy: never a client-controlled proxy setting), REMOTE_USER
+ * and AUTH_TYPE (from authentication only).  Any case, as apr_table_unset. */
+static int sg_reserved_variable(const char *key)
 {
-    (void)val;
-    /* the first letter turns away nearly every variable without a call */
-    if ((key[0] == 'S' || key[0] == 's')
-        && !strncasecmp(key, "SWIFT_GATEWAY_", 14)) {
-        APR_ARRAY_PUSH((apr_array_header_t *)data, const char *) = key;
+    switch (key[0]) {   /* the first letter turns nearly every variable away */
+    case 'S': case 's':
+        return !strncasecmp(key, "SWIFT_GATEWAY_", 14);
+    case 'H': case 'h':
+        return !strcasecmp(key, "HTTP_PROXY");
+    case 'R': case 'r':
+        return !strcasecmp(key, "REMOTE_USER");
+    case 'A': case 'a':
+        return !strcasecmp(key, "AUTH_TYPE");
+    default:
+        return 0;
     }
-    return 1;
+}
+
+/* Removes the reserved variables, whoever set them (a header, SetEnv, ...):
+ * one pass over the table, and a removal only for one that is there. */
+static void sg_remove_reserved(apr_table_t *e, apr_pool_t *p)
+{
+    const apr_array_header_t *arr = apr_table_elts(e);
+    const apr_table_entry_t *elts = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *drop = NULL;
+    int i;
+
+    for (i = 0; i < arr->nelts; ++i) {
+        if (elts[i].key && sg_reserved_variable(elts[i].key)) {
+            if (!drop) {
+                drop = apr_array_make(p, 2, sizeof(const char *));
+            }
+            APR_ARRAY_PUSH(drop, const char *) = elts[i].key;
+        }
+    }
+    for (i = 0; drop && i < drop->nelts; ++i) {
+        apr_table_unset(e, APR_ARRAY_IDX(drop, i, const char *));
+    }
 }
 
 static void sg_build_env(request_rec *r, const sg_dir_conf *dconf,
@@ -739,9 +769,7 @@ static void sg_build_env(request_rec *r, const sg_dir_conf *dconf,
                          const char *path_info)
 {
     apr_table_t *e = r->subprocess_env;
-    apr_array_header_t *drop = apr_array_make(r->pool, 2, sizeof(const char *));
     const char *auth;
-    int i;
 
     ap_add_common_vars(r);
     {
@@ -759,16 +787,12 @@ static void sg_build_env(request_rec *r, const sg_dir_conf *dconf,
     apr_table_setn(e, "PATH_INFO", path_info);
     apr_table_setn(e, "SCRIPT_FILENAME", g->program);
 
-    /* httpoxy: never pass a client-controlled proxy setting */
-    apr_table_unset(e, "HTTP_PROXY");
-
-    /* REMOTE_USER and AUTH_TYPE come from authentication only */
-    apr_table_unset(e, "REMOTE_USER");
-    apr_table_unset(e, "AUTH_TYPE");
+    sg_remove_reserved(e, r->pool);
+    /* none of the reserved ones is in the table now: add, without a search */
     if (r->user) {
-        apr_table_setn(e, "REMOTE_USER", r->user);
+        apr_table_addn(e, "REMOTE_USER", r->user);
         if (r->ap_auth_type) {
-            apr_table_setn(e, "AUTH_TYPE", r->ap_auth_type);
+            apr_table_addn(e, "AUTH_TYPE", r->ap_auth_type);
         }
     }
 
@@ -782,11 +806,6 @@ static void sg_build_env(request_rec *r, const sg_dir_conf *dconf,
         apr_table_unset(e, "HTTP_PROXY_AUTHORIZATION");
     }
 
-    /* control parameters: nothing from the request may set them */
-    apr_table_do(sg_unset_cb, drop, e, NULL);
-    for (i = 0; i < drop->nelts; ++i) {
-        apr_table_unset(e, APR_ARRAY_IDX(drop, i, const char *));
-    }
     if (!r->log_id) {
         const char *id = NULL;
 
@@ -794,7 +813,6 @@ static void sg_build_env(request_rec *r, const sg_dir_conf *dconf,
             r->log_id = id;
         }
     }
-    /* none of these is in the table any more: add, without a search each */
     apr_table_addn(e, "SWIFT_GATEWAY_GROUP", g->name);
     apr_table_addn(e, "SWIFT_GATEWAY_REQUEST_START",
                    apr_psprintf(r->pool, "%" APR_TIME_T_FMT, r->request_time));

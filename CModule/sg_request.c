@@ -285,15 +285,16 @@ static int sg_resolve_group(request_rec *r, const sg_dir_conf *dconf,
     source->dconf = dconf;
     source->alias = alias;
     source->kind = SG_SOURCE_SETTING;
-    if (dconf->group_set && dconf->group_in_section
-        && (name = sg_setting_name(r, dconf)) != NULL) {
-        /* SwiftProcessGroup in the section that matched */
+    /* a SwiftProcessGroup in the matching section, then the alias's
+     * process-group=, then a server-wide SwiftProcessGroup */
+    if (dconf->group_set && dconf->group_in_section) {
+        name = sg_setting_name(r, dconf);
     }
-    else if (alias && alias->group_name) {
+    if (!name && alias && alias->group_name) {
         name = alias->group_name;
         source->kind = SG_SOURCE_ALIAS;
     }
-    else if (dconf->group_set && !dconf->group_in_section) {
+    if (!name && dconf->group_set && !dconf->group_in_section) {
         name = sg_setting_name(r, dconf);
     }
 

@@ -117,6 +117,7 @@ def measure(name: str, artifacts, seconds: int, keep: str | None) -> tuple[int, 
     """(requests, instructions, inclusive counts) for one configuration under callgrind."""
     cfg = B.CONFIG_CLASSES[name](artifacts)
     launcher = None
+    valgrind_log = None
     try:
         B.log(f"{name}: starting as make bench does, then again as apache2 -X under callgrind")
         cfg.start()
@@ -126,11 +127,11 @@ def measure(name: str, artifacts, seconds: int, keep: str | None) -> tuple[int, 
         for stale in [cfg.srv.pid_file, *cfg.srv.socket_files()]:
             if os.path.exists(stale):
                 os.unlink(stale)
+        valgrind_log = open(os.path.join(root, "valgrind.log"), "w")
         launcher = subprocess.Popen(
             as_apache_user("valgrind", "--tool=callgrind", f"--callgrind-out-file={root}/callgrind.%p.out",
                            B.H.APACHE_BIN, "-X", "-d", root, "-f", cfg.srv.conf_path),
-            env=cfg.srv.apache_env(), stdout=open(os.path.join(root, "valgrind.log"), "w"),
-            stderr=subprocess.STDOUT)
+            env=cfg.srv.apache_env(), stdout=valgrind_log, stderr=subprocess.STDOUT)
         pid = valgrind_pid(launcher)
         url = cfg.url(cfg.hello_path)
         wait_for_hello(url, launcher)
@@ -155,6 +156,8 @@ def measure(name: str, artifacts, seconds: int, keep: str | None) -> tuple[int, 
                 launcher.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 launcher.kill()
+        if valgrind_log is not None:
+            valgrind_log.close()
         for problem in cfg.stop():
             B.log(problem)
         cfg.cleanup()

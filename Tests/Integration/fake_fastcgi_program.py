@@ -16,6 +16,8 @@ FAKE_MODE=close-unread: acknowledges every connection as kept, but when a second
 FAKE_MODE=headers: answers QUERY_STRING `case=NAME&chunk=N` with the header block HEADER_CASES
     names, sent in STDOUT records of N bytes (default: one record), then `ok` as the body,
     appStatus 0 (the connection is not kept), and closes.
+FAKE_MODE=records: answers QUERY_STRING `case=NAME` with the bytes RECORD_CASES names (well
+    formed or not), and closes.
 
 Each answer in the other modes carries `X-Conn-Request: N`, the request's number on its
 connection."""
@@ -32,8 +34,8 @@ KEPT = 0x53474B41
 MODE = os.environ.get("FAKE_MODE", "legacy")
 
 
-def record(kind: int, content: bytes = b"") -> bytes:
-    return struct.pack(">BBHHBB", 1, kind, 1, len(content), 0, 0) + content
+def record(kind: int, content: bytes = b"", version: int = 1, request_id: int = 1, padding: int = 0) -> bytes:
+    return struct.pack(">BBHHBB", version, kind, request_id, len(content), padding, 0) + content + b"\0" * padding
 
 
 def end_request(app_status: int, protocol_status: int) -> bytes:
@@ -66,6 +68,21 @@ HEADER_CASES = {
     "bad-name": b"X A: v\r\n\r\n",
     "line-too-long": b"X-Line: " + b"v" * 9000 + b"\r\n\r\n",
     "too-big": b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 4000) for i in range(10)) + b"\r\n",
+}
+
+
+# FAKE_MODE=records: whole answers, good and malformed, by name.
+OK_HEAD = b"Content-Type: text/plain\r\n\r\nok\n"
+RECORD_CASES = {
+    "version-2": record(6, OK_HEAD, version=2) + record(6) + end_request(0, 0),
+    "other-request-id": record(6, OK_HEAD, request_id=7) + record(6) + end_request(0, 0),
+    "unknown-and-management-records": record(42, b"whatever") + record(10, b"\x03\x01ABCx", request_id=0)
+    + record(6, OK_HEAD, padding=7) + record(6) + end_request(0, 0),
+    "stderr-line": record(7, b"a line from the worker\n") + record(6, OK_HEAD) + record(6) + end_request(0, 0),
+    "end-without-headers": end_request(0, 0),
+    "overloaded": end_request(0, 2),
+    "cut-in-a-record": struct.pack(">BBHHBB", 1, 6, 1, 100, 0, 0) + b"Content-Ty",
+    "cut-in-a-header": b"\x01\x06\x00",
 }
 
 
@@ -120,6 +137,9 @@ def serve(conn: socket.socket) -> None:
             served += 1
             if MODE == "headers":
                 answer_header_case(conn, params.get("QUERY_STRING", ""))
+                return
+            if MODE == "records":
+                conn.sendall(RECORD_CASES[parse_qs(params.get("QUERY_STRING", ""))["case"][0]])
                 return
             if MODE == "refuse-reuse" and served > 1:
                 conn.sendall(end_request(0, 2))

@@ -139,3 +139,36 @@ def test_hostile_response_headers_are_502_with_the_reason_in_the_log(apache):
             assert "X-Injected" not in r.headers and "X-A" not in r.headers, (case, chunk)
             srv.wait_for_log(f"SG0504: group fake: bad response headers from the worker: {reason}",
                              since=offset)
+
+
+# fake_fastcgi_program.RECORD_CASES: what Apache must make of each answer.
+RECORD_OUTCOMES = {
+    "version-2": (502, "SG0511: group fake: the worker does not speak FastCGI as expected: "
+                       "FastCGI version 2 (expected 1)"),
+    "other-request-id": (502, "SG0511: group fake: the worker does not speak FastCGI as expected: "
+                              "FastCGI request id 7 (expected 1)"),
+    "unknown-and-management-records": (200, None),
+    "stderr-line": (200, "SG0501: [fake] a line from the worker"),
+    "end-without-headers": (502, "SG0505: group fake: the worker ended the request without complete "
+                                 "response headers"),
+    "overloaded": (503, "SG0506: group fake: the worker refused the request as overloaded"),
+    "cut-in-a-record": (502, "SG0502: group fake: the worker closed the connection before sending "
+                             "response headers"),
+    "cut-in-a-header": (502, "SG0502: group fake: the worker closed the connection before sending "
+                             "response headers"),
+}
+
+
+def test_malformed_fastcgi_from_the_worker_is_a_clear_error_and_a_log_line(apache):
+    srv = apache(lambda s: s.fake_program_config("records"),
+                 ready_path="/fake/ready?case=unknown-and-management-records", expect_gateway=False)
+    for case, (status, line) in RECORD_OUTCOMES.items():
+        offset = srv.log_offset()
+        r = srv.get(f"/fake/x?case={case}")
+        assert r.status_code == status, (case, r.status_code, r.text[:200])
+        if status == 200:
+            assert r.text == "ok\n", (case, r.text[:200])
+        if line:
+            srv.wait_for_log(line, since=offset)
+    # Apache and the group are unharmed
+    assert srv.get("/fake/x?case=stderr-line").status_code == 200

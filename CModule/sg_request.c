@@ -1673,9 +1673,14 @@ static int sg_conclude(sg_conn *sc, sg_outcome o)
         return OK;
     }
     if (o == SG_CLIENT_BODY) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, sc->why_rv, r,
+        /* AP_FILTER_ERROR is no errno: httpd's input filter refused the body
+         * (bad chunk, LimitRequestBody) and logged why itself */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO,
+                      sc->why_rv == AP_FILTER_ERROR ? 0 : sc->why_rv, r,
                       "SG0509: group %s: %s failed after %" APR_OFF_T_FMT
-                      " bytes", g->name, sc->why, sc->body_sent);
+                      " bytes%s", g->name, sc->why, sc->body_sent,
+                      sc->why_rv == AP_FILTER_ERROR
+                      ? " (httpd refused the body and answers the client)" : "");
         if (sc->headers_passed) {
             sg_abort_response(sc);
             return OK;

@@ -99,3 +99,18 @@ def _dechunk(data: bytes):
             return
         yield rest[:n]
         data = rest[n + 2:]
+
+
+def test_a_malformed_chunked_body_is_400_and_the_group_carries_on(apache):
+    srv = apache(_site)
+    offset = srv.log_offset()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as conn:
+        conn.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"5\r\nhello\r\nzz-not-a-size\r\n\r\n")
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 400"), data[:200]
+    srv.wait_for_log("SG0509: group site: reading the request body from the client failed after 5 "
+                     "bytes (httpd refused the body and answers the client)", since=offset)
+    _all_served(srv, 5)

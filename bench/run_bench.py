@@ -939,6 +939,25 @@ class Report:
                     self.spread(wl.key, cfg, "cpu_total_us")]) + " |")
         return lines
 
+    def cpu_ratio_table(self, wls: list[Workload]) -> list[str]:
+        """The hello ratios of the targets, from CPU per request instead of req/s."""
+        anchors = [c for c in ("static", "proxy-fcgi", "wsgi-daemon") if c in self.configs]
+        head = ["configuration", "connections", *[f"× {c}" for c in anchors]]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for cfg in ("gateway", "gateway-t30"):
+            if cfg not in self.configs:
+                continue
+            for wl in wls:
+                mine = self.stat(wl.key, cfg, "cpu_total_us")
+                if not self.good_runs(wl.key, cfg) or math.isnan(mine) or not mine:
+                    continue
+                cells = []
+                for anchor in anchors:
+                    theirs = self.stat(wl.key, anchor, "cpu_total_us")
+                    cells.append("—" if math.isnan(theirs) else f"{theirs / mine:.2f}")
+                lines.append("| " + " | ".join([cfg, str(wl.connections), *cells]) + " |")
+        return lines
+
     def memory_table(self) -> list[str]:
         head = ["configuration", "process", "pid", "idle MiB", "after the run MiB",
                 f"after +{self.args.memory_requests:,} requests MiB", "growth over those requests MiB",
@@ -1048,6 +1067,12 @@ class Report:
                   "(workers and supervisor, mod_wsgi's daemons, the FastCGI or HTTP server) over a "
                   "load run, divided by its requests; the client (wrk) is not counted. Steadier "
                   "than req/s when the machine is shared.", ""] + self.cpu_table(hello) + [""]
+            L += ["The hello ratios of the targets from CPU per request instead of req/s: the "
+                  "other configuration's total µs over this one's, i.e. how many of this one's "
+                  "requests fit in the CPU time of one of the other's. Informational, and steadier "
+                  "than req/s on a shared machine; when the load keeps every CPU busy, the req/s "
+                  "ratios follow these.", ""]
+            L += self.cpu_ratio_table(hello) + [""]
         for key, title, ref, metric in sections[1:]:
             if key in self.args.workloads:
                 L += [f"## {title}", ""] + self.table(wls[key], ref, ref, metric) + [""]

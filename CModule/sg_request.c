@@ -51,6 +51,9 @@ APLOG_USE_MODULE(swift_gateway);
  * passes per MiB (the worker socket buffers about 200K). */
 #define SG_RECV_BUF_SIZE    (256 * 1024)
 #define SG_PARAMS_RECORD    (16 * 1024)
+/* A request body of known length up to this is read whole before the
+ * worker is contacted (one STDIN record): see sg_read_small_body(). */
+#define SG_SMALL_BODY       (16 * 1024)
 #define SG_STDERR_LINE_MAX  8192
 #define SG_HEADER_CHUNK     4096
 
@@ -82,12 +85,16 @@ typedef struct {
     apr_pollfd_t pfd;
     int fd;                     /* -1 once closed or back in the pool */
     int pooled;                 /* fd came from the group's idle connections */
-    int replayable;             /* no request body: may be sent a second time */
+    int replayable;             /* the whole request is in params: may be sent
+                                   a second time */
     int reusable;               /* the exchange left fd fit for another request */
 
     /* to the worker */
-    const char *params;         /* BEGIN_REQUEST .. empty PARAMS [empty STDIN] */
+    const char *params;         /* BEGIN_REQUEST .. empty PARAMS [STDIN ..
+                                   empty STDIN] */
     apr_size_t params_len;
+    const char *small_body;     /* a short body read whole, or NULL */
+    apr_size_t small_body_len;
     struct iovec outv[SG_STDIN_IOV];    /* what is left to send */
     int outv_i, outv_n;
     apr_size_t outlen;          /* bytes in outv[outv_i..outv_n) */
@@ -832,8 +839,9 @@ typedef struct {
 } sg_params_record;
 
 /* BEGIN_REQUEST, the PARAMS records and the empty PARAMS, in one buffer;
- * without a request body also the empty STDIN, so that one send() carries
- * the whole request and a failed one means the worker got none of it. */
+ * without a request body, or with a short one read whole, also STDIN to its
+ * end, so that one send() carries the whole request and a failed one means
+ * the worker got none of it. */
 static void sg_build_params(sg_conn *sc)
 {
     request_rec *r = sc->r;
@@ -843,7 +851,9 @@ static void sg_build_params(sg_conn *sc)
                                                  sizeof(sg_params_record));
     ap_fcgi_begin_request_body brb;
     unsigned char *buf, *p;
-    apr_size_t total = 2 * AP_FCGI_HEADER_LEN + 2 * AP_FCGI_HEADER_LEN;
+    apr_size_t total = 2 * AP_FCGI_HEADER_LEN + 2 * AP_FCGI_HEADER_LEN
+                       + (sc->small_body ? AP_FCGI_HEADER_LEN + sc->small_body_len
+                                         : 0);
     int next = 0;
     int i;
 
@@ -888,6 +898,12 @@ static void sg_build_params(sg_conn *sc)
     }
     sg_put_header(p, AP_FCGI_PARAMS, 0);
     p += AP_FCGI_HEADER_LEN;
+    if (sc->small_body) {
+        sg_put_header(p, AP_FCGI_STDIN, sc->small_body_len);
+        p += AP_FCGI_HEADER_LEN;
+        memcpy(p, sc->small_body, sc->small_body_len);
+        p += sc->small_body_len;
+    }
     if (sc->replayable) {
         sg_put_header(p, AP_FCGI_STDIN, 0);
         p += AP_FCGI_HEADER_LEN;
@@ -1657,6 +1673,18 @@ static void sg_abort_response(sg_conn *sc)
 }
 
 /* Map how the exchange ended to the client's response. */
+static void sg_log_client_body_failure(request_rec *r, const sg_group *g,
+                                       const char *what, apr_status_t rv,
+                                       apr_off_t got)
+{
+    /* AP_FILTER_ERROR is no errno: httpd's input filter refused the body
+     * (bad chunk, LimitRequestBody) and logged why itself */
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, rv == AP_FILTER_ERROR ? 0 : rv, r,
+                  "SG0509: group %s: %s failed after %" APR_OFF_T_FMT
+                  " bytes%s", g->name, what, got, rv == AP_FILTER_ERROR
+                  ? " (httpd refused the body and answers the client)" : "");
+}
+
 static int sg_conclude(sg_conn *sc, sg_outcome o)
 {
     request_rec *r = sc->r;
@@ -1673,14 +1701,7 @@ static int sg_conclude(sg_conn *sc, sg_outcome o)
         return OK;
     }
     if (o == SG_CLIENT_BODY) {
-        /* AP_FILTER_ERROR is no errno: httpd's input filter refused the body
-         * (bad chunk, LimitRequestBody) and logged why itself */
-        ap_log_rerror(APLOG_MARK, APLOG_INFO,
-                      sc->why_rv == AP_FILTER_ERROR ? 0 : sc->why_rv, r,
-                      "SG0509: group %s: %s failed after %" APR_OFF_T_FMT
-                      " bytes%s", g->name, sc->why, sc->body_sent,
-                      sc->why_rv == AP_FILTER_ERROR
-                      ? " (httpd refused the body and answers the client)" : "");
+        sg_log_client_body_failure(r, g, sc->why, sc->why_rv, sc->body_sent);
         if (sc->headers_passed) {
             sg_abort_response(sc);
             return OK;
@@ -1777,6 +1798,75 @@ static int sg_conclude(sg_conn *sc, sg_outcome o)
     }
 }
 
+/* Content-Length when the request declares one of at most SG_SMALL_BODY
+ * bytes and no Transfer-Encoding, else -1. */
+static apr_off_t sg_small_body_length(request_rec *r)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t len;
+    char *end;
+
+    if (!cl || apr_table_get(r->headers_in, "Transfer-Encoding")
+        || apr_strtoff(&len, cl, &end, 10) != APR_SUCCESS || *end
+        || len <= 0 || len > SG_SMALL_BODY) {
+        return -1;
+    }
+    return len;
+}
+
+/* Reads a short body whole through the input filters (so LimitRequestBody,
+ * mod_reqtimeout and 100-continue apply as before).  Such a request then
+ * goes in one send, may use a kept connection and may be sent again if the
+ * worker turns it away; and a slow client holds no worker slot meanwhile.
+ * *got tells how much arrived when it fails. */
+static apr_status_t sg_read_small_body(sg_conn *sc, apr_off_t len,
+                                       apr_off_t *got)
+{
+    request_rec *r = sc->r;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, sc->c->bucket_alloc);
+    char *buf = apr_palloc(r->pool, (apr_size_t)len);
+    apr_size_t have = 0;
+    apr_status_t rv = APR_SUCCESS;
+    int eos = 0;
+
+    while (!eos && rv == APR_SUCCESS) {
+        apr_bucket *e;
+
+        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                            APR_BLOCK_READ, SG_SMALL_BODY);
+        for (e = APR_BRIGADE_FIRST(bb);
+             rv == APR_SUCCESS && e != APR_BRIGADE_SENTINEL(bb);
+             e = APR_BUCKET_NEXT(e)) {
+            const char *data;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(e)) {
+                eos = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(e)) {
+                continue;
+            }
+            rv = apr_bucket_read(e, &data, &n, APR_BLOCK_READ);
+            if (rv == APR_SUCCESS && n > (apr_size_t)len - have) {
+                rv = APR_EGENERAL;  /* HTTP_IN passes no more than Content-Length */
+            }
+            if (rv == APR_SUCCESS) {
+                memcpy(buf + have, data, n);
+                have += n;
+            }
+        }
+        apr_brigade_cleanup(bb);
+    }
+    apr_brigade_destroy(bb);
+    *got = have;
+    if (rv == APR_SUCCESS) {
+        sc->small_body = buf;
+        sc->small_body_len = have;
+    }
+    return rv;
+}
+
 /* ------------------------------------------------------------------------
  * The handler
  */
@@ -1832,7 +1922,8 @@ static const char *sg_turned_away(const sg_conn *sc, sg_outcome o)
 {
     /* A socket closed with bytes unread makes the kernel report ECONNRESET
      * to its peer, not EOF: the worker (gone, or closing) never read this
-     * request, so never ran it.  Only a request without a body is whole. */
+     * request, so never ran it.  Only a replayable request (no body, or a
+     * short one read whole) can go again. */
     if (o == SG_WORKER_EOF && sc->replayable && sc->received == 0
         && APR_STATUS_IS_ECONNRESET(sc->why_rv)) {
         return "the worker closed the connection without reading the request";
@@ -1917,6 +2008,19 @@ int sg_handler(request_rec *r)
     sc->group = g;
     sc->fd = -1;
     sc->replayable = !ap_request_has_body(r);
+    if (!sc->replayable) {
+        apr_off_t len = sg_small_body_length(r), got = 0;
+        apr_status_t rv;
+
+        if (len > 0) {
+            if ((rv = sg_read_small_body(sc, len, &got)) != APR_SUCCESS) {
+                sg_log_client_body_failure(r, g, "reading the request body "
+                                           "from the client", rv, got);
+                return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            }
+            sc->replayable = 1;
+        }
+    }
 
     sg_build_env(r, dconf, g, script_name, path_info);
     sg_build_params(sc);

@@ -20,8 +20,9 @@ FAKE_MODE=records: answers QUERY_STRING `case=NAME` with the bytes RECORD_CASES 
     formed or not), and closes.
 
 Each answer in the other modes carries `X-Conn-Request: N`, the request's number on its
-connection."""
+connection, and `X-Body-Sha256`, the SHA-256 of the request body it received."""
 
+import hashlib
 import os
 import select
 import socket
@@ -105,9 +106,9 @@ def name_value_pairs(data: bytes) -> dict[str, str]:
     return pairs
 
 
-def read_request(conn: socket.socket) -> dict[str, str] | None:
-    """Reads BEGIN_REQUEST through the empty STDIN; its parameters, None at EOF."""
-    params = b""
+def read_request(conn: socket.socket) -> tuple[dict[str, str], bytes] | None:
+    """Reads BEGIN_REQUEST through the empty STDIN; its parameters and body, None at EOF."""
+    params = body = b""
     while True:
         header = read_exact(conn, 8)
         if header is None:
@@ -118,8 +119,10 @@ def read_request(conn: socket.socket) -> dict[str, str] | None:
             return None
         if kind == 4:
             params += content[:length]
-        if kind == 5 and length == 0:
-            return name_value_pairs(params)
+        if kind == 5:
+            if length == 0:
+                return name_value_pairs(params), body
+            body += content[:length]
 
 
 def answer_header_case(conn: socket.socket, query: str) -> None:
@@ -133,7 +136,8 @@ def answer_header_case(conn: socket.socket, query: str) -> None:
 def serve(conn: socket.socket) -> None:
     with conn:
         served = 0
-        while (params := read_request(conn)) is not None:
+        while (request := read_request(conn)) is not None:
+            params, body = request
             served += 1
             if MODE == "headers":
                 answer_header_case(conn, params.get("QUERY_STRING", ""))
@@ -144,7 +148,8 @@ def serve(conn: socket.socket) -> None:
             if MODE == "refuse-reuse" and served > 1:
                 conn.sendall(end_request(0, 2))
                 return
-            head = f"Status: 200 OK\r\nContent-Type: text/plain\r\nX-Conn-Request: {served}\r\n\r\nok\n"
+            head = (f"Status: 200 OK\r\nContent-Type: text/plain\r\nX-Conn-Request: {served}\r\n"
+                    f"X-Body-Sha256: {hashlib.sha256(body).hexdigest()}\r\n\r\nok\n")
             conn.sendall(record(6, head.encode()) + record(6) + end_request(KEPT if MODE != "legacy" else 0, 0))
             if MODE == "legacy":
                 time.sleep(0.05)

@@ -49,10 +49,12 @@ def test_removed_socket_file_is_503(apache):
     sock = srv.group_socket("site")
     os.unlink(sock)
     offset = srv.log_offset()
-    # A request with a body always opens a new connection (kept-alive ones made before the
-    # socket file went away would still work, as open files do).
+    # A request with a body over 16 KiB (the module's small-body limit) always opens a new
+    # connection (kept-alive ones made before the socket file went away would still work, as
+    # open files do).
     for _ in range(3):
-        r = requests.post(srv.url("/echo"), data=b"x" * 100, headers={"Connection": "close"}, timeout=30)
+        r = requests.post(srv.url("/echo"), data=b"x" * (64 * 1024), headers={"Connection": "close"},
+                          timeout=30)
         assert r.status_code == 503, (r.status_code, dict(r.headers), r.text[:300])
         assert "X-Gateway-Pid" not in r.headers
     print("log: " + srv.wait_for_log(ERROR_LINE, since=offset))

@@ -7,6 +7,7 @@ costs a request — while a request that crashed its worker is never sent a seco
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -59,6 +60,19 @@ def test_sequential_requests_reuse_a_few_connections(apache):
     # A connection per request would show up to 100 inodes and none left open afterwards.
     assert 1 <= len(seen) <= 4, seen
     assert still_open, "no kept-alive connection left open after the requests"
+
+
+def test_sequential_short_posts_reuse_a_few_connections(apache):
+    srv = apache(lambda s: _site(s, "processes=1", "threads=4"))
+    (worker,) = srv.wait_workers("site", 1)
+    body = b"s" * 16 * 1024     # the module's small-body limit: read whole, then sent at once
+    seen: set[str] = set()
+    for _ in range(50):
+        r = requests.post(srv.url("/echo"), data=body, headers={"Connection": "close"}, timeout=30)
+        assert (r.status_code, r.content) == (200, body), (r.status_code, len(r.content))
+        seen |= _connection_inodes(worker)
+    print(f"50 short POSTs used {len(seen)} connections")
+    assert 1 <= len(seen) <= 4, seen
 
 
 def test_a_worker_whose_slots_are_held_by_idle_connections_takes_a_new_one(apache):
@@ -151,15 +165,20 @@ def test_a_program_that_does_not_acknowledge_keeping_connections_never_gets_a_se
     assert {r.headers["X-Conn-Request"] for r in results} == {"1"}
 
 
-def _first_requests_only(srv, count: int) -> tuple[str, list[str]]:
-    """GETs /fake/x count times from a fake that never serves a second request on a
-    connection: each answer must be a connection's first. The error log since, and its
-    SG0515 lines (requests sent again)."""
+def _first_requests_only(srv, count: int, body: bytes | None = None) -> tuple[str, list[str]]:
+    """GETs /fake/x count times (or POSTs body) from a fake that never serves a second
+    request on a connection: each answer must be a connection's first, and the fake must
+    have received the body whole. The error log since, and its SG0515 lines (requests sent
+    again)."""
     offset = srv.log_offset()
     for _ in range(count):
-        r = srv.get("/fake/x")
+        if body is None:
+            r = srv.get("/fake/x")
+        else:
+            r = requests.post(srv.url("/fake/x"), data=body, headers={"Connection": "close"}, timeout=30)
         assert r.status_code == 200, (r.status_code, r.text[:200])
         assert r.headers["X-Conn-Request"] == "1"
+        assert r.headers["X-Body-Sha256"] == hashlib.sha256(body or b"").hexdigest()
     log = srv.error_log_text(offset)
     retries = re.findall(r"SG0515: [^\n]*", log)
     print(f"{len(retries)} retries, e.g. {retries[:1]}")
@@ -171,6 +190,19 @@ def test_a_request_turned_away_on_a_kept_connection_is_sent_again_on_a_new_one(a
     log, retries = _first_requests_only(srv, 30)
     assert retries, "no request was turned away: the connections were not reused"
     assert "SG0506" not in log
+
+
+def test_a_short_post_turned_away_on_a_kept_connection_is_sent_again_whole(apache):
+    # A body of up to 16 KiB is read whole before the worker is contacted: the request can
+    # use a kept connection, and go again, body and all, when it is turned away there.
+    srv = apache(lambda s: s.fake_program_config("refuse-reuse"), ready_path="/fake/ready", expect_gateway=False)
+    log, retries = _first_requests_only(srv, 30, body=bytes(range(256)) * 64)
+    assert retries, "no request was turned away: the connections were not reused"
+    assert "SG0506" not in log
+    # A longer body streams from the client to the worker and cannot be sent twice: such a
+    # request never takes a kept connection, so it is never turned away there.
+    log, retries = _first_requests_only(srv, 10, body=bytes(range(256)) * 64 + b"!")
+    assert not retries, retries[:3]
 
 
 def test_a_request_a_worker_closed_on_unread_is_sent_again_on_a_new_one(apache):

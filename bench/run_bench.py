@@ -680,6 +680,7 @@ class Workload:
     kind: str            # hello | download | upload
     connections: int
     configs: tuple[str, ...]
+    body_bytes: int = UPLOAD_BYTES   # of each request, for uploads
 
 
 def workloads() -> list[Workload]:
@@ -690,6 +691,7 @@ def workloads() -> list[Workload]:
         Workload("download", "1 MiB download, 10 connections", "download", 10,
                  ("static", *GATEWAY_LIKE)),
         Workload("upload", "10 MiB upload, 10 connections", "upload", 10, GATEWAY_LIKE),
+        Workload("post-1k", "1 KiB POST, 10 connections", "upload", 10, GATEWAY_LIKE, body_bytes=1024),
     ]
 
 
@@ -725,8 +727,8 @@ def measure(cfg: Config, wl: Workload, rnd: int, seconds: float, foreign: Foreig
         url, script, env = cfg.url(cfg.download_path), "report.lua", None
     else:
         url, script = cfg.url(cfg.upload_path), "upload.lua"
-        env = {"BENCH_UPLOAD_BYTES": str(UPLOAD_BYTES)}
-        run.upload_bytes = UPLOAD_BYTES
+        env = {"BENCH_UPLOAD_BYTES": str(wl.body_bytes)}
+        run.upload_bytes = wl.body_bytes
     marks = cfg.log_marks()
     ticks = process_ticks(cfg)
     try:
@@ -1055,6 +1057,7 @@ class Report:
             ("hello-50", "Hello (13 bytes), 50 connections", "static", "rps"),
             ("download", "1 MiB download, 10 connections", "static", "mibps"),
             ("upload", "10 MiB upload, 10 connections", "wsgi-daemon", "mibps"),
+            ("post-1k", "1 KiB POST, 10 connections (informational)", "wsgi-daemon", "rps"),
         ]
         for key, title, ref, metric in sections[:1]:
             if key in self.args.workloads:
@@ -1076,6 +1079,8 @@ class Report:
         for key, title, ref, metric in sections[1:]:
             if key in self.args.workloads:
                 L += [f"## {title}", ""] + self.table(wls[key], ref, ref, metric) + [""]
+                if key == "post-1k":
+                    L += ["CPU per request:", ""] + self.cpu_table([wls[key]]) + [""]
         L.append("## Memory (RSS)")
         L.append("")
         L.append("idle = after start and the readiness/verification requests, before any load; after the "

@@ -633,14 +633,16 @@ class ApacheServer:
         return requests.get(self.url(path), headers=headers, **kw)
 
 
-def parallel_get(url: str, count: int, concurrency: int = 16,
-                 timeout: float = REQUEST_TIMEOUT) -> list[requests.Response | Exception]:
-    """count GETs with `concurrency` threads; returns Responses (body read) or exceptions."""
+def parallel_get(url: str, count: int, concurrency: int = 16, timeout: float = REQUEST_TIMEOUT,
+                 data: bytes | None = None) -> list[requests.Response | Exception]:
+    """count GETs (POSTs of data, when given) with `concurrency` threads; returns Responses
+    (body read) or exceptions."""
     from concurrent.futures import ThreadPoolExecutor
 
     def one(_: int) -> requests.Response | Exception:
         try:
-            r = requests.get(url, timeout=timeout, headers={"Connection": "close"})
+            r = requests.request("GET" if data is None else "POST", url, data=data, timeout=timeout,
+                                 headers={"Connection": "close"})
             _ = r.content
             return r
         except Exception as e:   # noqa: BLE001 - reported by the caller

@@ -93,8 +93,8 @@ typedef struct {
     const char *params;         /* BEGIN_REQUEST .. empty PARAMS [STDIN ..
                                    empty STDIN] */
     apr_size_t params_len;
-    const char *small_body;     /* a short body read whole, or NULL */
-    apr_size_t small_body_len;
+    apr_size_t small_body_len;  /* a short body's length, or 0 */
+    char *small_body;           /* where it goes in params */
     struct iovec outv[SG_STDIN_IOV];    /* what is left to send */
     int outv_i, outv_n;
     apr_size_t outlen;          /* bytes in outv[outv_i..outv_n) */
@@ -852,8 +852,8 @@ static void sg_build_params(sg_conn *sc)
     ap_fcgi_begin_request_body brb;
     unsigned char *buf, *p;
     apr_size_t total = 2 * AP_FCGI_HEADER_LEN + 2 * AP_FCGI_HEADER_LEN
-                       + (sc->small_body ? AP_FCGI_HEADER_LEN + sc->small_body_len
-                                         : 0);
+                       + (sc->small_body_len
+                          ? AP_FCGI_HEADER_LEN + sc->small_body_len : 0);
     int next = 0;
     int i;
 
@@ -898,10 +898,11 @@ static void sg_build_params(sg_conn *sc)
     }
     sg_put_header(p, AP_FCGI_PARAMS, 0);
     p += AP_FCGI_HEADER_LEN;
-    if (sc->small_body) {
+    if (sc->small_body_len) {
+        /* room for the body, which sg_read_small_body() reads in place */
         sg_put_header(p, AP_FCGI_STDIN, sc->small_body_len);
         p += AP_FCGI_HEADER_LEN;
-        memcpy(p, sc->small_body, sc->small_body_len);
+        sc->small_body = (char *)p;
         p += sc->small_body_len;
     }
     if (sc->replayable) {
@@ -1815,16 +1816,16 @@ static apr_off_t sg_small_body_length(request_rec *r)
 }
 
 /* Reads a short body whole through the input filters (so LimitRequestBody,
- * mod_reqtimeout and 100-continue apply as before).  Such a request then
- * goes in one send, may use a kept connection and may be sent again if the
- * worker turns it away; and a slow client holds no worker slot meanwhile.
- * *got tells how much arrived when it fails. */
-static apr_status_t sg_read_small_body(sg_conn *sc, apr_off_t len,
-                                       apr_off_t *got)
+ * mod_reqtimeout and 100-continue apply as before) straight into its STDIN
+ * record in params.  Such a request then goes in one send, may use a kept
+ * connection and may be sent again if the worker turns it away; and a slow
+ * client holds no worker slot meanwhile.  *got tells how much arrived. */
+static apr_status_t sg_read_small_body(sg_conn *sc, apr_off_t *got)
 {
     request_rec *r = sc->r;
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, sc->c->bucket_alloc);
-    char *buf = apr_palloc(r->pool, (apr_size_t)len);
+    char *buf = sc->small_body;
+    apr_size_t len = sc->small_body_len;
     apr_size_t have = 0;
     apr_status_t rv = APR_SUCCESS;
     int eos = 0;
@@ -1848,7 +1849,7 @@ static apr_status_t sg_read_small_body(sg_conn *sc, apr_off_t len,
                 continue;
             }
             rv = apr_bucket_read(e, &data, &n, APR_BLOCK_READ);
-            if (rv == APR_SUCCESS && n > (apr_size_t)len - have) {
+            if (rv == APR_SUCCESS && n > len - have) {
                 rv = APR_EGENERAL;  /* HTTP_IN passes no more than Content-Length */
             }
             if (rv == APR_SUCCESS) {
@@ -1860,11 +1861,8 @@ static apr_status_t sg_read_small_body(sg_conn *sc, apr_off_t len,
     }
     apr_brigade_destroy(bb);
     *got = have;
-    if (rv == APR_SUCCESS) {
-        sc->small_body = buf;
-        sc->small_body_len = have;
-    }
-    return rv;
+    /* HTTP_IN reports a body cut short itself; the record's length is fixed */
+    return rv == APR_SUCCESS && have != len ? APR_INCOMPLETE : rv;
 }
 
 /* ------------------------------------------------------------------------
@@ -2009,21 +2007,26 @@ int sg_handler(request_rec *r)
     sc->fd = -1;
     sc->replayable = !ap_request_has_body(r);
     if (!sc->replayable) {
-        apr_off_t len = sg_small_body_length(r), got = 0;
-        apr_status_t rv;
+        apr_off_t len = sg_small_body_length(r);
 
         if (len > 0) {
-            if ((rv = sg_read_small_body(sc, len, &got)) != APR_SUCCESS) {
-                sg_log_client_body_failure(r, g, "reading the request body "
-                                           "from the client", rv, got);
-                return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
-            }
+            sc->small_body_len = (apr_size_t)len;
             sc->replayable = 1;
         }
     }
 
     sg_build_env(r, dconf, g, script_name, path_info);
     sg_build_params(sc);
+    if (sc->small_body_len) {
+        apr_off_t got = 0;
+        apr_status_t rv = sg_read_small_body(sc, &got);
+
+        if (rv != APR_SUCCESS) {
+            sg_log_client_body_failure(r, g, "reading the request body from "
+                                       "the client", rv, got);
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        }
+    }
 
     /* the connection last: it holds a worker's request slot */
     if ((rc = sg_open(sc)) != OK) {

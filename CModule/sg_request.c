@@ -60,6 +60,12 @@ APLOG_USE_MODULE(swift_gateway);
 /* protocolStatus of END_REQUEST */
 #define SG_FCGI_REQUEST_COMPLETE    0
 #define SG_FCGI_OVERLOADED          2
+/* Empty records of types FastCGI leaves unassigned, by which a worker whose
+ * request slots are all running says a request waits for one, and later
+ * that it starts: a worker that closes the connection in between never ran
+ * it.  Other FastCGI applications send neither. */
+#define SG_FCGI_REQUEST_WAITING     0x57    /* 'W' */
+#define SG_FCGI_REQUEST_STARTED     0x53    /* 'S' */
 /* appStatus of END_REQUEST by which a worker says it keeps the connection
  * ("SGKA"); a program that does not say so closes it, so it is not reused. */
 #define SG_APP_STATUS_KEPT          0x53474b41UL
@@ -124,6 +130,8 @@ typedef struct {
     int protocol_status;        /* -1 until END_REQUEST tells */
     apr_uint32_t app_status;
     int answered;               /* a record other than END_REQUEST came first */
+    int waiting;                /* the worker said it waits for a slot and has
+                                 * not said it started */
     apr_size_t received;        /* bytes read from the worker */
     int leftover;               /* bytes followed END_REQUEST */
 
@@ -432,9 +440,10 @@ static apr_status_t sg_pool_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-/* child_init: an empty pool per started group.  More idle connections than
- * the group has request slots, or than this child has threads to use them
- * at once, would never be used. */
+/* child_init: an empty pool per started group, with room for a connection
+ * per thread of this child: a worker keeps requests beyond its slots waiting
+ * on their connections, so each thread may use one at once.  (Unknown
+ * threads: as many as the group has request slots.) */
 void sg_conn_pools_create(apr_pool_t *pchild, server_rec *s)
 {
     int child_threads = 0;
@@ -457,7 +466,7 @@ void sg_conn_pools_create(apr_pool_t *pchild, server_rec *s)
         if (!g->socket_path) {
             continue;       /* never started (SG0406) */
         }
-        if (child_threads > 0 && slots > child_threads) {
+        if (child_threads > 0) {
             slots = child_threads;
         }
         cp = apr_pcalloc(pchild, sizeof(*cp));
@@ -1473,7 +1482,9 @@ static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
                 return SG_PROTOCOL;
             }
             sc->rtype = rid ? type : 0;     /* management records: skip */
-            if (rid && type != AP_FCGI_END_REQUEST) {
+            if (rid && type != AP_FCGI_END_REQUEST
+                && type != SG_FCGI_REQUEST_WAITING
+                && type != SG_FCGI_REQUEST_STARTED) {
                 sc->answered = 1;
             }
             sc->rclen = clen;
@@ -1531,6 +1542,16 @@ static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
                                      | (apr_uint32_t)sc->endbody[3];
                     sc->protocol_status = sc->endbody[4];
                 }
+            }
+            else if (sc->rtype == SG_FCGI_REQUEST_WAITING) {
+                sc->waiting = 1;
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, sc->r,
+                              "SG0518: group %s: the worker's request slots "
+                              "are all running; the request waits for one",
+                              sc->group->name);
+            }
+            else if (sc->rtype == SG_FCGI_REQUEST_STARTED) {
+                sc->waiting = 0;
             }
             else if (sc->rtype != AP_FCGI_STDOUT && sc->rtype != AP_FCGI_STDERR
                      && sc->rtype != 0) {
@@ -1894,6 +1915,7 @@ static void sg_conn_reset(sg_conn *sc)
     sc->protocol_status = -1;
     sc->app_status = 0;
     sc->answered = 0;
+    sc->waiting = 0;
     sc->received = 0;
     sc->leftover = 0;
 
@@ -1925,6 +1947,12 @@ static const char *sg_turned_away(const sg_conn *sc, sg_outcome o)
     if (o == SG_WORKER_EOF && sc->replayable && sc->received == 0
         && APR_STATUS_IS_ECONNRESET(sc->why_rv)) {
         return "the worker closed the connection without reading the request";
+    }
+    /* It waited for a slot: the worker went away (exited, or crashed through
+     * another request) before starting it. */
+    if (o == SG_WORKER_EOF && sc->replayable && sc->waiting && !sc->answered) {
+        return "the worker closed the connection while the request waited "
+               "for a request slot";
     }
     if (!sc->pooled) {
         return NULL;

@@ -1,10 +1,12 @@
 #define _GNU_SOURCE
 #include "CSwiftGatewayLinux.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,4 +41,34 @@ int sg_peer_credentials(int socket, pid_t *pid, uid_t *uid, gid_t *gid) {
     *uid = credentials.uid;
     *gid = credentials.gid;
     return 0;
+}
+
+int sg_shared_memory_create(const char *name, size_t size) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    if (ftruncate(fd, (off_t)size) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int32_t sg_atomic_load_int32(const int32_t *address) {
+    return __atomic_load_n(address, __ATOMIC_RELAXED);
+}
+
+void sg_atomic_store_int32(int32_t *address, int32_t value) {
+    __atomic_store_n(address, value, __ATOMIC_RELAXED);
+}
+
+int64_t sg_atomic_load_int64(const int64_t *address) {
+    return __atomic_load_n(address, __ATOMIC_RELAXED);
+}
+
+void sg_atomic_store_int64(int64_t *address, int64_t value) {
+    __atomic_store_n(address, value, __ATOMIC_RELAXED);
 }

@@ -7,10 +7,9 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import threading
 
-from sg_harness import wait_until
+from sg_harness import listen_queue, wait_until
 
 FAULTS = "env=SWIFT_GATEWAY_EXAMPLE_FAULTS=1"
 
@@ -61,16 +60,6 @@ def _queued_group(apache, connect_timeout: int):
     return srv, worker, hold
 
 
-def _listen_queue(path: str) -> int:
-    """Connections waiting in the backlog of the listening Unix socket at path (ss's Recv-Q)."""
-    out = subprocess.run(["ss", "-xlnH"], capture_output=True, text=True, check=True).stdout
-    for line in out.splitlines():
-        fields = line.split()
-        if path in fields:
-            return int(fields[2])
-    raise AssertionError(f"{path} is not a listening socket:\n{out}")
-
-
 def _get_in_threads(srv, count: int) -> tuple[list[threading.Thread], list[object]]:
     results: list[object] = [None] * count
 
@@ -93,7 +82,7 @@ def test_requests_beyond_a_full_backlog_are_served_once_a_worker_takes_them(apac
     try:
         threads, results = _get_in_threads(srv, 5)
         sock = srv.group_socket("q")
-        wait_until(lambda: _listen_queue(sock) >= 2, 10, message="the group's backlog is full")
+        wait_until(lambda: listen_queue(sock) >= 2, 10, message="the group's backlog is full")
         offset = srv.log_offset()
         os.kill(worker, signal.SIGKILL)
         for t in threads:

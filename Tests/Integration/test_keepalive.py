@@ -11,13 +11,14 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from sg_harness import parallel_get, pid_alive, wait_until
+from sg_harness import listen_queue, parallel_get, pid_alive, wait_until
 
 FAULTS = "env=SWIFT_GATEWAY_EXAMPLE_FAULTS=1"
 
@@ -83,6 +84,117 @@ def test_a_worker_whose_slots_are_held_by_idle_connections_takes_a_new_one(apach
     results = parallel_get(srv.url("/hello"), 80, concurrency=8, timeout=30)
     statuses = [r.status_code if isinstance(r, requests.Response) else repr(r) for r in results]
     assert statuses == [200] * 80, statuses
+
+
+def test_at_saturation_requests_wait_on_kept_connections_not_in_new_ones(apache):
+    # Two slots, eight requests at a time: those beyond the slots wait in the worker on the
+    # connections Apache keeps. (They used to wait in the backlog, each on a new connection,
+    # while the worker closed a finished one per request to let it in.)
+    srv = apache(lambda s: _site(s, "processes=1", "threads=2"))
+    (worker,) = srv.wait_workers("site", 1)
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.update(_connection_inodes(worker))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        results = parallel_get(srv.url("/hello"), 400, concurrency=8, timeout=30)
+    finally:
+        done.set()
+        watcher.join()
+    statuses = [r.status_code if isinstance(r, requests.Response) else repr(r) for r in results]
+    assert statuses == [200] * 400, statuses
+    assert {int(r.headers["X-Gateway-Pid"]) for r in results} == {worker}
+    print(f"400 requests, 8 at a time, 2 slots: {len(seen)} connections seen")
+    # About one per Apache thread that sent requests (8 at a time, in either child) and one
+    # more where a connection reached its 100 requests; a connection per waiting request shows
+    # dozens (57 with the previous design).
+    assert 1 <= len(seen) <= 20, len(seen)
+
+
+def test_requests_waiting_in_a_worker_that_dies_are_sent_again(apache):
+    # Both slots held by /hang: requests on kept connections wait in the worker (it says so:
+    # SG0518), those on new connections in the backlog. Killed, the worker never ran the
+    # waiting ones: Apache sends them again, and the restarted worker serves all six.
+    srv = apache(lambda s: _site(s, "processes=1", "threads=2", FAULTS))
+    (worker,) = srv.wait_workers("site", 1)
+    for _ in range(3):      # more requests at once than slots: Apache keeps a connection each
+        results = parallel_get(srv.url("/hello"), 60, concurrency=8, timeout=30)
+        assert all(isinstance(r, requests.Response) and r.status_code == 200 for r in results)
+    offset = srv.log_offset()
+    holds = []
+    try:
+        for _ in range(2):
+            hold = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            hold.sendall(b"GET /hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            holds.append(hold)
+        wait_until(lambda: srv.error_log_text(offset).count("hanging on purpose") == 2, 10,
+                   message="both slots hang")
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            futures = [pool.submit(srv.get, "/hello", timeout=30) for _ in range(6)]
+            sock = srv.group_socket("site")
+            wait_until(lambda: srv.error_log_text(offset).count("SG0518") + listen_queue(sock) >= 6,
+                       10, message="all six wait, in the worker or in the backlog")
+            waited_in_worker = srv.error_log_text(offset).count("SG0518")
+            os.kill(worker, signal.SIGKILL)
+            statuses = [f.result().status_code for f in futures]
+    finally:
+        for hold in holds:
+            hold.close()
+    log = srv.error_log_text(offset)
+    print(f"{waited_in_worker} of 6 requests waited in the worker; statuses {statuses}")
+    assert statuses == [200] * 6, log[-3000:]
+    assert waited_in_worker >= 1, "no request waited on a kept connection"
+    assert log.count("while the request waited for a request slot") == waited_in_worker, log[-3000:]
+
+
+def test_requests_waiting_behind_hung_requests_go_to_a_sibling_that_gets_room(apache):
+    # Both workers' only slot hangs: requests wait in them (or in the backlog). The second
+    # worker is killed and restarts with room: those waiting in the first are turned away to
+    # it (FCGI_OVERLOADED, sent again on a new connection), those in the killed one are sent
+    # again; none waits for the hung request.
+    srv = apache(lambda s: "\n".join([
+        s.daemon("site", "processes=2", "threads=1", "socket-timeout=20", FAULTS),
+        "SwiftProcessGroup site",
+        f"SwiftScriptAlias / {s.bin}",
+    ]))
+    srv.wait_distinct_pids("/hello", 2)
+    for _ in range(3):      # Apache keeps connections to both workers
+        parallel_get(srv.url("/hello"), 40, concurrency=6, timeout=30)
+    offset = srv.log_offset()
+    holds = []
+    try:
+        for _ in range(2):
+            hold = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            hold.sendall(b"GET /hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            holds.append(hold)
+        wait_until(lambda: len(re.findall(r"hanging on purpose in pid (\d+)", srv.error_log_text(offset))) == 2,
+                   10, message="both workers hang")
+        hung = [int(p) for p in re.findall(r"hanging on purpose in pid (\d+)", srv.error_log_text(offset))]
+        assert len(set(hung)) == 2, hung
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            futures = [pool.submit(srv.get, "/hello", timeout=30) for _ in range(6)]
+            sock = srv.group_socket("site")
+            wait_until(lambda: srv.error_log_text(offset).count("SG0518") + listen_queue(sock) >= 6,
+                       10, message="all six wait, in the workers or in the backlog")
+            log = srv.error_log_text(offset)
+            os.kill(hung[1], signal.SIGKILL)
+            responses = [f.result() for f in futures]
+    finally:
+        for hold in holds:
+            hold.close()
+    log = srv.error_log_text(offset)
+    statuses = [r.status_code for r in responses]
+    pids = {int(r.headers.get("X-Gateway-Pid", 0)) for r in responses}
+    turned_away = log.count("SG0515: group site: the worker turned away the request (END_REQUEST with FCGI_OVERLOADED)")
+    print(f"statuses {statuses}; served by {pids}; {turned_away} turned away to the sibling")
+    assert statuses == [200] * 6, log[-3000:]
+    assert hung[0] not in pids and hung[1] not in pids, (hung, pids)
+    assert turned_away >= 1, log[-3000:]
 
 
 def test_a_worker_stopped_under_load_loses_no_request(apache):

@@ -2,6 +2,7 @@
 #ifndef C_SWIFT_GATEWAY_LINUX_H
 #define C_SWIFT_GATEWAY_LINUX_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 /// pipe2(fds, O_CLOEXEC | O_NONBLOCK); returns 0 or -1 with errno.
@@ -12,5 +13,14 @@ int sg_accept_cloexec_nonblock(int listener);
 
 /// getsockopt(SO_PEERCRED); returns 0 or -1 with errno.
 int sg_peer_credentials(int socket, pid_t *pid, uid_t *uid, gid_t *gid);
+
+/// memfd_create(name, MFD_CLOEXEC) grown to size bytes; returns the descriptor or -1 with errno.
+int sg_shared_memory_create(const char *name, size_t size);
+
+/// Relaxed atomic loads and stores in memory other processes share.
+int32_t sg_atomic_load_int32(const int32_t *address);
+void sg_atomic_store_int32(int32_t *address, int32_t value);
+int64_t sg_atomic_load_int64(const int64_t *address);
+void sg_atomic_store_int64(int64_t *address, int64_t value);
 
 #endif

@@ -30,6 +30,12 @@ public struct FastCGIRecordType: RawRepresentable, Hashable, Sendable {
     public static let getValuesResult = FastCGIRecordType(rawValue: 10)
     /// `FCGI_UNKNOWN_TYPE`: the answer to a management record the application does not understand.
     public static let unknownType = FastCGIRecordType(rawValue: 11)
+    /// SwiftGateway's own, empty: the request waits for one of the worker's request slots.
+    /// mod_swift_gateway may send a request that waited again if the connection ends before
+    /// `requestStarted`; other FastCGI web servers never see it (only a worker queues).
+    public static let requestWaiting = FastCGIRecordType(rawValue: 0x57)
+    /// SwiftGateway's own, empty: the request that waited now runs.
+    public static let requestStarted = FastCGIRecordType(rawValue: 0x53)
 }
 
 extension FastCGIRecordType: CustomStringConvertible {
@@ -47,6 +53,8 @@ extension FastCGIRecordType: CustomStringConvertible {
         case 9: return "GET_VALUES"
         case 10: return "GET_VALUES_RESULT"
         case 11: return "UNKNOWN_TYPE"
+        case 0x57: return "REQUEST_WAITING"
+        case 0x53: return "REQUEST_STARTED"
         default: return "type \(self.rawValue)"
         }
     }

@@ -50,6 +50,9 @@ public enum FastCGIResponsePart: Sendable, Equatable {
     /// `FCGI_END_REQUEST` with `FCGI_OVERLOADED` for a request the worker will not run, whether or
     /// not it has arrived: written on an idle kept-alive connection just before closing it.
     case overloaded(requestID: UInt16)
+    /// An empty `requestWaiting` or `requestStarted` record: the request waits for a slot, or
+    /// no longer does.
+    case slotNotice(FastCGIRecordType, requestID: UInt16)
 }
 
 /// Server side of one FastCGI connection, so the worker deals in request and response parts rather than records.
@@ -212,11 +215,19 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let part = Self.unwrapOutboundIn(data)
-        if case .overloaded(let requestID) = part {
+        switch part {
+        case .overloaded(let requestID):
             var buffer = context.channel.allocator.buffer(capacity: 2 * FastCGIRecord.headerLength)
             buffer.writeFastCGIEndRequest(requestID: requestID, appStatus: 0, protocolStatus: .overloaded)
             context.write(Self.wrapOutboundOut(buffer), promise: promise)
             return
+        case .slotNotice(let type, let requestID):
+            var buffer = context.channel.allocator.buffer(capacity: FastCGIRecord.headerLength)
+            buffer.writeFastCGIRecordHeader(type: type, requestID: requestID, contentLength: 0)
+            context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            return
+        case .stdout, .stderr, .end, .stdoutThenEnd:
+            break
         }
         guard let requestID = self.stateMachine.responseRequestID else {
             let error = FastCGIError.noActiveRequest.withDetail("\(part.kindDescription) written with no request open")
@@ -237,8 +248,8 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
                 self.writeStream(.stdout, requestID: requestID, payload: payload, context: context, promise: nil)
                 self.writeEnd(requestID: requestID, appStatus: appStatus, lastPayload: nil, context: context, promise: promise)
             }
-        case .overloaded:
-            break  // written above: it needs no open request
+        case .overloaded, .slotNotice:
+            break  // written above: they need no open request
         }
     }
 
@@ -309,6 +320,7 @@ extension FastCGIResponsePart {
         case .end: return "END_REQUEST"
         case .stdoutThenEnd: return "STDOUT and END_REQUEST"
         case .overloaded: return "END_REQUEST (overloaded)"
+        case .slotNotice(let type, _): return "\(type)"
         }
     }
 }

@@ -20,7 +20,8 @@ final class Supervisor {
     }
 
     private let settings: GroupSettings
-    private let spawner: WorkerSpawner
+    private var spawner: WorkerSpawner
+    private var scoreboard: GroupScoreboard?
     private let logger: Logger
     private let parentPID = getppid()
     private var slots: [WorkerSlot]
@@ -40,6 +41,13 @@ final class Supervisor {
         } catch {
             self.logger.critical("SG1001: supervisor cannot start: \(error)")
             exit(1)
+        }
+        do {
+            let (board, descriptor) = try GroupScoreboard.create(workers: self.settings.processes)
+            self.scoreboard = board
+            self.spawner.shareScoreboard(descriptor)
+        } catch {
+            self.logger.warning("SG1012: cannot create the group's scoreboard: \(error); a worker whose slots are full turns away every request on a kept connection")
         }
         self.logger.info("SG1002: supervisor started", metadata: [
             "processes": "\(self.settings.processes)", "threads": "\(self.settings.threads)",
@@ -106,6 +114,8 @@ final class Supervisor {
             let delay = self.slots[index].backoff.delay(afterLifetime: lifetime)
             self.slots[index].pid = nil
             self.slots[index].restartAt = now + delay
+            // Its siblings must not turn requests away towards a worker that is gone.
+            self.scoreboard?.setRoom(0, ofWorker: index)
             let level: Logger.Level = reason == .exited(code: 0) ? .notice : .error
             self.logger.log(
                 level: level,

@@ -4,12 +4,15 @@ import Glibc
 import Musl
 #endif
 
-/// Starts worker processes: the same program, in the worker role, sharing fd 3.
+/// Starts worker processes: the same program, in the worker role, sharing fd 3 (the group
+/// socket) and fd 4 (the scoreboard).
 struct WorkerSpawner: Sendable {
     /// The program's own executable, resolved once so a later `/proc/self/exe` lookup is not needed.
     var executablePath: String
     var arguments: [String]
     var environment: [String: String]
+    /// The group's scoreboard, placed at fd 4 in each worker; nil: workers run without one.
+    private(set) var scoreboardDescriptor: CInt?
 
     init(executablePath: String, processTitle: String, arguments: [String], environment: [String: String]) {
         self.executablePath = executablePath
@@ -21,6 +24,19 @@ struct WorkerSpawner: Sendable {
         // LISTEN_PID names one process; workers identify fd 3 by their role instead.
         environment["LISTEN_PID"] = nil
         self.environment = environment
+    }
+
+    /// Hands `descriptor` (close-on-exec here) to every worker spawned from now on as fd 4.
+    mutating func shareScoreboard(_ descriptor: CInt) {
+        var descriptor = descriptor
+        // dup2 onto itself would keep close-on-exec: move it off fd 4 first.
+        if descriptor == GroupScoreboard.workerDescriptor {
+            descriptor = fcntl(descriptor, F_DUPFD_CLOEXEC, GroupScoreboard.workerDescriptor + 1)
+            close(GroupScoreboard.workerDescriptor)
+            guard descriptor >= 0 else { return }
+        }
+        self.scoreboardDescriptor = descriptor
+        self.environment[GroupScoreboard.environmentVariable] = String(GroupScoreboard.workerDescriptor)
     }
 
     /// Spawns one worker; the child starts with default signal dispositions and an empty mask.
@@ -48,9 +64,16 @@ struct WorkerSpawner: Sendable {
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
+        var fileActions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fileActions)
+        defer { posix_spawn_file_actions_destroy(&fileActions) }
+        if let scoreboard = self.scoreboardDescriptor {
+            posix_spawn_file_actions_adddup2(&fileActions, scoreboard, GroupScoreboard.workerDescriptor)
+        }
+
         var pid: pid_t = 0
         let result = self.executablePath.withCString { path in
-            posix_spawn(&pid, path, nil, &attributes, argv, envp)
+            posix_spawn(&pid, path, &fileActions, &attributes, argv, envp)
         }
         guard result == 0 else { throw SystemCallError("posix_spawn \(self.executablePath)", errorNumber: result) }
         return pid

@@ -7,11 +7,11 @@ import Musl
 #endif
 import CSwiftGatewayLinux
 
-/// Accepts connections on the group socket, one per free request slot, and checks each peer.
+/// Accepts connections on the group socket while a request slot is free, and checks each peer.
 ///
-/// It runs on a thread of its own. While every slot is held by a busy connection it does not
-/// even poll, so the kernel hands new connections to a sibling; while a slot is held only by an
-/// idle kept-alive connection, a connection waiting in the backlog makes it reclaim that one.
+/// It runs on a thread of its own. While every slot runs a request it does not even poll, so the
+/// kernel hands new connections to a sibling; when the connections are all open, a connection
+/// waiting in the backlog makes it reclaim the oldest idle one.
 struct ConnectionAcceptor: Sendable {
     let listener: CInt
     let slots: ConnectionSlots
@@ -37,8 +37,9 @@ struct ConnectionAcceptor: Sendable {
                 break
             }
             guard self.slots.tryTake() else {
-                // Every slot is held, some by idle connections: free the oldest for the newcomer.
-                if let idle = self.slots.takeOldestIdle() {
+                // The connections are all open, some idle: free the oldest for the newcomer. (When
+                // a request took the last free slot meanwhile, the loop waits for one instead.)
+                if self.slots.connectionsAreAllOpen, let idle = self.slots.takeOldestIdle() {
                     idle.pipeline.fireUserInboundEventTriggered(ReclaimIdleConnection())
                     _ = self.slots.waitForRoom(orIdle: false, timeout: Self.reclaimWait)
                 }

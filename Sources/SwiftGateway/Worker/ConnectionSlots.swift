@@ -6,13 +6,16 @@ import Glibc
 import Musl
 #endif
 
-/// The worker's `threads=N` request slots, one per open connection from Apache.
+/// The worker's `threads=N` request slots, and its open connections from Apache.
 ///
-/// A connection holds its slot from accept until it is closed and its application has returned,
-/// so a request sent on an open connection always runs at once, and a worker whose slots are all
-/// held accepts nothing: new connections wait in the kernel backlog for a sibling. Kept-alive
-/// connections between requests are listed oldest first, so the accept thread can reclaim one
-/// for a connection waiting in the backlog.
+/// A request holds a slot while its application runs. The accept thread takes a new connection
+/// only while a slot is free and fewer than `connectionCapacity` are open, so while every slot
+/// runs the kernel hands new connections to a sibling. A request that arrives on a kept-alive
+/// connection while every slot runs is turned away when a sibling has a free slot (Apache sends
+/// it again on a new connection) and queued for the next free slot otherwise: at saturation
+/// requests wait here, on their kept connections, instead of in the backlog behind a connection
+/// closed and opened for each. Kept-alive connections between requests are listed oldest first,
+/// so the accept thread can reclaim one when the connections are all open.
 final class ConnectionSlots: @unchecked Sendable {
     /// A kept-alive connection between two requests.
     struct IdleConnection {
@@ -20,9 +23,35 @@ final class ConnectionSlots: @unchecked Sendable {
         let channel: any Channel
     }
 
+    /// What becomes of a request that arrived.
+    enum Admission: Equatable {
+        /// It has a slot: run it.
+        case start
+        /// Every slot runs and no sibling has room: it runs when `start` is called.
+        case queued
+        /// Every slot runs and a sibling has room: say `FCGI_OVERLOADED`, Apache sends it there.
+        case turnAway
+    }
+
+    private struct QueuedRequest {
+        let connectionID: Int
+        let mayTurnAway: Bool
+        let start: @Sendable () -> Void
+        let turnAway: @Sendable () -> Void
+    }
+
     let capacity: Int
+    /// Open connections at most; a connection waiting beyond them reclaims an idle one.
+    let connectionCapacity: Int
     /// Whether a connection waits in the group socket's backlog; nil when there is no backlog to watch.
     private let connectionsWaiting: (@Sendable () -> Bool)?
+    /// Free slots of the sibling workers together; nil when there are none.
+    private let siblingRoom: (@Sendable () -> Int)?
+    /// Tells the siblings this worker's free slots.
+    private let publishRoom: (@Sendable (Int) -> Void)?
+
+    /// How often queued requests look for a sibling with room.
+    static let queueWatchInterval = TimeAmount.milliseconds(1)
 
     // Everything below is guarded by `mutex`; `condition` is signalled when a slot or an idle
     // connection appears.
@@ -31,18 +60,30 @@ final class ConnectionSlots: @unchecked Sendable {
     private var held = 0
     private var running = 0
     private var idle: [IdleConnection] = []
+    private var queue: [QueuedRequest] = []
+    private var watchingQueue = false
     private var draining = false
     private var lastConnectionID = 0
 
-    init(capacity: Int, connectionsWaiting: (@Sendable () -> Bool)? = nil) {
+    init(
+        capacity: Int,
+        connectionCapacity: Int? = nil,
+        connectionsWaiting: (@Sendable () -> Bool)? = nil,
+        siblingRoom: (@Sendable () -> Int)? = nil,
+        publishRoom: (@Sendable (Int) -> Void)? = nil
+    ) {
         self.capacity = capacity
+        self.connectionCapacity = connectionCapacity ?? capacity
         self.connectionsWaiting = connectionsWaiting
+        self.siblingRoom = siblingRoom
+        self.publishRoom = publishRoom
         pthread_mutex_init(self.mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
         pthread_cond_init(self.condition, &attributes)
         pthread_condattr_destroy(&attributes)
+        publishRoom?(capacity)
     }
 
     deinit {
@@ -65,10 +106,21 @@ final class ConnectionSlots: @unchecked Sendable {
         }
     }
 
+    /// Under the lock: the free slots, as the siblings should see them.
+    private func publishRoomLocked() {
+        self.publishRoom?(self.draining ? 0 : self.capacity - self.running)
+    }
+
     // MARK: Accepting
 
-    /// Waits at most `timeout` seconds for a free slot, or also for a reclaimable idle connection
-    /// when `orIdle`; true when there is one.
+    /// Under the lock: a slot is free and a connection may be opened (also by reclaiming an idle
+    /// one when `orIdle`).
+    private func hasRoom(orIdle: Bool) -> Bool {
+        self.running < self.capacity && (self.held < self.connectionCapacity || (orIdle && !self.idle.isEmpty))
+    }
+
+    /// Waits at most `timeout` seconds for a free slot and room for a connection, or also a
+    /// reclaimable idle connection when `orIdle`; true when there is.
     func waitForRoom(orIdle: Bool, timeout: Double) -> Bool {
         var deadline = timespec()
         clock_gettime(CLOCK_MONOTONIC, &deadline)
@@ -77,24 +129,27 @@ final class ConnectionSlots: @unchecked Sendable {
         deadline.tv_nsec = nanoseconds % 1_000_000_000
         return self.locked {
             while true {
-                if self.held < self.capacity || (orIdle && !self.idle.isEmpty) { return true }
+                if self.hasRoom(orIdle: orIdle) { return true }
                 if pthread_cond_timedwait(self.condition, self.mutex, &deadline) == ETIMEDOUT {
-                    return self.held < self.capacity || (orIdle && !self.idle.isEmpty)
+                    return self.hasRoom(orIdle: orIdle)
                 }
             }
         }
     }
 
-    /// Takes a free slot for a new connection; false when all are held.
+    /// Counts a new connection in; false when no slot is free or the connections are all open.
     func tryTake() -> Bool {
         self.locked {
-            guard self.held < self.capacity else { return false }
+            guard self.hasRoom(orIdle: false) else { return false }
             self.held += 1
             return true
         }
     }
 
-    /// Gives back the slot of a connection that is closed and whose application has returned.
+    /// Whether `connectionCapacity` connections are open.
+    var connectionsAreAllOpen: Bool { self.locked { self.held >= self.connectionCapacity } }
+
+    /// Counts out a connection that is closed and whose application has returned.
     func release() {
         self.lockedAndSignalled { self.held -= 1 }
     }
@@ -115,11 +170,11 @@ final class ConnectionSlots: @unchecked Sendable {
     }
 
     /// Whether a connection that asked to be kept should stay open after the response now
-    /// ending: not while draining, nor while every slot is held and another connection waits in
+    /// ending: not while draining, nor while the connections are all open and another waits in
     /// the backlog (which would otherwise wait until Apache leaves an idle connection alone long
     /// enough for the accept thread to reclaim it).
     func shouldKeepFinishedConnection() -> Bool {
-        let (full, draining) = self.locked { (self.held >= self.capacity, self.draining) }
+        let (full, draining) = self.locked { (self.held >= self.connectionCapacity, self.draining) }
         if draining { return false }
         if full, let connectionsWaiting, connectionsWaiting() { return false }
         return true
@@ -142,14 +197,88 @@ final class ConnectionSlots: @unchecked Sendable {
 
     // MARK: Requests
 
-    func requestStarted() { self.locked { self.running += 1 } }
+    /// Decides about a request that arrived on connection `connectionID`. `mayTurnAway`: Apache
+    /// would send it again (it came on a kept connection). A queued request is later either
+    /// started (`start`, its slot taken) or turned away (`turnAway`, when a sibling has room).
+    func admit(
+        connectionID: Int, mayTurnAway: Bool,
+        start: @escaping @Sendable () -> Void, turnAway: @escaping @Sendable () -> Void
+    ) -> Admission {
+        self.locked {
+            if self.running < self.capacity {
+                self.running += 1
+                self.publishRoomLocked()
+                return .start
+            }
+            if mayTurnAway, let siblingRoom = self.siblingRoom, siblingRoom() > 0 {
+                return .turnAway
+            }
+            self.queue.append(QueuedRequest(connectionID: connectionID, mayTurnAway: mayTurnAway, start: start, turnAway: turnAway))
+            return .queued
+        }
+    }
 
-    func requestFinished() { self.locked { self.running -= 1 } }
+    /// A queued request's connection closed: it no longer waits.
+    func cancelQueued(connectionID: Int) {
+        self.locked { self.queue.removeAll { $0.connectionID == connectionID } }
+    }
 
-    /// Applications running now.
+    /// An application returned (or a started request found its connection gone): its slot goes
+    /// to the oldest queued request, else it is free.
+    func requestFinished() {
+        let next: QueuedRequest? = self.lockedAndSignalled {
+            if !self.queue.isEmpty { return self.queue.removeFirst() }
+            self.running -= 1
+            self.publishRoomLocked()
+            return nil
+        }
+        next?.start()
+    }
+
+    /// Requests waiting for a slot.
+    var queuedCount: Int { self.locked { self.queue.count } }
+
+    /// Looks every `queueWatchInterval` on `eventLoop`, while requests are queued, for siblings
+    /// with room, and turns away as many queued requests (of those Apache would send again) as
+    /// they have room for: a worker whose applications hang keeps no request a sibling could serve.
+    func watchQueue(on eventLoop: any EventLoop) {
+        guard self.siblingRoom != nil else { return }
+        let begin: Bool = self.locked {
+            guard !self.watchingQueue, !self.queue.isEmpty else { return false }
+            self.watchingQueue = true
+            return true
+        }
+        if begin { self.scheduleQueueWatch(on: eventLoop) }
+    }
+
+    private func scheduleQueueWatch(on eventLoop: any EventLoop) {
+        eventLoop.scheduleTask(in: Self.queueWatchInterval) {
+            let room = self.siblingRoom?() ?? 0
+            let (turnedAway, keepWatching): ([QueuedRequest], Bool) = self.locked {
+                var turnedAway: [QueuedRequest] = []
+                if room > 0 {
+                    var remaining: [QueuedRequest] = []
+                    for request in self.queue {
+                        if request.mayTurnAway, turnedAway.count < room {
+                            turnedAway.append(request)
+                        } else {
+                            remaining.append(request)
+                        }
+                    }
+                    self.queue = remaining
+                }
+                self.watchingQueue = !self.queue.isEmpty
+                return (turnedAway, self.watchingQueue)
+            }
+            for request in turnedAway { request.turnAway() }
+            if keepWatching { self.scheduleQueueWatch(on: eventLoop) }
+        }
+    }
+
+    /// Requests holding a slot now (their applications running, or about to).
     var runningCount: Int { self.locked { self.running } }
 
-    /// Slots held by open connections or by applications still running.
+    /// Open connections, and connections whose application has not returned yet.
     var heldCount: Int { self.locked { self.held } }
 
     // MARK: Draining
@@ -158,6 +287,7 @@ final class ConnectionSlots: @unchecked Sendable {
     func beginDraining() -> [any Channel] {
         self.locked {
             self.draining = true
+            self.publishRoomLocked()
             defer { self.idle.removeAll() }
             return self.idle.map(\.channel)
         }

@@ -5,10 +5,11 @@ import NIOCore
 /// off reading while the application has not caught up with the upload, and keeps the
 /// connection for the next request when the web server asked for `FCGI_KEEP_CONN`.
 ///
-/// The connection holds one of the worker's `ConnectionSlots` until it is closed and its last
-/// application task has returned. Between requests it is listed as idle; reclaiming it (to make
-/// room for a new connection, or when draining) first writes `FCGI_OVERLOADED` for the next
-/// request, so Apache can tell "not run" from "crashed while running".
+/// The connection is counted in the worker's `ConnectionSlots` until it is closed and its last
+/// application task has returned; each request asks them for a slot and runs, waits for one, or
+/// is turned away to a sibling. Between requests the connection is listed as idle; reclaiming it
+/// (to make room for a new connection, or when draining) or turning away its request first
+/// writes `FCGI_OVERLOADED`, so Apache can tell "not run" from "crashed while running".
 ///
 /// Plain channel handlers instead of `NIOAsyncChannel` keep the per-connection set-up to two
 /// handler allocations.
@@ -50,6 +51,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     private var slotReleased = false
     /// Listed in `slots` as idle since the last request: only such a connection may be reclaimed.
     private var listedIdle = false
+    /// The variables of the request waiting in the slots' queue, if any.
+    private var queuedEnvironment: [String: String]?
 
     /// - Parameters:
     ///   - slots: The worker's slots; the caller has taken one for this connection.
@@ -93,22 +96,51 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         self.lastRequestID = head.requestID
         self.inputEnded = false
         self.responseEnded = false
-        self.applicationRunning = true
-        self.slots.requestStarted()
 
         let channel = context.channel
-        let body = FastCGIRequestBodyStream(channel: channel)
-        self.state = .running(body)
+        let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
+        let admission = self.slots.admit(
+            // Apache sends a request again only when it came on a kept connection.
+            connectionID: self.connectionID, mayTurnAway: self.requestsServed > 0,
+            start: { channel.eventLoop.runSoonOrNow { handler.value.startQueued(channel: channel) } },
+            turnAway: { channel.pipeline.fireUserInboundEventTriggered(TurnAwayQueuedRequest()) }
+        )
+        switch admission {
+        case .start:
+            let body = FastCGIRequestBodyStream(channel: channel)
+            self.state = .running(body)
+            self.launch(environment: environment, body: body, channel: channel)
+        case .queued:
+            // Its body is buffered (up to the stream's watermark) while it waits.
+            self.state = .running(FastCGIRequestBodyStream(channel: channel))
+            self.queuedEnvironment = environment
+            // Apache may then send it again should this worker exit before it starts.
+            context.writeAndFlush(self.wrapOutboundOut(.slotNotice(.requestWaiting, requestID: head.requestID)), promise: nil)
+            self.slots.watchQueue(on: channel.eventLoop)
+        case .turnAway:
+            self.refuseNextRequestAndClose(context: context)
+        }
+    }
+
+    /// A queued request got its slot.
+    private func startQueued(channel: any Channel) {
+        guard let environment = self.queuedEnvironment, case .running(let body) = self.state, !self.channelClosed else {
+            self.slots.requestFinished()  // its connection closed meanwhile: the slot goes on
+            return
+        }
+        self.queuedEnvironment = nil
+        channel.writeAndFlush(FastCGIResponsePart.slotNotice(.requestStarted, requestID: self.lastRequestID), promise: nil)
+        self.launch(environment: environment, body: body, channel: channel)
+    }
+
+    private func launch(environment: [String: String], body: FastCGIRequestBodyStream, channel: any Channel) {
+        self.applicationRunning = true
         let runner = self.runner
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
         Task(executorPreference: runner.executor) {
             await runner.run(environment: environment, body: body, channel: channel)
             // Application tasks run on the event loop already (EventLoopTaskExecutor): no extra hop.
-            if channel.eventLoop.inEventLoop {
-                handler.value.applicationReturned()
-            } else {
-                channel.eventLoop.execute { handler.value.applicationReturned() }
-            }
+            channel.eventLoop.runSoonOrNow { handler.value.applicationReturned() }
         }
     }
 
@@ -129,7 +161,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Closes an idle kept-alive connection, telling Apache its next request was not run.
+    /// Closes a kept-alive connection, telling Apache its next (or waiting) request was not run.
     private func refuseNextRequestAndClose(context: ChannelHandlerContext) {
         self.state = .closing
         let channel = context.channel
@@ -188,6 +220,13 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             if self.listedIdle, case .waitingForHead = self.state, !self.channelClosed {
                 self.refuseNextRequestAndClose(context: context)
             }
+        case is TurnAwayQueuedRequest:
+            // The slots no longer list it; it may have started or closed since.
+            if self.queuedEnvironment != nil, case .running(let body) = self.state, !self.channelClosed {
+                self.queuedEnvironment = nil
+                body.finish(FastCGIConnectionError(description: "the request was turned away to a sibling worker"))
+                self.refuseNextRequestAndClose(context: context)
+            }
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -220,6 +259,10 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
         self.state = .closing
         self.channelClosed = true
+        if self.queuedEnvironment != nil {
+            self.queuedEnvironment = nil
+            self.slots.cancelQueued(connectionID: self.connectionID)
+        }
         if self.listedIdle { self.slots.connectionLeftIdle(id: self.connectionID) }
         self.releaseSlotIfDone()
         context.fireChannelInactive()
@@ -231,7 +274,7 @@ extension FastCGIResponsePart {
     fileprivate var endingAppStatus: UInt32? {
         switch self {
         case .end(let appStatus), .stdoutThenEnd(_, let appStatus): appStatus
-        case .stdout, .stderr, .overloaded: nil
+        case .stdout, .stderr, .overloaded, .slotNotice: nil
         }
     }
 
@@ -239,8 +282,19 @@ extension FastCGIResponsePart {
     fileprivate func ending(appStatus: UInt32) -> FastCGIResponsePart {
         switch self {
         case .stdoutThenEnd(let bytes, _): .stdoutThenEnd(bytes, appStatus: appStatus)
-        case .end, .stdout, .stderr, .overloaded: .end(appStatus: appStatus)
+        case .end, .stdout, .stderr, .overloaded, .slotNotice: .end(appStatus: appStatus)
         }
+    }
+}
+
+/// Asks a connection's handler to turn away its request waiting in the slots' queue, with
+/// `FCGI_OVERLOADED`, because a sibling worker has room for it.
+struct TurnAwayQueuedRequest: Sendable {}
+
+extension EventLoop {
+    /// Runs `body` now when on this loop, else on it soon.
+    fileprivate func runSoonOrNow(_ body: @escaping @Sendable () -> Void) {
+        if self.inEventLoop { body() } else { self.execute(body) }
     }
 }
 

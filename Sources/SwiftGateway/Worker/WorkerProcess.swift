@@ -41,9 +41,7 @@ struct WorkerProcess {
         }
 
         let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let slots = ConnectionSlots(capacity: self.settings.threads) {
-            ConnectionAcceptor.hasWaitingConnection(Self.listenerDescriptor)
-        }
+        let slots = self.makeSlots()
         let runner = FastCGIApplicationRunner(
             responder: responder, group: self.settings.group, token: self.settings.token, logger: self.logger,
             executor: EventLoopTaskExecutor(eventLoop: eventLoopGroup.next())
@@ -99,6 +97,44 @@ struct WorkerProcess {
         }
         self.logger.debug("worker drained")
         exit(0)
+    }
+
+    /// Connections a worker keeps open at most: room for every Apache thread that sends it
+    /// requests to keep its own while requests queue at saturation, and a bound on descriptors.
+    static func connectionCapacity(threads: Int) -> Int { max(4 * threads, 64) }
+
+    /// How long a sibling must have had a free slot before a full worker turns requests away to it.
+    static let siblingRoomPatience: Int64 = 1_000_000
+
+    /// The request slots, telling the siblings their room through the group's scoreboard.
+    private func makeSlots() -> ConnectionSlots {
+        let index = self.environment["SWIFT_GATEWAY_WORKER_INDEX"].flatMap(Int.init) ?? 0
+        var board: GroupScoreboard?
+        if self.environment[GroupScoreboard.environmentVariable] != nil {
+            board = GroupScoreboard.adopt(descriptor: GroupScoreboard.workerDescriptor, workers: self.settings.processes)
+            if board == nil {
+                self.logger.error("SG1118: fd \(GroupScoreboard.workerDescriptor) is not the group's scoreboard: \(SystemCallError("mmap")); turning away every request on a kept connection while the slots are full")
+            }
+        }
+        let siblingRoom: (@Sendable () -> Int)?
+        if let board {
+            siblingRoom = { board.roomOfSiblings(of: index, heldFor: Self.siblingRoomPatience) }
+        } else if self.settings.processes > 1 {
+            siblingRoom = { 1 }  // unknown: assume a sibling has room, as the backlog would
+        } else {
+            siblingRoom = nil
+        }
+        var publishRoom: (@Sendable (Int) -> Void)?
+        if let board {
+            publishRoom = { room in board.setRoom(room, ofWorker: index) }
+        }
+        return ConnectionSlots(
+            capacity: self.settings.threads,
+            connectionCapacity: Self.connectionCapacity(threads: self.settings.threads),
+            connectionsWaiting: { ConnectionAcceptor.hasWaitingConnection(Self.listenerDescriptor) },
+            siblingRoom: siblingRoom,
+            publishRoom: publishRoom
+        )
     }
 
     /// A worker must not outlive its supervisor: the kernel sends SIGTERM when it dies (set up on

@@ -82,11 +82,99 @@ final class ConnectionSlotsTests: XCTestCase {
         XCTAssertFalse(slots.shouldKeepFinishedConnection())
     }
 
-    func testRunningRequestsAreCounted() {
-        let slots = ConnectionSlots(capacity: 4)
-        slots.requestStarted()
-        slots.requestStarted()
+    private func admit(
+        _ slots: ConnectionSlots, connection: Int, kept: Bool, log: NIOLockedValueBox<[String]>
+    ) -> ConnectionSlots.Admission {
+        slots.admit(
+            connectionID: connection, mayTurnAway: kept,
+            start: { log.withLockedValue { $0.append("start \(connection)") } },
+            turnAway: { log.withLockedValue { $0.append("turn away \(connection)") } }
+        )
+    }
+
+    func testRequestsBeyondTheSlotsQueueWhenNoSiblingHasRoomAndStartInTurn() {
+        let log = NIOLockedValueBox<[String]>([])
+        let slots = ConnectionSlots(capacity: 2, connectionCapacity: 8, siblingRoom: { 0 })
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 2, kept: true, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 3, kept: true, log: log), .queued)
+        XCTAssertEqual(self.admit(slots, connection: 4, kept: false, log: log), .queued)
+        XCTAssertEqual(slots.runningCount, 2)
+        XCTAssertEqual(slots.queuedCount, 2)
+        // Every slot runs: no new connection is accepted, though there is room for connections.
+        XCTAssertFalse(slots.tryTake())
+        XCTAssertFalse(slots.waitForRoom(orIdle: true, timeout: 0.01))
+
+        slots.requestFinished()     // its slot goes to the oldest queued request
+        XCTAssertEqual(log.withLockedValue { $0 }, ["start 3"])
+        XCTAssertEqual(slots.runningCount, 2)
+        slots.cancelQueued(connectionID: 4)     // its connection closed while it waited
         slots.requestFinished()
+        XCTAssertEqual(log.withLockedValue { $0 }, ["start 3"])
         XCTAssertEqual(slots.runningCount, 1)
+        XCTAssertTrue(slots.tryTake())
+    }
+
+    func testAFullWorkerTurnsAwayARequestOnAKeptConnectionWhileASiblingHasRoom() {
+        let log = NIOLockedValueBox<[String]>([])
+        let siblingRoom = NIOLockedValueBox(1)
+        let slots = ConnectionSlots(capacity: 1, siblingRoom: { siblingRoom.withLockedValue { $0 } })
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 2, kept: true, log: log), .turnAway)
+        // The first request of a new connection is not sent again by Apache: it waits.
+        XCTAssertEqual(self.admit(slots, connection: 3, kept: false, log: log), .queued)
+        siblingRoom.withLockedValue { $0 = 0 }
+        XCTAssertEqual(self.admit(slots, connection: 2, kept: true, log: log), .queued)
+        XCTAssertEqual(slots.queuedCount, 2)
+        XCTAssertTrue(log.withLockedValue { $0 }.isEmpty)
+    }
+
+    func testAWorkerWithoutSiblingsQueuesEveryRequestBeyondItsSlots() {
+        let log = NIOLockedValueBox<[String]>([])
+        let slots = ConnectionSlots(capacity: 1)
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 2, kept: true, log: log), .queued)
+    }
+
+    func testQueuedRequestsAreTurnedAwayOnceASiblingHasRoom() {
+        let log = NIOLockedValueBox<[String]>([])
+        let siblingRoom = NIOLockedValueBox(0)
+        let slots = ConnectionSlots(capacity: 1, siblingRoom: { siblingRoom.withLockedValue { $0 } })
+        let loop = EmbeddedEventLoop()
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start)
+        for connection in 2...5 {
+            XCTAssertEqual(self.admit(slots, connection: connection, kept: connection != 3, log: log), .queued)
+        }
+        slots.watchQueue(on: loop)
+        loop.advanceTime(by: ConnectionSlots.queueWatchInterval * 3)
+        XCTAssertTrue(log.withLockedValue { $0 }.isEmpty)
+        // Room for two: the two oldest that Apache would send again go; the new connection's stays.
+        siblingRoom.withLockedValue { $0 = 2 }
+        loop.advanceTime(by: ConnectionSlots.queueWatchInterval)
+        XCTAssertEqual(log.withLockedValue { $0 }, ["turn away 2", "turn away 4"])
+        XCTAssertEqual(slots.queuedCount, 2)
+        siblingRoom.withLockedValue { $0 = 0 }
+        slots.requestFinished()
+        slots.requestFinished()
+        XCTAssertEqual(log.withLockedValue { $0 }, ["turn away 2", "turn away 4", "start 3", "start 5"])
+        // Nothing queued: the watch has stopped.
+        siblingRoom.withLockedValue { $0 = 5 }
+        loop.advanceTime(by: ConnectionSlots.queueWatchInterval * 3)
+        XCTAssertEqual(log.withLockedValue { $0 }.count, 4)
+        try? loop.syncShutdownGracefully()
+    }
+
+    func testTheFreeSlotsArePublishedAndNoneWhileDraining() {
+        let published = NIOLockedValueBox<[Int]>([])
+        let log = NIOLockedValueBox<[String]>([])
+        let slots = ConnectionSlots(capacity: 2, publishRoom: { room in published.withLockedValue { $0.append(room) } })
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: false, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 2, kept: false, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 3, kept: false, log: log), .queued)
+        slots.requestFinished()     // handed to the queued request: still none free
+        slots.requestFinished()
+        _ = slots.beginDraining()
+        slots.requestFinished()
+        XCTAssertEqual(published.withLockedValue { $0 }, [2, 1, 0, 1, 0, 0])
     }
 }

@@ -178,4 +178,69 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         try await channel.closeFuture.get()
         try await self.waitUntil { slots.heldCount == 0 }
     }
+    /// Two connections to a worker with one slot: the first runs a response held until `release`,
+    /// the second has served one request (so it is a kept connection Apache would resend on).
+    private func fullWorker(
+        siblingRoom: (@Sendable () -> Int)?
+    ) async throws -> (slots: ConnectionSlots, busy: NIOAsyncTestingChannel, kept: NIOAsyncTestingChannel, release: @Sendable () -> Void) {
+        let slots = ConnectionSlots(capacity: 1, connectionCapacity: 2, siblingRoom: siblingRoom)
+        let (gate, opener) = AsyncStream<Void>.makeStream()
+        let busy = try await self.makeConnection(slots: slots) {
+            GatewayResponse(body: .stream { writer in
+                for await _ in gate { break }
+                try await writer.write(ByteBuffer(string: "held\n"))
+            })
+        }
+        let kept = try await self.makeConnection(slots: slots)
+        try await kept.writeInbound(self.request(keepConnection: true))
+        _ = try await self.response(from: kept)
+        try await self.waitUntil { slots.runningCount == 0 }
+        try await busy.writeInbound(self.request(keepConnection: true))
+        try await self.waitUntil { slots.runningCount == 1 }
+        return (slots, busy, kept, { opener.yield() })
+    }
+
+    func testARequestOnAKeptConnectionOfAFullWorkerIsTurnedAwayWhileASiblingHasRoom() async throws {
+        let (slots, busy, kept, release) = try await self.fullWorker(siblingRoom: { 1 })
+        try await kept.writeInbound(self.request(keepConnection: true))
+        let refusal = try await self.response(from: kept)
+        XCTAssertEqual(refusal.map(\.type), [.endRequest])
+        XCTAssertEqual(self.protocolStatus(refusal), FastCGIProtocolStatus.overloaded.rawValue)
+        try await kept.closeFuture.get()
+        XCTAssertEqual(slots.queuedCount, 0)
+        release()
+        let held = try await self.response(from: busy)
+        XCTAssertTrue(self.stdout(held).hasSuffix("held\n"))
+        _ = try? await busy.finish()
+    }
+
+    func testARequestOnAKeptConnectionOfAFullWorkerWaitsForTheSlotWhenNoSiblingHasRoom() async throws {
+        let (slots, busy, kept, release) = try await self.fullWorker(siblingRoom: { 0 })
+        try await kept.writeInbound(self.request(keepConnection: true))
+        try await self.waitUntil { slots.queuedCount == 1 }
+        release()
+        let held = try await self.response(from: busy)
+        XCTAssertTrue(self.stdout(held).hasSuffix("held\n"))
+        let records = try await self.response(from: kept)
+        // Apache is told it waits, then that it runs: between the two it may send it again.
+        XCTAssertEqual(records.prefix(2).map(\.type), [.requestWaiting, .requestStarted])
+        XCTAssertEqual(records.prefix(2).map(\.content.readableBytes), [0, 0])
+        XCTAssertTrue(self.stdout(records).hasSuffix("Hello world!\n"))
+        XCTAssertEqual(self.protocolStatus(records), FastCGIProtocolStatus.requestComplete.rawValue)
+        try await self.waitUntil { slots.runningCount == 0 && slots.queuedCount == 0 }
+        _ = try? await busy.finish()
+        _ = try? await kept.finish()
+    }
+
+    func testAQueuedRequestWhoseConnectionClosesGivesUpItsTurn() async throws {
+        let (slots, busy, kept, release) = try await self.fullWorker(siblingRoom: { 0 })
+        try await kept.writeInbound(self.request(keepConnection: true))
+        try await self.waitUntil { slots.queuedCount == 1 }
+        try await kept.close()
+        try await self.waitUntil { slots.queuedCount == 0 }
+        release()
+        _ = try await self.response(from: busy)
+        try await self.waitUntil { slots.runningCount == 0 && slots.heldCount == 1 }
+        _ = try? await busy.finish()
+    }
 }

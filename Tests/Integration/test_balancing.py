@@ -1,5 +1,6 @@
 """Balancing (issue 3): a worker whose request slots are all taken gets no new request while a
-sibling has a free one — waiting connections stay in the kernel backlog for the idle worker."""
+sibling has a free one — new connections stay in the kernel backlog for the idle worker, and a
+request on a kept connection to the busy one is turned away (FCGI_OVERLOADED) and sent there."""
 
 from __future__ import annotations
 

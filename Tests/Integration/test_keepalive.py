@@ -1,12 +1,15 @@
 """Kept-alive connections between Apache children and workers (issue 3).
 
-A worker holds one request slot per open connection; Apache keeps finished connections for the
-next request. These tests check that connections are reused, that a worker whose slots are all
-held by idle connections still takes a new one, and that closing or killing a worker never
-costs a request — while a request that crashed its worker is never sent a second time."""
+Apache keeps finished connections for the next request; a worker runs `threads` requests at a
+time and lets further ones wait on their connections (or turns them away to a sibling with
+room). These tests check that connections are reused, also at saturation, that a worker whose
+connections are all open still takes a new one, that requests waiting in a worker reach a
+sibling that gets room, and that closing or killing a worker never costs a request that it had
+not run — while a request that crashed its worker is never sent a second time."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -76,14 +79,74 @@ def test_sequential_short_posts_reuse_a_few_connections(apache):
     assert 1 <= len(seen) <= 4, seen
 
 
-def test_a_worker_whose_slots_are_held_by_idle_connections_takes_a_new_one(apache):
-    # One slot: while it is held by an idle kept-alive connection, connections from other
-    # Apache threads wait in the backlog and must make the worker reclaim the idle one.
+def test_a_worker_with_one_slot_serves_many_apache_threads(apache):
+    # One slot, eight Apache threads at a time: each request runs, waits on its kept
+    # connection, or waits in the backlog for the slot; none fails.
     srv = apache(lambda s: _site(s, "processes=1", "threads=1", "socket-timeout=10"))
     srv.wait_workers("site", 1)
     results = parallel_get(srv.url("/hello"), 80, concurrency=8, timeout=30)
     statuses = [r.status_code if isinstance(r, requests.Response) else repr(r) for r in results]
     assert statuses == [200] * 80, statuses
+
+
+async def _hello_clients(port: int, clients: int, requests_each: int) -> list[int]:
+    """`clients` keep-alive HTTP/1.1 clients at once, each sending `requests_each` GETs of
+    /hello in turn (reconnecting, as browsers do, when Apache closed the idle connection
+    first); the status of every answer."""
+    async def client() -> list[int]:
+        statuses: list[int] = []
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while len(statuses) < requests_each:
+                writer.write(b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError as e:
+                    if e.partial:
+                        raise
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    continue
+                statuses.append(int(head.split(b" ", 2)[1]))
+                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+        finally:
+            writer.close()
+        return statuses
+    results = await asyncio.wait_for(asyncio.gather(*(client() for _ in range(clients))), 60)
+    return [status for statuses in results for status in statuses]
+
+
+def test_a_worker_with_all_its_connections_open_reclaims_an_idle_one_for_a_new_one(apache):
+    # 100 clients at once against one worker with 16 slots, which keeps at most 64 connections
+    # (max(4 x threads, 64)) while Apache's threads would keep one each: a connection waiting
+    # in the backlog while all 64 are open makes the worker close its oldest idle one (with
+    # FCGI_OVERLOADED). Every request is answered.
+    srv = apache(lambda s: _site(s, "processes=1", "threads=16"))
+    (worker,) = srv.wait_workers("site", 1)
+    most = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal most
+        while not done.is_set():
+            most = max(most, len(_connection_inodes(worker)))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    offset = srv.log_offset()
+    try:
+        statuses = asyncio.run(_hello_clients(srv.port, clients=100, requests_each=30))
+    finally:
+        done.set()
+        watcher.join()
+    log = srv.error_log_text(offset)
+    reclaimed = log.count("SG0516") + log.count("(END_REQUEST with FCGI_OVERLOADED)")
+    print(f"3,000 requests, 100 clients, 16 slots: at most {most} connections open; "
+          f"{reclaimed} idle connections seen reclaimed")
+    assert statuses == [200] * 3000, sorted(set(statuses))
+    assert most <= 64, most
+    assert reclaimed >= 1, "the worker never had all its connections open"
 
 
 def test_at_saturation_requests_wait_on_kept_connections_not_in_new_ones(apache):

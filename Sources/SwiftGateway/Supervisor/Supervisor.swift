@@ -47,7 +47,7 @@ final class Supervisor {
             self.scoreboard = board
             self.spawner.shareScoreboard(descriptor)
         } catch {
-            self.logger.warning("SG1012: cannot create the group's scoreboard: \(error); a worker whose slots are full turns away every request on a kept connection")
+            self.logger.warning("SG1012: cannot create the group's scoreboard: \(error); while its slots are full a worker turns away every request on a kept connection")
         }
         self.logger.info("SG1002: supervisor started", metadata: [
             "processes": "\(self.settings.processes)", "threads": "\(self.settings.threads)",

@@ -113,7 +113,7 @@ struct WorkerProcess {
         if self.environment[GroupScoreboard.environmentVariable] != nil {
             board = GroupScoreboard.adopt(descriptor: GroupScoreboard.workerDescriptor, workers: self.settings.processes)
             if board == nil {
-                self.logger.error("SG1118: fd \(GroupScoreboard.workerDescriptor) is not the group's scoreboard: \(SystemCallError("mmap")); turning away every request on a kept connection while the slots are full")
+                self.logger.error("SG1119: fd \(GroupScoreboard.workerDescriptor) is not the group's scoreboard (not the supervisor's shared memory, or mmap failed): while its slots are full this worker turns away every request on a kept connection")
             }
         }
         let siblingRoom: (@Sendable () -> Int)?

@@ -1020,6 +1020,8 @@ static int sg_prepare(sg_daemon *d, apr_pool_t *p)
               apr_itoa(p, g->graceful_timeout));
     SG_SETENV(env, p, "SWIFT_GATEWAY_SHUTDOWN_TIMEOUT",
               apr_itoa(p, g->shutdown_timeout));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_QUEUE_TIMEOUT",
+              apr_itoa(p, g->queue_timeout));
     SG_SETENV(env, p, "SWIFT_GATEWAY_DISPLAY_NAME", d->argv[0]);
     SG_SETENV(env, p, "LISTEN_FDS", "1");
 

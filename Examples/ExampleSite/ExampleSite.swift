@@ -41,7 +41,7 @@ struct ExampleResponder: GatewayResponder {
         case "log":
             context.logger.warning("example log line from \(context.group)")
             return self.text("logged\n")
-        case "crash", "segfault", "hang", "leak":
+        case "crash", "segfault", "hang", "sleep", "leak":
             guard self.faultsEnabled else { return self.text("Not Found\n", status: .notFound) }
             return try await self.fault(page, request: request, context: context)
         default: return self.home(request, context: context)
@@ -132,6 +132,12 @@ struct ExampleResponder: GatewayResponder {
             // Tests wait for this line to know a worker holds the request.
             context.logger.notice("hanging on purpose in pid \(self.pid)")
             while true { try await Task.sleep(for: .seconds(3600)) }
+        case "sleep":
+            // Holds a request slot for ms milliseconds (at most a minute), then answers.
+            let milliseconds = min(60_000, max(0, queryValue("ms", in: request.queryString).flatMap(Int.init) ?? 1000))
+            context.logger.notice("sleeping \(milliseconds) ms on purpose in pid \(self.pid)")
+            try await Task.sleep(for: .milliseconds(milliseconds))
+            return self.text("slept \(milliseconds) ms\n")
         default:
             let megabytes = queryValue("mb", in: request.queryString).flatMap(Int.init) ?? 10
             Leak.keep(megabytes: megabytes)

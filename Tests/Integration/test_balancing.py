@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from sg_harness import listen_queue, wait_until
 
@@ -112,3 +113,26 @@ def test_a_backlog_full_for_connect_timeout_is_503_with_sg0413(apache):
                          r"connect-timeout=2 s", log), log[-3000:]
     finally:
         hold.close()
+
+
+def test_a_request_that_waited_longer_than_queue_timeout_gets_503_with_retry_after(apache):
+    """queue-timeout: a request that starts more than S seconds after Apache read it is
+    answered 503 with Retry-After, without running; one that did not wait runs."""
+    srv = apache(lambda s: "\n".join([
+        s.daemon("q", "processes=1", "threads=1", "queue-timeout=1", FAULTS),
+        "SwiftProcessGroup q",
+        f"SwiftScriptAlias / {s.bin}",
+    ]))
+    srv.wait_workers("q", 1)
+    offset = srv.log_offset()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(srv.get, "/sleep?ms=2500", timeout=30)
+        srv.wait_for_log("sleeping 2500 ms on purpose", since=offset)
+        waited = srv.get("/env", timeout=30)     # waits for the only slot, about 2.5 s
+        assert slow.result().status_code == 200
+    log = srv.error_log_text(offset)
+    assert waited.status_code == 503, (waited.status_code, waited.text[:300])
+    assert waited.headers.get("Retry-After") == "1", dict(waited.headers)
+    assert re.search(r"SG1120: the request waited \S+ for a request slot, longer than queue-timeout 1\.0s", log), log[-2000:]
+    ok = srv.get("/hello", timeout=10)
+    assert ok.status_code == 200, ok.status_code

@@ -9,6 +9,8 @@ struct GroupSettings: Sendable, Equatable {
     var listenBacklog: Int32
     var socketPath: String
     var gracefulTimeout: Double
+    /// Seconds a request may wait (since Apache read it) before it starts; 0: no limit.
+    var queueTimeout: Double
     var shutdownTimeout: Double
     var displayName: String?
 
@@ -43,6 +45,7 @@ struct GroupSettings: Sendable, Equatable {
         self.listenBacklog = Int32(clamping: try integer("SWIFT_GATEWAY_LISTEN_BACKLOG", default: 128, minimum: 1))
         self.socketPath = environment["SWIFT_GATEWAY_SOCKET"] ?? "fd 3"
         self.gracefulTimeout = try seconds("SWIFT_GATEWAY_GRACEFUL_TIMEOUT", default: 15)
+        self.queueTimeout = try seconds("SWIFT_GATEWAY_QUEUE_TIMEOUT", default: 0)
         self.shutdownTimeout = try seconds("SWIFT_GATEWAY_SHUTDOWN_TIMEOUT", default: 5)
         self.displayName = environment["SWIFT_GATEWAY_DISPLAY_NAME"]
     }

@@ -2,6 +2,12 @@ import HTTPTypes
 import Logging
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// Runs the application for one FastCGI request and writes its response to the connection.
 struct FastCGIApplicationRunner: Sendable {
     let responder: any GatewayResponder
@@ -11,6 +17,9 @@ struct FastCGIApplicationRunner: Sendable {
     let logger: Logger
     /// Where the application's tasks run: the event loop of the connections (nil: the global pool).
     let executor: EventLoopTaskExecutor?
+    /// `queue-timeout`: a request that waited longer since Apache read it (its
+    /// `SWIFT_GATEWAY_REQUEST_START`) is answered 503 without running; nil or 0: no limit.
+    var queueTimeout: Double? = nil
 
     /// The CGI variables of a request, or nil when it lacks the group's token (logged).
     func environment(for head: FastCGIRequestHead) -> [String: String]? {
@@ -32,6 +41,11 @@ struct FastCGIApplicationRunner: Sendable {
         let context = GatewayContext(logger: requestLogger, allocator: channel.allocator, group: self.group, requestID: requestID)
 
         let response: GatewayResponse
+        if let limit = self.queueTimeout, limit > 0, let waited = Self.secondsWaited(since: environment["SWIFT_GATEWAY_REQUEST_START"]), waited > limit {
+            requestLogger.warning("SG1120: the request waited \(formatSeconds(waited)) for a request slot, longer than queue-timeout \(formatSeconds(limit)): answered 503 without running it")
+            await FastCGIResponseWriter(channel: channel).write(Self.queueTimedOut(retryAfter: limit), logger: requestLogger)
+            return
+        }
         do {
             let head = try HTTPRequest(cgiEnvironment: environment)
             let request = GatewayRequest(head: head, environment: environment, body: GatewayRequestBody(source: body))
@@ -44,6 +58,25 @@ struct FastCGIApplicationRunner: Sendable {
             response = GatewayResponse(status: .internalServerError, body: .init(string: "Internal Server Error\n"))
         }
         await FastCGIResponseWriter(channel: channel).write(response, logger: requestLogger)
+    }
+}
+
+extension FastCGIApplicationRunner {
+    /// Seconds since `start` (microseconds since the epoch, Apache's request time); nil when
+    /// absent or malformed.
+    static func secondsWaited(since start: String?) -> Double? {
+        guard let start, let microseconds = Int64(start), microseconds > 0 else { return nil }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let nowMicroseconds = Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
+        return Double(nowMicroseconds - microseconds) / 1_000_000
+    }
+
+    /// 503 for a request that waited past queue-timeout: retry once as long has passed.
+    static func queueTimedOut(retryAfter seconds: Double) -> GatewayResponse {
+        var fields: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
+        fields[.retryAfter] = String(Int(seconds.rounded(.up)))
+        return GatewayResponse(status: .serviceUnavailable, headerFields: fields, body: .init(string: "Service Unavailable\n"))
     }
 }
 

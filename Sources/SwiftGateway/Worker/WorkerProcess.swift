@@ -44,7 +44,7 @@ struct WorkerProcess {
         let slots = self.makeSlots()
         let runner = FastCGIApplicationRunner(
             responder: responder, group: self.settings.group, token: self.settings.token, logger: self.logger,
-            executor: EventLoopTaskExecutor(eventLoop: eventLoopGroup.next())
+            executor: EventLoopTaskExecutor(eventLoop: eventLoopGroup.next()), queueTimeout: self.settings.queueTimeout
         )
         // A bootstrap is not Sendable: the accept thread builds its own, once.
         let makeBootstrap: @Sendable () -> ClientBootstrap = {
@@ -100,8 +100,14 @@ struct WorkerProcess {
     }
 
     /// Connections a worker keeps open at most: room for every Apache thread that sends it
-    /// requests to keep its own while requests queue at saturation, and a bound on descriptors.
-    static func connectionCapacity(threads: Int) -> Int { max(4 * threads, 64) }
+    /// requests to keep its own while requests queue at saturation (reclaiming idle ones costs a
+    /// connection per request), within half the descriptor limit, and never fewer than slots.
+    static func connectionCapacity(threads: Int) -> Int {
+        var limit = rlimit()
+        let descriptors = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 && limit.rlim_cur < rlim_t(Int.max)
+            ? Int(clamping: limit.rlim_cur) / 2 : Int.max
+        return max(threads, min(max(4 * threads, 256), descriptors))
+    }
 
     /// How long a sibling must have had a free slot before a full worker turns requests away to it.
     static let siblingRoomPatience: Int64 = 1_000_000

@@ -10,12 +10,14 @@ final class GroupSettingsTests: XCTestCase {
         XCTAssertEqual(settings.listenBacklog, 128)
         XCTAssertNil(settings.token)
         XCTAssertNil(settings.peerUID)
+        XCTAssertEqual(settings.queueTimeout, 0, "no queue-timeout unless Apache passes one")
     }
 
     func testReadsTheVariablesApacheSets() throws {
         let settings = try GroupSettings(environment: [
             "SWIFT_GATEWAY_GROUP": "admin", "SWIFT_GATEWAY_PROCESSES": "3", "SWIFT_GATEWAY_THREADS": "10",
             "SWIFT_GATEWAY_TOKEN": "abc", "SWIFT_GATEWAY_PEER_UID": "33", "SWIFT_GATEWAY_SHUTDOWN_TIMEOUT": "2.5",
+            "SWIFT_GATEWAY_QUEUE_TIMEOUT": "45",
         ])
         XCTAssertEqual(settings.group, "admin")
         XCTAssertEqual(settings.processes, 3)
@@ -23,6 +25,7 @@ final class GroupSettingsTests: XCTestCase {
         XCTAssertEqual(settings.token, "abc")
         XCTAssertEqual(settings.peerUID, 33)
         XCTAssertEqual(settings.shutdownTimeout, 2.5)
+        XCTAssertEqual(settings.queueTimeout, 45)
     }
 
     func testRejectsMalformedValues() {

@@ -224,10 +224,13 @@ final class ConnectionSlots: @unchecked Sendable {
     }
 
     /// An application returned (or a started request found its connection gone): its slot goes
-    /// to the oldest queued request, else it is free.
+    /// to the oldest queued request, else it is free. A connection waiting in the backlog goes
+    /// first (the slot is freed for the accept thread), so that at saturation a request without a
+    /// kept connection does not wait until the queue runs dry.
     func requestFinished() {
+        let backlogFirst = self.queuedCount > 0 && self.connectionsWaiting?() == true
         let next: QueuedRequest? = self.lockedAndSignalled {
-            if !self.queue.isEmpty { return self.queue.removeFirst() }
+            if !self.queue.isEmpty, !backlogFirst { return self.queue.removeFirst() }
             self.running -= 1
             self.publishRoomLocked()
             return nil

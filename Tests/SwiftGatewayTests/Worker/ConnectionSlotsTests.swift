@@ -129,6 +129,22 @@ final class ConnectionSlotsTests: XCTestCase {
         XCTAssertTrue(log.withLockedValue { $0 }.isEmpty)
     }
 
+    func testAFreedSlotGoesToAConnectionWaitingInTheBacklogBeforeTheQueue() {
+        let log = NIOLockedValueBox<[String]>([])
+        let waiting = NIOLockedValueBox(true)
+        let slots = ConnectionSlots(capacity: 1, connectionCapacity: 4, connectionsWaiting: { waiting.withLockedValue { $0 } })
+        XCTAssertTrue(slots.tryTake())
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 2, kept: true, log: log), .queued)
+        slots.requestFinished()
+        XCTAssertTrue(log.withLockedValue { $0 }.isEmpty, "the queued request waits")
+        XCTAssertTrue(slots.tryTake(), "the accept thread takes the waiting connection")
+        XCTAssertEqual(self.admit(slots, connection: 3, kept: false, log: log), .start)
+        waiting.withLockedValue { $0 = false }
+        slots.requestFinished()
+        XCTAssertEqual(log.withLockedValue { $0 }, ["start 2"])
+    }
+
     func testAWorkerWithoutSiblingsQueuesEveryRequestBeyondItsSlots() {
         let log = NIOLockedValueBox<[String]>([])
         let slots = ConnectionSlots(capacity: 1)

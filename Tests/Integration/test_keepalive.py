@@ -189,6 +189,20 @@ def test_at_saturation_requests_wait_on_kept_connections_not_in_new_ones(apache)
     assert 1 <= len(seen) <= 20, len(seen)
 
 
+def _hang(srv, count: int, offset: int, holds: list[socket.socket]) -> list[int]:
+    """Sends `count` requests for /hang (their client sockets go to holds, for the caller to
+    close) and waits until each holds a slot; the pids that hang them."""
+    for _ in range(count):
+        hold = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        hold.sendall(b"GET /hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        holds.append(hold)
+
+    def hanging() -> list[int]:
+        return [int(p) for p in re.findall(r"hanging on purpose in pid (\d+)", srv.error_log_text(offset))]
+    wait_until(lambda: len(hanging()) == count, 10, message=f"{count} slots hang")
+    return hanging()
+
+
 def test_requests_waiting_in_a_worker_that_dies_are_sent_again(apache):
     # Both slots held by /hang: requests on kept connections wait in the worker (it says so:
     # SG0518), those on new connections in the backlog. Killed, the worker never ran the
@@ -201,12 +215,7 @@ def test_requests_waiting_in_a_worker_that_dies_are_sent_again(apache):
     offset = srv.log_offset()
     holds = []
     try:
-        for _ in range(2):
-            hold = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
-            hold.sendall(b"GET /hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            holds.append(hold)
-        wait_until(lambda: srv.error_log_text(offset).count("hanging on purpose") == 2, 10,
-                   message="both slots hang")
+        _hang(srv, 2, offset, holds)
         with ThreadPoolExecutor(max_workers=6) as pool:
             futures = [pool.submit(srv.get, "/hello", timeout=30) for _ in range(6)]
             sock = srv.group_socket("site")
@@ -241,13 +250,7 @@ def test_requests_waiting_behind_hung_requests_go_to_a_sibling_that_gets_room(ap
     offset = srv.log_offset()
     holds = []
     try:
-        for _ in range(2):
-            hold = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
-            hold.sendall(b"GET /hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            holds.append(hold)
-        wait_until(lambda: len(re.findall(r"hanging on purpose in pid (\d+)", srv.error_log_text(offset))) == 2,
-                   10, message="both workers hang")
-        hung = [int(p) for p in re.findall(r"hanging on purpose in pid (\d+)", srv.error_log_text(offset))]
+        hung = _hang(srv, 2, offset, holds)
         assert len(set(hung)) == 2, hung
         with ThreadPoolExecutor(max_workers=6) as pool:
             futures = [pool.submit(srv.get, "/hello", timeout=30) for _ in range(6)]

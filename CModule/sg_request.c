@@ -459,18 +459,17 @@ void sg_conn_pools_create(apr_pool_t *pchild, server_rec *s)
         sg_group *g = APR_ARRAY_IDX(sg_globals.groups, i, sg_group *);
         int processes = g->maximum_processes > g->processes
                         ? g->maximum_processes : g->processes;
-        apr_int64_t slots = (apr_int64_t)processes * g->threads;
+        apr_int64_t capacity = child_threads > 0
+                               ? child_threads
+                               : (apr_int64_t)processes * g->threads;
         sg_conn_pool *cp;
         apr_status_t rv;
 
         if (!g->socket_path) {
             continue;       /* never started (SG0406) */
         }
-        if (child_threads > 0) {
-            slots = child_threads;
-        }
         cp = apr_pcalloc(pchild, sizeof(*cp));
-        cp->capacity = slots > 0 ? (int)slots : 1;
+        cp->capacity = capacity > 0 ? (int)capacity : 1;
         cp->fds = apr_palloc(pchild, cp->capacity * sizeof(int));
         if ((rv = sg_pool_mutex(cp, pchild)) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,

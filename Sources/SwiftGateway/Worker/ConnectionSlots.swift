@@ -197,6 +197,20 @@ final class ConnectionSlots: @unchecked Sendable {
 
     // MARK: Requests
 
+    /// Takes a free slot for a request that arrived; false when every slot runs, and the caller
+    /// asks `admit` (which needs the closures only then).
+    func tryStartRequest() -> Bool {
+        self.locked { self.startIfFreeLocked() }
+    }
+
+    /// Under the lock: takes a free slot, if any.
+    private func startIfFreeLocked() -> Bool {
+        guard self.running < self.capacity else { return false }
+        self.running += 1
+        self.publishRoomLocked()
+        return true
+    }
+
     /// Decides about a request that arrived on connection `connectionID`. `mayTurnAway`: Apache
     /// would send it again (it came on a kept connection). A queued request is later either
     /// started (`start`, its slot taken) or turned away (`turnAway`, when a sibling has room).
@@ -205,11 +219,7 @@ final class ConnectionSlots: @unchecked Sendable {
         start: @escaping @Sendable () -> Void, turnAway: @escaping @Sendable () -> Void
     ) -> Admission {
         self.locked {
-            if self.running < self.capacity {
-                self.running += 1
-                self.publishRoomLocked()
-                return .start
-            }
+            if self.startIfFreeLocked() { return .start }
             if mayTurnAway, let siblingRoom = self.siblingRoom, siblingRoom() > 0 {
                 return .turnAway
             }
@@ -228,14 +238,26 @@ final class ConnectionSlots: @unchecked Sendable {
     /// first (the slot is freed for the accept thread), so that at saturation a request without a
     /// kept connection does not wait until the queue runs dry.
     func requestFinished() {
-        let backlogFirst = self.queuedCount > 0 && self.connectionsWaiting?() == true
+        // Nothing queued (the usual case): one lock, no look at the backlog.
+        let freed: Bool = self.lockedAndSignalled {
+            guard self.queue.isEmpty else { return false }
+            self.freeSlotLocked()
+            return true
+        }
+        if freed { return }
+        let backlogFirst = self.connectionsWaiting?() == true
         let next: QueuedRequest? = self.lockedAndSignalled {
             if !self.queue.isEmpty, !backlogFirst { return self.queue.removeFirst() }
-            self.running -= 1
-            self.publishRoomLocked()
+            self.freeSlotLocked()
             return nil
         }
         next?.start()
+    }
+
+    /// Under the lock: gives a slot back.
+    private func freeSlotLocked() {
+        self.running -= 1
+        self.publishRoomLocked()
     }
 
     /// Requests waiting for a slot.

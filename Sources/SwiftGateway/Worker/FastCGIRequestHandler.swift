@@ -98,28 +98,34 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         self.responseEnded = false
 
         let channel = context.channel
+        // The closures a waiting request needs are made only when every slot runs.
+        let admission = self.slots.tryStartRequest() ? .start : self.admitWhileFull(channel: channel)
+        if admission == .turnAway {
+            self.refuseNextRequestAndClose(context: context)
+            return
+        }
+        // A waiting request's body is buffered (up to the stream's watermark) while it waits.
+        let body = FastCGIRequestBodyStream(channel: channel)
+        self.state = .running(body)
+        if admission == .start {
+            self.launch(environment: environment, body: body, channel: channel)
+            return
+        }
+        self.queuedEnvironment = environment
+        // Apache may then send it again should this worker exit before it starts.
+        context.writeAndFlush(self.wrapOutboundOut(.slotNotice(.requestWaiting, requestID: head.requestID)), promise: nil)
+        self.slots.watchQueue(on: channel.eventLoop)
+    }
+
+    /// Every slot ran a moment ago: start, wait for a slot, or be turned away to a sibling.
+    private func admitWhileFull(channel: any Channel) -> ConnectionSlots.Admission {
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
-        let admission = self.slots.admit(
+        return self.slots.admit(
             // Apache sends a request again only when it came on a kept connection.
             connectionID: self.connectionID, mayTurnAway: self.requestsServed > 0,
             start: { channel.eventLoop.runSoonOrNow { handler.value.startQueued(channel: channel) } },
             turnAway: { channel.pipeline.fireUserInboundEventTriggered(TurnAwayQueuedRequest()) }
         )
-        switch admission {
-        case .start:
-            let body = FastCGIRequestBodyStream(channel: channel)
-            self.state = .running(body)
-            self.launch(environment: environment, body: body, channel: channel)
-        case .queued:
-            // Its body is buffered (up to the stream's watermark) while it waits.
-            self.state = .running(FastCGIRequestBodyStream(channel: channel))
-            self.queuedEnvironment = environment
-            // Apache may then send it again should this worker exit before it starts.
-            context.writeAndFlush(self.wrapOutboundOut(.slotNotice(.requestWaiting, requestID: head.requestID)), promise: nil)
-            self.slots.watchQueue(on: channel.eventLoop)
-        case .turnAway:
-            self.refuseNextRequestAndClose(context: context)
-        }
     }
 
     /// A queued request got its slot.

@@ -4,7 +4,8 @@ import NIOCore
 public enum FastCGIRequestPart: Sendable, Equatable {
     /// `FCGI_BEGIN_REQUEST` arrived and the `FCGI_PARAMS` stream ended.
     case head(FastCGIRequestHead)
-    /// The content of one non-empty `FCGI_STDIN` record (a slice of the input, not a copy).
+    /// Request body bytes as they arrived: part or all of one `FCGI_STDIN` record's content, never
+    /// empty (a slice of the input, not a copy).
     case body(ByteBuffer)
     /// The `FCGI_STDIN` stream ended: the request body is complete.
     case end
@@ -76,7 +77,7 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
     /// The last payload up to this size is copied between its header and the end records.
     private static let endCoalescingLimit = 16 * 1024
 
-    private let processor: NIOSingleStepByteToMessageProcessor<FastCGIRecordDecoder>
+    private var decoder = FastCGIRecordDecoder()
     private var stateMachine: FastCGIServerStateMachine
     /// True while records are being handed out, so re-entrant reads and EOFs wait their turn.
     private var isProcessing = false
@@ -88,7 +89,6 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
     ///   - maximumParamsLength: The largest `FCGI_PARAMS` stream accepted, in bytes.
     ///   - maximumConnections: What `FCGI_GET_VALUES` reports as `FCGI_MAX_CONNS` and `FCGI_MAX_REQS`.
     public init(maximumParamsLength: Int = 1 << 20, maximumConnections: Int = 1) {
-        self.processor = NIOSingleStepByteToMessageProcessor(FastCGIRecordDecoder())
         self.stateMachine = FastCGIServerStateMachine(
             maximumParamsLength: maximumParamsLength,
             maximumConnections: maximumConnections
@@ -110,7 +110,7 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
         var next: ByteBuffer? = buffer
         while let input = next, !self.stateMachine.isFailed {
             do {
-                try self.processor.process(buffer: input) { record in
+                try self.decoder.decode(input) { record in
                     try self.handle(record, context: context)
                 }
             } catch {
@@ -156,9 +156,7 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
             return
         }
         do {
-            try self.processor.finishProcessing(seenEOF: true) { record in
-                try self.handle(record, context: context)
-            }
+            try self.decoder.finish()
         } catch {
             self.fail(error, context: context)
         }

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOEmbedded
 import XCTest
 
 @testable import SwiftGateway
@@ -68,11 +67,36 @@ enum FastCGITestWire {
 
     /// Decodes complete records and insists nothing is left over.
     static func decodeAll(_ buffer: ByteBuffer) throws -> [FastCGIRecord] {
-        let processor = NIOSingleStepByteToMessageProcessor(FastCGIRecordDecoder())
+        try self.decodeAll(pieces: [buffer])
+    }
+
+    /// Decodes the inputs in turn, then insists nothing is left over.
+    static func decodeAll(pieces: [ByteBuffer]) throws -> [FastCGIRecord] {
+        var decoder = FastCGIRecordDecoder()
         var records: [FastCGIRecord] = []
-        try processor.process(buffer: buffer) { records.append($0) }
-        try processor.finishProcessing(seenEOF: true) { records.append($0) }
+        for piece in pieces {
+            try decoder.decode(piece) { records.append($0) }
+        }
+        try decoder.finish()
         return records
+    }
+
+    /// Consecutive non-empty `stdin` pieces of one request joined into one record, as they were
+    /// sent (two such records in a row would be joined too: the tests that use this send none).
+    static func joiningStdin(_ records: [FastCGIRecord]) -> [FastCGIRecord] {
+        var joined: [FastCGIRecord] = []
+        var open = false
+        for record in records {
+            if record.type == .stdin, record.content.readableBytes > 0, open, let last = joined.last,
+                last.type == .stdin, last.requestID == record.requestID
+            {
+                joined[joined.count - 1].content.writeImmutableBuffer(record.content)
+            } else {
+                joined.append(record)
+            }
+            open = record.type == .stdin && record.content.readableBytes > 0
+        }
+        return joined
     }
 
     static func randomBytes(_ count: Int, using generator: inout FastCGISeededGenerator) -> [UInt8] {
@@ -174,13 +198,9 @@ final class FastCGIRecordDecoderTests: XCTestCase {
             wire.writeRepeatingByte(0, count: index * 3)
         }
 
-        let processor = NIOSingleStepByteToMessageProcessor(FastCGIRecordDecoder())
-        var records: [FastCGIRecord] = []
-        for byte in wire.readableBytesView {
-            try processor.process(buffer: ByteBuffer(bytes: [byte])) { records.append($0) }
-        }
-        try processor.finishProcessing(seenEOF: true) { records.append($0) }
-        XCTAssertEqual(records, expected)
+        let records = try FastCGITestWire.decodeAll(pieces: wire.readableBytesView.map { ByteBuffer(bytes: [$0]) })
+        XCTAssertEqual(records.count, 3 + 300, "the STDIN content comes out a byte at a time, as it came in")
+        XCTAssertEqual(FastCGITestWire.joiningStdin(records), expected)
     }
 
     func testRecordsSplitAtRandomBoundariesDecode() throws {
@@ -196,65 +216,90 @@ final class FastCGIRecordDecoderTests: XCTestCase {
         }
         for _ in 0..<20 {
             var input = wire
-            let processor = NIOSingleStepByteToMessageProcessor(FastCGIRecordDecoder())
-            var records: [FastCGIRecord] = []
+            var pieces: [ByteBuffer] = []
             while input.readableBytes > 0 {
                 let length = min(input.readableBytes, Int.random(in: 1...700, using: &generator))
                 guard let piece = input.readSlice(length: length) else {
                     return XCTFail("slice")
                 }
-                try processor.process(buffer: piece) { records.append($0) }
+                pieces.append(piece)
             }
-            try processor.finishProcessing(seenEOF: true) { records.append($0) }
-            XCTAssertEqual(records, expected)
+            let records = try FastCGITestWire.decodeAll(pieces: pieces)
+            XCTAssertFalse(records.contains { $0.type == .stdin && $0.content.readableBytes > 700 })
+            XCTAssertEqual(FastCGITestWire.joiningStdin(records), expected)
         }
     }
 
     func testTruncatedInputWaitsForMoreAndFailsAtEOF() throws {
         let whole = FastCGITestWire.record(.stdin, id: 1, Array("hello world".utf8), padding: 5)
-        let cases: [(String, Int)] = [
-            ("first byte only", 1),
-            ("partial header", 5),
-            ("header only", 8),
-            ("partial content", 12),
-            ("content without padding", 19),
-            ("partial padding", 22),
+        let cases: [(name: String, length: Int, content: String)] = [
+            ("first byte only", 1, ""),
+            ("partial header", 5, ""),
+            ("header only", 8, ""),
+            ("partial content", 12, "hell"),
+            ("content without padding", 19, "hello world"),
+            ("partial padding", 22, "hello world"),
         ]
-        for (name, length) in cases {
-            let processor = NIOSingleStepByteToMessageProcessor(FastCGIRecordDecoder())
+        for (name, length, content) in cases {
+            var decoder = FastCGIRecordDecoder()
             var records: [FastCGIRecord] = []
-            try processor.process(buffer: whole.getSlice(at: whole.readerIndex, length: length) ?? ByteBuffer()) {
+            try decoder.decode(whole.getSlice(at: whole.readerIndex, length: length) ?? ByteBuffer()) {
                 records.append($0)
             }
-            XCTAssertEqual(records, [], name)
-            XCTAssertEqual(processor.unprocessedBytes, length, name)
-            XCTAssertThrowsError(try processor.finishProcessing(seenEOF: true) { records.append($0) }, name) { error in
+            let expected = content.isEmpty ? [] : [FastCGIRecord(type: .stdin, requestID: 1, content: ByteBuffer(string: content))]
+            XCTAssertEqual(records, expected, "STDIN content is handed on as it arrives: \(name)")
+            XCTAssertTrue(decoder.isInsideRecord, name)
+            XCTAssertThrowsError(try decoder.finish(), name) { error in
                 XCTAssertEqual(error as? FastCGIError, .truncatedRecord, name)
             }
-            XCTAssertEqual(records, [], name)
         }
     }
 
-    func testTruncatedInputInAPipelineFailsWhenTheChannelCloses() throws {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(FastCGIRecordDecoder()))
-        var whole = FastCGITestWire.record(.stdout, id: 1, Array("complete".utf8))
-        whole.writeImmutableBuffer(FastCGITestWire.record(.stdin, id: 1, Array("hello".utf8)).getSlice(at: 0, length: 10)!)
-        try channel.writeInbound(whole)
-        XCTAssertEqual(
-            try channel.readInbound(as: FastCGIRecord.self),
-            FastCGIRecord(type: .stdout, requestID: 1, content: ByteBuffer(string: "complete"))
-        )
-        XCTAssertNil(try channel.readInbound(as: FastCGIRecord.self))
-        XCTAssertThrowsError(try channel.finish()) { error in
-            XCTAssertEqual(error as? FastCGIError, .truncatedRecord)
+    func testOtherRecordsWaitUntilWholeAndTruncatedOnesNeverComeOut() throws {
+        let whole = FastCGITestWire.record(.params, id: 1, Array("hello world".utf8), padding: 5)
+        for length in 1..<whole.readableBytes {
+            var decoder = FastCGIRecordDecoder()
+            try decoder.decode(whole.getSlice(at: whole.readerIndex, length: length) ?? ByteBuffer()) { record in
+                XCTFail("a PARAMS record came out of \(length) of its \(whole.readableBytes) bytes: \(record)")
+            }
+            XCTAssertThrowsError(try decoder.finish()) { error in
+                XCTAssertEqual(error as? FastCGIError, .truncatedRecord)
+                XCTAssertTrue("\(error)".contains(length < 8 ? "record header" : "PARAMS for request 1"), "\(error)")
+            }
         }
+    }
+
+    func testStdinContentIsASliceOfTheInputNotACopy() throws {
+        let content = ByteBuffer(repeating: 7, count: 50_000)
+        var wire = ByteBuffer()
+        try wire.writeFastCGIRecord(FastCGIRecord(type: .stdin, requestID: 1, content: content))
+        // Reads that end inside the record: each piece must point into its own read's storage.
+        var pieces: [ByteBuffer] = []
+        while wire.readableBytes > 0, let piece = wire.readSlice(length: min(wire.readableBytes, 16_384)) {
+            pieces.append(piece)
+        }
+        var decoder = FastCGIRecordDecoder()
+        var records: [FastCGIRecord] = []
+        for piece in pieces {
+            try decoder.decode(piece) { records.append($0) }
+        }
+        XCTAssertEqual(records.count, pieces.count)
+        for (record, piece) in zip(records, pieces) {
+            let recordStart = record.content.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+            let pieceRange = piece.withUnsafeReadableBytes {
+                UInt(bitPattern: $0.baseAddress)..<(UInt(bitPattern: $0.baseAddress) + UInt($0.count))
+            }
+            XCTAssertTrue(pieceRange.contains(recordStart), "the STDIN piece was copied")
+        }
+        XCTAssertEqual(FastCGITestWire.joiningStdin(records).map(\.content), [content])
     }
 
     func testCleanEndOfInputIsNotAnError() throws {
-        let processor = NIOSingleStepByteToMessageProcessor(FastCGIRecordDecoder())
+        var decoder = FastCGIRecordDecoder()
         var records: [FastCGIRecord] = []
-        try processor.process(buffer: FastCGITestWire.record(.stdin, id: 1)) { records.append($0) }
-        try processor.finishProcessing(seenEOF: true) { records.append($0) }
+        try decoder.decode(FastCGITestWire.record(.stdin, id: 1)) { records.append($0) }
+        XCTAssertFalse(decoder.isInsideRecord)
+        try decoder.finish()
         XCTAssertEqual(records, [FastCGIRecord(type: .stdin, requestID: 1, content: ByteBuffer())])
     }
 
@@ -263,9 +308,9 @@ final class FastCGIRecordDecoderTests: XCTestCase {
             var wire = FastCGITestWire.record(.stdin, id: 1, Array("x".utf8))
             wire.setInteger(version, at: wire.readerIndex)
             for length in [1, wire.readableBytes] {
-                let processor = NIOSingleStepByteToMessageProcessor(FastCGIRecordDecoder())
+                var decoder = FastCGIRecordDecoder()
                 XCTAssertThrowsError(
-                    try processor.process(buffer: wire.getSlice(at: wire.readerIndex, length: length)!) { _ in
+                    try decoder.decode(wire.getSlice(at: wire.readerIndex, length: length)!) { _ in
                         XCTFail("decoded a record of version \(version)")
                     }
                 ) { error in
@@ -288,16 +333,16 @@ final class FastCGIRecordDecoderTests: XCTestCase {
                 }
             }
             var input = ByteBuffer(bytes: bytes)
-            let processor = NIOSingleStepByteToMessageProcessor(FastCGIRecordDecoder())
+            var decoder = FastCGIRecordDecoder()
             do {
                 while input.readableBytes > 0 {
                     let length = min(input.readableBytes, Int.random(in: 1...64, using: &generator))
-                    try processor.process(buffer: input.readSlice(length: length) ?? ByteBuffer()) { record in
+                    try decoder.decode(input.readSlice(length: length) ?? ByteBuffer()) { record in
                         XCTAssertLessThanOrEqual(record.content.readableBytes, FastCGIRecord.maximumContentLength)
                         outcomes.records += 1
                     }
                 }
-                try processor.finishProcessing(seenEOF: true) { _ in outcomes.records += 1 }
+                try decoder.finish()
                 outcomes.waiting += 1
             } catch let error as FastCGIError {
                 XCTAssertTrue([.unsupportedVersion, .truncatedRecord].contains(error), "\(error)")

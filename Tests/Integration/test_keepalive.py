@@ -79,6 +79,30 @@ def test_sequential_short_posts_reuse_a_few_connections(apache):
     assert 1 <= len(seen) <= 4, seen
 
 
+def test_connections_of_long_uploads_are_not_kept_idle(apache):
+    # Each long body comes on a new connection; kept idle afterwards, every one would hold
+    # the receive buffers its reads grew (up to 1 MiB each). Short requests still reuse theirs.
+    srv = apache(lambda s: _site(s, "processes=1", "threads=4"))
+    (worker,) = srv.wait_workers("site", 1)
+    body = os.urandom(1024 * 1024)
+    before = _connection_inodes(worker)     # the readiness checks' kept connections
+
+    def upload(_: int) -> tuple[int, str]:
+        r = requests.post(srv.url("/upload"), data=body, timeout=60)
+        return r.status_code, r.text
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(upload, range(40)))
+    assert results == [(200, f"{len(body)}\n")] * 40, results[:3]
+    wait_until(lambda: not (_connection_inodes(worker) - before), timeout=10,
+               message="the uploads' connections to close")
+    for _ in range(20):
+        assert srv.get("/hello").status_code == 200
+    kept = _connection_inodes(worker)
+    print(f"after 40 uploads of 1 MiB: none of their connections kept; after 20 GETs: {len(kept)} kept")
+    assert 1 <= len(kept) <= 4, kept
+
+
 def test_a_worker_with_one_slot_serves_many_apache_threads(apache):
     # One slot, eight Apache threads at a time: each request runs, waits on its kept
     # connection, or waits in the backlog for the slot; none fails.

@@ -35,6 +35,11 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     /// connection reuse (which closes after every request) is never sent a second request.
     static let keptConnectionAppStatus: UInt32 = 0x5347_4B41
 
+    /// A connection whose request body was longer is closed after it: its reads grew the receive
+    /// buffers NIO keeps per connection (up to 4 of up to 256 KiB), which it would hold while idle;
+    /// Apache sends a body this long on a new connection anyway (only short ones take kept ones).
+    static let maximumBodyBytesOfAKeptConnection = 64 * 1024
+
     private let runner: FastCGIApplicationRunner
     private let slots: ConnectionSlots
     private let connectionID: Int
@@ -42,6 +47,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     private var keepConnection = false
     private var lastRequestID: UInt16 = 1
     private var requestsServed = 0
+    private var bodyBytesReceived = 0
     /// Decided when END_REQUEST is written, and told to Apache in its `appStatus`.
     private var keepAfterResponse = false
     private var inputEnded = false
@@ -67,6 +73,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         case (.head(let head), .waitingForHead):
             self.start(head, context: context)
         case (.body(let chunk), .running(let body)):
+            self.bodyBytesReceived += chunk.readableBytes
             body.append(chunk)  // ignored once the body was finished
         case (.end, .running(let body)):
             body.finish()
@@ -93,6 +100,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
         self.keepConnection = head.keepConnection
         self.keepAfterResponse = false
+        self.bodyBytesReceived = 0
         self.lastRequestID = head.requestID
         self.inputEnded = false
         self.responseEnded = false
@@ -197,6 +205,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
         self.keepAfterResponse = self.keepConnection
             && self.requestsServed + 1 < Self.maximumRequestsPerConnection
+            && self.bodyBytesReceived <= Self.maximumBodyBytesOfAKeptConnection
             && self.slots.shouldKeepFinishedConnection()
         let status = self.keepAfterResponse ? Self.keptConnectionAppStatus : appStatus
         // Learn here when END_REQUEST reached the socket, not through a pipeline event.

@@ -33,12 +33,17 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         return channel
     }
 
-    private func request(keepConnection: Bool) -> ByteBuffer {
-        FastCGITestWire.concatenate([
-            FastCGITestWire.begin(id: 1, flags: keepConnection ? 1 : 0),
-            FastCGITestWire.params(id: 1, self.parameters, recordSize: 100),
-            FastCGITestWire.record(.stdin, id: 1),
-        ])
+    private func request(keepConnection: Bool, bodyBytes: Int = 0) -> ByteBuffer {
+        var body = [UInt8](repeating: 0x62, count: bodyBytes)[...]
+        var stdin: [ByteBuffer] = []
+        while !body.isEmpty {
+            stdin.append(FastCGITestWire.record(.stdin, id: 1, Array(body.prefix(FastCGIRecord.maximumContentLength))))
+            body = body.dropFirst(FastCGIRecord.maximumContentLength)
+        }
+        return FastCGITestWire.concatenate(
+            [FastCGITestWire.begin(id: 1, flags: keepConnection ? 1 : 0), FastCGITestWire.params(id: 1, self.parameters, recordSize: 100)]
+                + stdin + [FastCGITestWire.record(.stdin, id: 1)]
+        )
     }
 
     /// Output records until END_REQUEST.
@@ -123,6 +128,23 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         XCTAssertEqual(statuses.last, 0)
         XCTAssertEqual(Set(statuses.dropLast()), [FastCGIRequestHandler.keptConnectionAppStatus])
         try await self.waitUntil { slots.heldCount == 0 }
+    }
+
+    /// A long upload grows the receive buffers NIO keeps per connection; an idle connection would hold them.
+    func testAConnectionIsKeptAfterABodyUpToTheLimitAndClosedAfterALongerOne() async throws {
+        let limit = FastCGIRequestHandler.maximumBodyBytesOfAKeptConnection
+        let slots = ConnectionSlots(capacity: 1)
+        let channel = try await self.makeConnection(slots: slots)
+        for bodyBytes in [0, limit] {
+            try await channel.writeInbound(self.request(keepConnection: true, bodyBytes: bodyBytes))
+            let records = try await self.response(from: channel)
+            XCTAssertEqual(self.appStatus(records), FastCGIRequestHandler.keptConnectionAppStatus)
+            XCTAssertTrue(channel.isActive)
+        }
+        try await channel.writeInbound(self.request(keepConnection: true, bodyBytes: limit + 1))
+        let records = try await self.response(from: channel)
+        XCTAssertEqual(self.appStatus(records), 0)
+        try await self.waitUntil { !channel.isActive && slots.heldCount == 0 }
     }
 
     func testWithoutKeepConnectionTheConnectionClosesAndReleasesItsSlot() async throws {

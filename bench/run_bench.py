@@ -1079,8 +1079,8 @@ class Report:
         for key, title, ref, metric in sections[1:]:
             if key in self.args.workloads:
                 L += [f"## {title}", ""] + self.table(wls[key], ref, ref, metric) + [""]
-                if key == "post-1k":
-                    L += ["CPU per request:", ""] + self.cpu_table([wls[key]]) + [""]
+                # Apache's share against the application's: what a faster worker could still gain.
+                L += ["CPU per request:", ""] + self.cpu_table([wls[key]]) + [""]
         L.append("## Memory (RSS)")
         L.append("")
         L.append("idle = after start and the readiness/verification requests, before any load; after the "

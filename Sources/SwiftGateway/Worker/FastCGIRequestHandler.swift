@@ -35,9 +35,10 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     /// connection reuse (which closes after every request) is never sent a second request.
     static let keptConnectionAppStatus: UInt32 = 0x5347_4B41
 
-    /// A connection whose request body was longer is closed after it: its reads grew the receive
-    /// buffers NIO keeps per connection (up to 4 of up to 256 KiB), which it would hold while idle;
-    /// Apache sends a body this long on a new connection anyway (only short ones take kept ones).
+    /// A connection whose request body is longer (announced by `CONTENT_LENGTH`, of unknown
+    /// length, or received) is closed after it, even when the application did not read it: its
+    /// reads grow the receive buffers NIO keeps per connection (up to 4 of up to 256 KiB), which
+    /// it would hold while idle. Apache sends a body this long on a new connection anyway.
     static let maximumBodyBytesOfAKeptConnection = 64 * 1024
 
     private let runner: FastCGIApplicationRunner
@@ -48,6 +49,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     private var lastRequestID: UInt16 = 1
     private var requestsServed = 0
     private var bodyBytesReceived = 0
+    /// The request announced a body over `maximumBodyBytesOfAKeptConnection`, or one of unknown length.
+    private var announcedLongBody = false
     /// Decided when END_REQUEST is written, and told to Apache in its `appStatus`.
     private var keepAfterResponse = false
     private var inputEnded = false
@@ -101,6 +104,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         self.keepConnection = head.keepConnection
         self.keepAfterResponse = false
         self.bodyBytesReceived = 0
+        self.announcedLongBody = Self.announcesLongBody(environment)
         self.lastRequestID = head.requestID
         self.inputEnded = false
         self.responseEnded = false
@@ -134,6 +138,13 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             start: { channel.eventLoop.runSoonOrNow { handler.value.startQueued(channel: channel) } },
             turnAway: { channel.pipeline.fireUserInboundEventTriggered(TurnAwayQueuedRequest()) }
         )
+    }
+
+    /// Chunked (no length known in advance) or a `CONTENT_LENGTH` over the limit.
+    private static func announcesLongBody(_ environment: [String: String]) -> Bool {
+        if environment["HTTP_TRANSFER_ENCODING"] != nil { return true }
+        guard let length = environment["CONTENT_LENGTH"] else { return false }
+        return (Int(length) ?? Int.max) > Self.maximumBodyBytesOfAKeptConnection
     }
 
     /// A queued request got its slot.
@@ -205,7 +216,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
         self.keepAfterResponse = self.keepConnection
             && self.requestsServed + 1 < Self.maximumRequestsPerConnection
-            && self.bodyBytesReceived <= Self.maximumBodyBytesOfAKeptConnection
+            && !self.announcedLongBody && self.bodyBytesReceived <= Self.maximumBodyBytesOfAKeptConnection
             && self.slots.shouldKeepFinishedConnection()
         let status = self.keepAfterResponse ? Self.keptConnectionAppStatus : appStatus
         // Learn here when END_REQUEST reached the socket, not through a pipeline event.

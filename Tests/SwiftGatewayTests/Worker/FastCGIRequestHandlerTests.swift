@@ -147,6 +147,25 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         try await self.waitUntil { !channel.isActive && slots.heldCount == 0 }
     }
 
+    /// The application may answer before reading: the body to come would be drained anyway.
+    func testAConnectionIsClosedAfterARequestThatAnnouncesALongBody() async throws {
+        let limit = FastCGIRequestHandler.maximumBodyBytesOfAKeptConnection
+        for announced in [("CONTENT_LENGTH", String(limit + 1)), ("HTTP_TRANSFER_ENCODING", "chunked")] {
+            let slots = ConnectionSlots(capacity: 1)
+            let channel = try await self.makeConnection(slots: slots)
+            let parameters = self.parameters + [(name: announced.0, value: announced.1)]
+            try await channel.writeInbound(
+                FastCGITestWire.concatenate([
+                    FastCGITestWire.begin(id: 1, flags: 1), FastCGITestWire.params(id: 1, parameters, recordSize: 100),
+                    FastCGITestWire.record(.stdin, id: 1, "a short start"), FastCGITestWire.record(.stdin, id: 1),
+                ])
+            )
+            let records = try await self.response(from: channel)
+            XCTAssertEqual(self.appStatus(records), 0, "\(announced)")
+            try await self.waitUntil { !channel.isActive && slots.heldCount == 0 }
+        }
+    }
+
     func testWithoutKeepConnectionTheConnectionClosesAndReleasesItsSlot() async throws {
         let slots = ConnectionSlots(capacity: 1)
         let channel = try await self.makeConnection(slots: slots)

@@ -43,16 +43,17 @@ public struct FastCGIRecordDecoder: Sendable {
     public mutating func decode(_ input: ByteBuffer, _ receive: (FastCGIRecord) throws -> Void) throws {
         var input = input
         while true {
-            if self.header == nil {
-                guard let header = try self.readHeader(from: &input) else {
+            let header: Header
+            if let current = self.header {
+                header = current
+            } else {
+                guard let next = try self.readHeader(from: &input) else {
                     return
                 }
-                self.header = header
-                self.contentLeft = header.contentLength
-                self.paddingLeft = header.paddingLength
-            }
-            guard let header = self.header else {
-                return
+                header = next
+                self.header = next
+                self.contentLeft = next.contentLength
+                self.paddingLeft = next.paddingLength
             }
             if self.contentLeft > 0 {
                 let length = min(self.contentLeft, input.readableBytes)
@@ -113,7 +114,7 @@ public struct FastCGIRecordDecoder: Sendable {
             return nil
         }
         if bytes.readableBytes == 0 {
-            try Self.checkVersion(of: taken)
+            try Self.checkVersion(of: taken)  // at the header's first byte, not its eighth
         }
         bytes.writeBuffer(&taken)
         guard bytes.readableBytes == FastCGIRecord.headerLength else {

@@ -90,15 +90,11 @@ def test_connections_of_long_uploads_are_not_kept_idle(apache):
     before = _connection_inodes(worker)     # the readiness checks' kept connections
 
     def upload(i: int) -> tuple[int, str]:
-        if i % 4 == 1:
-            r = requests.post(srv.url("/hello"), data=body, timeout=60)
-            return r.status_code, "read" if r.text == "Hello world!\n" else r.text[:80]
-        if i % 4 == 3:
-            chunks = (body[k:k + 65536] for k in range(0, len(body), 65536))
-            r = requests.post(srv.url("/hello"), data=chunks, timeout=60)
-            return r.status_code, "read" if r.text == "Hello world!\n" else r.text[:80]
-        r = requests.post(srv.url("/upload"), data=body, timeout=60)
-        return r.status_code, "read" if r.text == f"{len(body)}\n" else r.text[:80]
+        path, expected = ("/upload", f"{len(body)}\n") if i % 2 == 0 else ("/hello", "Hello world!\n")
+        chunked = i % 4 == 3
+        data = (body[k:k + 65536] for k in range(0, len(body), 65536)) if chunked else body
+        r = requests.post(srv.url(path), data=data, timeout=60)
+        return r.status_code, "read" if r.text == expected else r.text[:80]
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(upload, range(40)))

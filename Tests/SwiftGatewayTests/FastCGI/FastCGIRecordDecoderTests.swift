@@ -85,16 +85,14 @@ enum FastCGITestWire {
     /// sent (two such records in a row would be joined too: the tests that use this send none).
     static func joiningStdin(_ records: [FastCGIRecord]) -> [FastCGIRecord] {
         var joined: [FastCGIRecord] = []
-        var open = false
         for record in records {
-            if record.type == .stdin, record.content.readableBytes > 0, open, let last = joined.last,
-                last.type == .stdin, last.requestID == record.requestID
+            if record.type == .stdin, record.content.readableBytes > 0, let last = joined.last,
+                last.type == .stdin, last.requestID == record.requestID, last.content.readableBytes > 0
             {
                 joined[joined.count - 1].content.writeImmutableBuffer(record.content)
             } else {
                 joined.append(record)
             }
-            open = record.type == .stdin && record.content.readableBytes > 0
         }
         return joined
     }

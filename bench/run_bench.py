@@ -52,7 +52,7 @@ MOD_WSGI = "/usr/lib/apache2/modules/mod_wsgi.so"
 WWW_USER = "www-data"
 STANDALONE_USER = WWW_USER       # who runs the `standalone` HTTP server (--standalone-user)
 
-CONFIGS = ("static", "gateway", "gateway-t30", "proxy-fcgi", "wsgi-daemon", "standalone")
+CONFIGS = ("static", "gateway", "gateway-t30", "gateway-floor", "proxy-fcgi", "wsgi-daemon", "standalone")
 GATEWAY_LIKE = ("gateway", "proxy-fcgi", "wsgi-daemon")
 
 # The Apache settings every Apache-based configuration shares.  The MPM pool
@@ -526,6 +526,32 @@ class GatewayWideConfig(GatewayConfig):
     threads = 30
 
 
+class GatewayFloorConfig(GatewayConfig):
+    """The module with a group program that costs next to nothing (bench/null_worker.c: an
+    epoll loop in C that answers every request with the hello at once): the ceiling of any
+    worker behind mod_swift_gateway on this machine. Hello only, informational."""
+    name = "gateway-floor"
+    has_download = False
+    has_upload = False
+
+    def start(self) -> None:
+        self.srv = H.ApacheServer(self.artifacts, name=f"bench-{self.name}")
+        program = os.path.join(self.srv.bin_dir, "null_worker")
+        build = subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", program,
+                                os.path.join(HERE, "null_worker.c")], capture_output=True, text=True)
+        if build.returncode != 0:
+            raise BenchError(f"{self.name}: building bench/null_worker.c failed: {build.stderr.strip()}")
+        os.chmod(program, 0o755)
+        body = self._apache_body(
+            self.srv.daemon("bench", "processes=2"),
+            f"SwiftScriptAlias / {program} process-group=bench",
+            gateway=True)
+        self.srv.configure(body)
+        self.srv.start(ready_path="/hello", expect_gateway=True)
+        self.srv.wait_workers("bench", 2)
+        self.port = self.srv.port
+
+
 class ProxyFcgiConfig(Config):
     name = "proxy-fcgi"
     has_download = True
@@ -643,8 +669,8 @@ class StandaloneConfig(Config):
         return {}
 
 
-CONFIG_CLASSES = {c.name: c for c in (StaticConfig, GatewayConfig, GatewayWideConfig, ProxyFcgiConfig, WsgiConfig,
-                                        StandaloneConfig)}
+CONFIG_CLASSES = {c.name: c for c in (StaticConfig, GatewayConfig, GatewayWideConfig, GatewayFloorConfig,
+                                        ProxyFcgiConfig, WsgiConfig, StandaloneConfig)}
 
 
 def verify(cfg: Config) -> None:
@@ -946,7 +972,7 @@ class Report:
         anchors = [c for c in ("static", "proxy-fcgi", "wsgi-daemon") if c in self.configs]
         head = ["configuration", "connections", *[f"× {c}" for c in anchors]]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for cfg in ("gateway", "gateway-t30"):
+        for cfg in ("gateway", "gateway-t30", "gateway-floor"):
             if cfg not in self.configs:
                 continue
             for wl in wls:
@@ -1205,6 +1231,9 @@ class Report:
             "`SwiftScriptAlias / <ExampleSite copy> process-group=bench`",
             "- gateway-t30: the same with `threads=30` (60 slots: room for every request at 50 "
             "connections); hello only, informational (the targets use gateway)",
+            "- gateway-floor: `SwiftDaemonProcess bench processes=2` + `SwiftScriptAlias /` "
+            "bench/null_worker.c (two C epoll loops that answer every request at once): the module "
+            "with a worker that costs next to nothing; hello only, informational",
             f"- proxy-fcgi: ExampleSite `--fastcgi unix:PATH` (one process, as {WWW_USER}) behind "
             "`ProxyPass / unix:PATH|fcgi://localhost/` (connection reuse off, mod_proxy_fcgi's default), "
             "`proxy-fcgi-pathinfo=unescape`",

@@ -120,7 +120,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         let body = FastCGIRequestBodyStream(channel: channel)
         self.state = .running(body)
         if admission == .start {
-            self.launch(environment: environment, body: body, channel: channel)
+            self.launch(environment: environment, body: body, channel: channel, immediately: true)
             return
         }
         self.queuedEnvironment = environment
@@ -155,17 +155,26 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
         self.queuedEnvironment = nil
         channel.writeAndFlush(FastCGIResponsePart.slotNotice(.requestStarted, requestID: self.lastRequestID), promise: nil)
-        self.launch(environment: environment, body: body, channel: channel)
+        self.launch(environment: environment, body: body, channel: channel, immediately: false)
     }
 
-    private func launch(environment: [String: String], body: FastCGIRequestBodyStream, channel: any Channel) {
+    private func launch(environment: [String: String], body: FastCGIRequestBodyStream, channel: any Channel, immediately: Bool) {
         self.applicationRunning = true
         let runner = self.runner
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
-        Task(executorPreference: runner.executor) {
+        let operation: @Sendable () async -> Void = {
             await runner.run(environment: environment, body: body, channel: channel)
-            // Application tasks run on the event loop already (EventLoopTaskExecutor): no extra hop.
             channel.eventLoop.runSoonOrNow { handler.value.applicationReturned() }
+        }
+        // A request read just now starts on this thread (the event loop) and runs until it first
+        // suspends: a response ready without waiting is written before this returns, with no hop
+        // through the loop's task queue. A queued one is started from another request's end, so
+        // it is enqueued instead: queued requests that finish at once must not nest their starts.
+        // Either resumes on the loop after a suspension (EventLoopTaskExecutor).
+        if immediately {
+            Task.immediate(executorPreference: runner.executor, operation: operation)
+        } else {
+            Task(executorPreference: runner.executor, operation: operation)
         }
     }
 

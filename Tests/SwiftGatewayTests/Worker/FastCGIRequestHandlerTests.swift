@@ -15,10 +15,14 @@ final class FastCGIRequestHandlerTests: XCTestCase {
 
     private func makeConnection(
         slots: ConnectionSlots,
+        readingBody: Bool = false,
         response: @escaping @Sendable () -> GatewayResponse = { GatewayResponse(body: .init(string: "Hello world!\n")) }
     ) async throws -> NIOAsyncTestingChannel {
         let runner = FastCGIApplicationRunner(
-            responder: GatewayClosureResponder { _, _ in response() },
+            responder: GatewayClosureResponder { request, _ in
+                if readingBody { for try await _ in request.body {} }
+                return response()
+            },
             group: "test", token: nil, logger: Logger(label: "test"), executor: nil
         )
         XCTAssertTrue(slots.tryTake())
@@ -134,7 +138,9 @@ final class FastCGIRequestHandlerTests: XCTestCase {
     func testAConnectionIsKeptAfterABodyUpToTheLimitAndClosedAfterALongerOne() async throws {
         let limit = FastCGIRequestHandler.maximumBodyBytesOfAKeptConnection
         let slots = ConnectionSlots(capacity: 1)
-        let channel = try await self.makeConnection(slots: slots)
+        // No CONTENT_LENGTH announces these bodies: the application reads each before it answers
+        // (it starts as soon as the parameters are complete), so the worker has counted it.
+        let channel = try await self.makeConnection(slots: slots, readingBody: true)
         for bodyBytes in [0, limit] {
             try await channel.writeInbound(self.request(keepConnection: true, bodyBytes: bodyBytes))
             let records = try await self.response(from: channel)

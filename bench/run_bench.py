@@ -498,13 +498,20 @@ class GatewayConfig(Config):
     def start(self) -> None:
         self.srv = H.ApacheServer(self.artifacts, name=f"bench-{self.name}")
         body = self._apache_body(
-            self.srv.daemon("bench", "processes=2", f"threads={self.threads}"),
-            f"SwiftScriptAlias / {self.srv.bin} process-group=bench",
+            self.srv.daemon("bench", "processes=2", *self._group_options()),
+            f"SwiftScriptAlias / {self._program()} process-group=bench",
             gateway=True)
         self.srv.configure(body)
         self.srv.start(ready_path="/hello", expect_gateway=True)
         self.srv.wait_workers("bench", 2)
         self.port = self.srv.port
+
+    def _program(self) -> str:
+        """The group program: the server root's copy of the example site."""
+        return self.srv.bin
+
+    def _group_options(self) -> list[str]:
+        return [f"threads={self.threads}"]
 
     def worker_pids(self) -> dict[str, int]:
         out = {}
@@ -534,22 +541,18 @@ class GatewayFloorConfig(GatewayConfig):
     has_download = False
     has_upload = False
 
-    def start(self) -> None:
-        self.srv = H.ApacheServer(self.artifacts, name=f"bench-{self.name}")
+    def _program(self) -> str:
+        """bench/null_worker.c, built into the server root."""
         program = os.path.join(self.srv.bin_dir, "null_worker")
         build = subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", program,
                                 os.path.join(HERE, "null_worker.c")], capture_output=True, text=True)
         if build.returncode != 0:
             raise BenchError(f"{self.name}: building bench/null_worker.c failed: {build.stderr.strip()}")
         os.chmod(program, 0o755)
-        body = self._apache_body(
-            self.srv.daemon("bench", "processes=2"),
-            f"SwiftScriptAlias / {program} process-group=bench",
-            gateway=True)
-        self.srv.configure(body)
-        self.srv.start(ready_path="/hello", expect_gateway=True)
-        self.srv.wait_workers("bench", 2)
-        self.port = self.srv.port
+        return program
+
+    def _group_options(self) -> list[str]:
+        return []   # its two processes serve as many requests at once as Apache sends
 
 
 class ProxyFcgiConfig(Config):

@@ -80,11 +80,12 @@ public struct FastCGIRecordDecoder: Sendable {
                     return
                 }
             }
-            let content = self.content ?? ByteBuffer()
+            let content = self.content
             self.header = nil
             self.content = nil
+            // A `stdin` record with content went out in its pieces already.
             if header.type != .stdin || header.contentLength == 0 {
-                try receive(FastCGIRecord(type: header.type, requestID: header.requestID, content: content))
+                try receive(FastCGIRecord(type: header.type, requestID: header.requestID, content: content ?? ByteBuffer()))
             }
         }
     }

@@ -6,12 +6,12 @@ public struct GatewayRequest: Sendable {
     /// Method, scheme, authority, path (with query) and header fields.
     public var head: HTTPRequest
     /// The CGI/1.1 variables Apache built: `SCRIPT_NAME`, `PATH_INFO`, `QUERY_STRING`,
-    /// `REMOTE_ADDR`, `REMOTE_USER`, `HTTPS`, `SetEnv` values, …
-    public var environment: [String: String]
+    /// `REMOTE_ADDR`, `REMOTE_USER`, `HTTPS`, `SetEnv` values, … (`environment["PATH_INFO"]`).
+    public var environment: CGIEnvironment
     /// The request body, read as it arrives (back-pressured: unread chunks stay in the socket).
     public var body: GatewayRequestBody
 
-    public init(head: HTTPRequest, environment: [String: String], body: GatewayRequestBody = .init()) {
+    public init(head: HTTPRequest, environment: CGIEnvironment, body: GatewayRequestBody = .init()) {
         self.head = head
         self.environment = environment
         self.body = body

@@ -12,33 +12,39 @@ public enum FastCGINameValuePairs {
     /// refusing the whole request for them would be worse. A truncated pair or a length running past
     /// the end throws ``FastCGIError/malformedNameValuePair``.
     public static func decode(_ buffer: ByteBuffer) throws -> [(name: String, value: String)] {
-        // One pass over the raw bytes: no ByteBuffer slices, and string initialisers that are
-        // specialised for contiguous UTF-8 (this runs for every parameter of every request).
+        var pairs: [(name: String, value: String)] = []
         try buffer.withUnsafeReadableBytes { bytes in
-            var pairs: [(name: String, value: String)] = []
-            pairs.reserveCapacity(32)
-            var cursor = 0
-            while cursor < bytes.count {
-                let offset = cursor
-                let nameLength = try Self.readLength(bytes, at: &cursor, pairOffset: offset)
-                let valueLength = try Self.readLength(bytes, at: &cursor, pairOffset: offset)
-                let remaining = bytes.count - cursor
-                guard nameLength <= remaining, valueLength <= remaining - nameLength else {
-                    throw FastCGIError.malformedNameValuePair.withDetail(
-                        "the pair at offset \(offset) declares \(nameLength) + \(valueLength) bytes "
-                            + "but only \(remaining) remain"
-                    )
-                }
-                let nameBytes = UnsafeRawBufferPointer(rebasing: bytes[cursor..<(cursor + nameLength)])
-                cursor += nameLength
-                let valueBytes = UnsafeRawBufferPointer(rebasing: bytes[cursor..<(cursor + valueLength)])
-                cursor += valueLength
-                guard let name = Self.validatedUTF8(nameBytes) else {
-                    throw FastCGIError.invalidUTF8.withDetail("the name of the pair at offset \(offset)")
-                }
-                pairs.append((name: name, value: String(decoding: valueBytes, as: UTF8.self)))
+            try Self.scan(bytes) { name, value in
+                pairs.append((name: Self.string(bytes, name), value: Self.string(bytes, value)))
             }
-            return pairs
+        }
+        return pairs
+    }
+
+    /// Finds the pairs of a complete `FCGI_PARAMS` stream without building a string: the byte
+    /// ranges of each name and value, in stream order, checked as `decode(_:)` checks them.
+    static func scan(
+        _ bytes: UnsafeRawBufferPointer, _ body: (_ name: Range<Int>, _ value: Range<Int>) throws -> Void
+    ) throws {
+        var cursor = 0
+        while cursor < bytes.count {
+            let offset = cursor
+            let nameLength = try Self.readLength(bytes, at: &cursor, pairOffset: offset)
+            let valueLength = try Self.readLength(bytes, at: &cursor, pairOffset: offset)
+            let remaining = bytes.count - cursor
+            guard nameLength <= remaining, valueLength <= remaining - nameLength else {
+                throw FastCGIError.malformedNameValuePair.withDetail(
+                    "the pair at offset \(offset) declares \(nameLength) + \(valueLength) bytes "
+                        + "but only \(remaining) remain"
+                )
+            }
+            let name = cursor..<(cursor + nameLength)
+            let value = name.upperBound..<(name.upperBound + valueLength)
+            cursor = value.upperBound
+            guard Self.isValidUTF8(UnsafeRawBufferPointer(rebasing: bytes[name])) else {
+                throw FastCGIError.invalidUTF8.withDetail("the name of the pair at offset \(offset)")
+            }
+            try body(name, value)
         }
     }
 
@@ -87,10 +93,13 @@ public enum FastCGINameValuePairs {
         }
     }
 
-    /// The bytes as a string, or `nil` when they are not valid UTF-8.
-    private static func validatedUTF8(_ bytes: UnsafeRawBufferPointer) -> String? {
-        // CGI names are ASCII: then decoding cannot have replaced anything.
-        if bytes.allSatisfy({ $0 < 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
-        return String(validating: bytes, as: UTF8.self)
+    /// The bytes in `range` as a string, invalid UTF-8 replaced by U+FFFD.
+    static func string(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+
+    private static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        // CGI names are ASCII: the check that builds a string is for the rare other case.
+        bytes.allSatisfy({ $0 < 0x80 }) || String(validating: bytes, as: UTF8.self) != nil
     }
 }

@@ -17,23 +17,27 @@ public struct FastCGIRequestHead: Sendable, Equatable {
     /// `FCGI_KEEP_CONN`: the web server keeps the connection open after this request.
     public var keepConnection: Bool
     /// The CGI variables in the order the web server sent them (names may repeat).
-    public var parameters: [(name: String, value: String)]
+    public var environment: CGIEnvironment
 
-    public init(requestID: UInt16, keepConnection: Bool, parameters: [(name: String, value: String)]) {
+    public init(requestID: UInt16, keepConnection: Bool, environment: CGIEnvironment) {
         self.requestID = requestID
         self.keepConnection = keepConnection
-        self.parameters = parameters
+        self.environment = environment
     }
 
-    /// The first value of the variable `name`, because most lookups want exactly one.
+    public init(requestID: UInt16, keepConnection: Bool, parameters: [(name: String, value: String)]) {
+        self.init(requestID: requestID, keepConnection: keepConnection, environment: CGIEnvironment(parameters))
+    }
+
+    /// The CGI variables as pairs, in order.
+    public var parameters: [(name: String, value: String)] {
+        get { self.environment.map { (name: $0.key, value: $0.value) } }
+        set { self.environment = CGIEnvironment(newValue) }
+    }
+
+    /// The value of the variable `name` (the last, should it repeat).
     public func parameter(_ name: String) -> String? {
-        self.parameters.first(where: { $0.name == name })?.value
-    }
-
-    public static func == (lhs: FastCGIRequestHead, rhs: FastCGIRequestHead) -> Bool {
-        lhs.requestID == rhs.requestID
-            && lhs.keepConnection == rhs.keepConnection
-            && lhs.parameters.elementsEqual(rhs.parameters, by: { $0.name == $1.name && $0.value == $1.value })
+        self.environment[name]
     }
 }
 
@@ -376,6 +380,8 @@ struct FastCGIServerStateMachine {
     }
 
     private(set) var state: State = .awaitingBegin
+    /// A params stream in a read buffer larger than this is copied out of it.
+    private static let largestKeptReadBuffer = 16 * 1024
     /// The request a response may be written for: set by `FCGI_BEGIN_REQUEST`, cleared by the response's end.
     private(set) var responseRequestID: UInt16?
     private let maximumParamsLength: Int
@@ -527,9 +533,12 @@ struct FastCGIServerStateMachine {
     /// Called with the state set to `.failed`; only the success paths put a live state back.
     private mutating func receiveParams(_ content: ByteBuffer, request: Request, soFar: inout ByteBuffer?) -> Action {
         guard content.readableBytes > 0 else {
-            let parameters: [(name: String, value: String)]
+            let environment: CGIEnvironment
             do {
-                parameters = try FastCGINameValuePairs.decode(soFar ?? ByteBuffer())
+                var stream = soFar ?? ByteBuffer()
+                // A request keeps its variables' bytes while it runs, not a large read buffer with them.
+                if stream.storageCapacity > Self.largestKeptReadBuffer { stream = ByteBuffer(buffer: stream) }
+                environment = try CGIEnvironment(parameterStream: stream)
             } catch let error as FastCGIError {
                 return .fail(error)
             } catch {
@@ -539,7 +548,7 @@ struct FastCGIServerStateMachine {
             let head = FastCGIRequestHead(
                 requestID: request.id,
                 keepConnection: request.keepConnection,
-                parameters: parameters
+                environment: environment
             )
             return .emit(.head(head))
         }

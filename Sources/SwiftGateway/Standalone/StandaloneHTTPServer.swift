@@ -43,7 +43,7 @@ struct StandaloneHTTPServer: Sendable {
                 let parts = HTTPRequestParts(inbound.makeAsyncIterator())
                 let channel = connection.channel
                 while let head = try await parts.nextHead() {
-                    let environment = CGIEnvironment.make(
+                    let environment = StandaloneCGIVariables.make(
                         for: head, local: channel.localAddress, remote: channel.remoteAddress
                     )
                     let context = GatewayContext(
@@ -136,8 +136,8 @@ private final class HTTPRequestParts: GatewayRequestBodySource, @unchecked Senda
 }
 
 /// CGI/1.1 variables for a request Apache did not see, built the way Apache builds them.
-enum CGIEnvironment {
-    static func make(for head: HTTPRequestHead, local: SocketAddress?, remote: SocketAddress?) -> [String: String] {
+enum StandaloneCGIVariables {
+    static func make(for head: HTTPRequestHead, local: SocketAddress?, remote: SocketAddress?) -> CGIEnvironment {
         var environment: [String: String] = [
             "GATEWAY_INTERFACE": "CGI/1.1",
             "SERVER_SOFTWARE": "SwiftGateway",
@@ -179,7 +179,7 @@ enum CGIEnvironment {
             String(host.split(separator: ":").first ?? Substring(host))
         } ?? environment["SERVER_ADDR"]
         environment["SWIFT_GATEWAY_REQUEST_ID"] = String(Self.nextRequestNumber())
-        return environment
+        return CGIEnvironment(environment.sorted(by: { $0.key < $1.key }).lazy.map { (name: $0.key, value: $0.value) })
     }
 
     private static let lock = NIOLockedValueBox(0)

@@ -9,33 +9,49 @@ import Musl
 #endif
 
 /// Runs the application for one FastCGI request and writes its response to the connection.
-struct FastCGIApplicationRunner: Sendable {
+///
+/// One per worker, shared by its connections: a class, so that each request's task captures a
+/// reference rather than a copy of every field.
+final class FastCGIApplicationRunner: Sendable {
     let responder: any GatewayResponder
     let group: String
     /// The group's secret; nil for a standalone FastCGI server, which has none.
-    let token: String?
+    private let token: [UInt8]?
     let logger: Logger
     /// Where the application's tasks run: the event loop of the connections (nil: the global pool).
     let executor: EventLoopTaskExecutor?
     /// `queue-timeout`: a request that waited longer since Apache read it (its
     /// `SWIFT_GATEWAY_REQUEST_START`) is answered 503 without running; nil or 0: no limit.
-    var queueTimeout: Double? = nil
+    let queueTimeout: Double?
+
+    init(
+        responder: any GatewayResponder, group: String, token: String?, logger: Logger,
+        executor: EventLoopTaskExecutor?, queueTimeout: Double? = nil
+    ) {
+        self.responder = responder
+        self.group = group
+        self.token = token.map { Array($0.utf8) }
+        self.logger = logger
+        self.executor = executor
+        self.queueTimeout = queueTimeout
+    }
 
     /// The CGI variables of a request, or nil when it lacks the group's token (logged).
-    func environment(for head: FastCGIRequestHead) -> [String: String]? {
-        var environment = [String: String](minimumCapacity: head.parameters.count)
-        for parameter in head.parameters { environment[parameter.name] = parameter.value }
-        let presented = environment.removeValue(forKey: "SWIFT_GATEWAY_TOKEN")
+    func environment(for head: FastCGIRequestHead) -> CGIEnvironment? {
+        var environment = head.environment
         if let token = self.token {
-            guard let presented, constantTimeEquals(presented, token) else {
+            guard environment.value(named: Self.tokenVariable, equalsSecret: token) else {
                 self.logger.error("SG1115: refused a request without the group's token (SWIFT_GATEWAY_TOKEN)")
                 return nil
             }
         }
+        environment[Self.tokenVariable] = nil
         return environment
     }
 
-    func run(environment: [String: String], body: FastCGIRequestBodyStream, channel: any Channel) async {
+    static let tokenVariable = "SWIFT_GATEWAY_TOKEN"
+
+    func run(environment: CGIEnvironment, body: FastCGIRequestBodyStream, channel: any Channel) async {
         let requestID = environment["SWIFT_GATEWAY_REQUEST_ID"] ?? ""
         let requestLogger = Logger(label: "app") { _ in FastCGIStandardErrorLogHandler(channel: channel, requestID: requestID) }
         let context = GatewayContext(logger: requestLogger, allocator: channel.allocator, group: self.group, requestID: requestID)
@@ -148,12 +164,14 @@ struct FastCGIResponseWriter: Sendable {
     }
 }
 
-/// Compares secrets in time independent of where they differ.
-func constantTimeEquals(_ lhs: String, _ rhs: String) -> Bool {
-    let left = Array(lhs.utf8)
-    let right = Array(rhs.utf8)
-    guard left.count == right.count else { return false }
+/// Compares secrets in time independent of where they differ (only their lengths may leak).
+func constantTimeEquals(_ lhs: some Collection<UInt8>, _ rhs: some Collection<UInt8>) -> Bool {
+    guard lhs.count == rhs.count else { return false }
     var difference: UInt8 = 0
-    for index in left.indices { difference |= left[index] ^ right[index] }
+    for (left, right) in zip(lhs, rhs) { difference |= left ^ right }
     return difference == 0
+}
+
+func constantTimeEquals(_ lhs: String, _ rhs: String) -> Bool {
+    constantTimeEquals(lhs.utf8, rhs.utf8)
 }

@@ -61,7 +61,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     /// Listed in `slots` as idle since the last request: only such a connection may be reclaimed.
     private var listedIdle = false
     /// The variables of the request waiting in the slots' queue, if any.
-    private var queuedEnvironment: [String: String]?
+    private var queuedEnvironment: CGIEnvironment?
 
     /// - Parameters:
     ///   - slots: The worker's slots; the caller has taken one for this connection.
@@ -141,7 +141,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     }
 
     /// Chunked (no length known in advance) or a `CONTENT_LENGTH` over the limit.
-    private static func announcesLongBody(_ environment: [String: String]) -> Bool {
+    private static func announcesLongBody(_ environment: CGIEnvironment) -> Bool {
         if environment["HTTP_TRANSFER_ENCODING"] != nil { return true }
         guard let length = environment["CONTENT_LENGTH"] else { return false }
         return (Int(length) ?? Int.max) > Self.maximumBodyBytesOfAKeptConnection
@@ -158,7 +158,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         self.launch(environment: environment, body: body, channel: channel, immediately: false)
     }
 
-    private func launch(environment: [String: String], body: FastCGIRequestBodyStream, channel: any Channel, immediately: Bool) {
+    private func launch(environment: CGIEnvironment, body: FastCGIRequestBodyStream, channel: any Channel, immediately: Bool) {
         self.applicationRunning = true
         let runner = self.runner
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)

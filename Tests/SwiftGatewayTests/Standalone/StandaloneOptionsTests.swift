@@ -28,7 +28,7 @@ final class StandaloneOptionsTests: XCTestCase {
         headers.add(name: "Accept", value: "a")
         headers.add(name: "Accept", value: "b")
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/a%20b/c?x=%20", headers: headers)
-        let environment = CGIEnvironment.make(for: head, local: nil, remote: nil)
+        let environment = StandaloneCGIVariables.make(for: head, local: nil, remote: nil)
         XCTAssertEqual(environment["PATH_INFO"], "/a b/c")
         XCTAssertEqual(environment["QUERY_STRING"], "x=%20")
         XCTAssertEqual(environment["SCRIPT_NAME"], "")
@@ -41,6 +41,6 @@ final class StandaloneOptionsTests: XCTestCase {
     }
 
     func testPercentDecodingLeavesMalformedEscapes() {
-        XCTAssertEqual(CGIEnvironment.percentDecoded("/%41%zz%4"), "/A%zz%4")
+        XCTAssertEqual(StandaloneCGIVariables.percentDecoded("/%41%zz%4"), "/A%zz%4")
     }
 }

@@ -1,0 +1,155 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The CGI/1.1 variables of one request (`SCRIPT_NAME`, `PATH_INFO`, `REMOTE_USER`, `HTTPS`,
+/// `SetEnv` values, …): looked up by name like a dictionary, iterated in the order Apache sent them.
+///
+/// It keeps the bytes of the request's `FCGI_PARAMS` stream and where each name and value lies
+/// in them; a variable becomes a `String` only when it is asked for, so reading a request costs
+/// no string, no hashing and no reference count per variable.
+///
+/// Names are unique in what Apache sends. Should one repeat, the subscript answers the last
+/// value, as a dictionary built in that order would, and iteration yields each.
+public struct CGIEnvironment: Sendable {
+    /// Where one variable lies in `bytes`, counted from its reader index.
+    struct Entry: Sendable {
+        var name: Range<Int>
+        var value: Range<Int>
+    }
+
+    private var bytes: ByteBuffer
+    private var entries: [Entry]
+
+    /// The variables of a complete `FCGI_PARAMS` stream; throws ``FastCGIError`` as
+    /// ``FastCGINameValuePairs/decode(_:)`` does. The stream's bytes are kept, not copied.
+    init(parameterStream: ByteBuffer) throws {
+        var entries: [Entry] = []
+        entries.reserveCapacity(32)
+        try parameterStream.withUnsafeReadableBytes { bytes in
+            try FastCGINameValuePairs.scan(bytes) { name, value in entries.append(Entry(name: name, value: value)) }
+        }
+        self.bytes = parameterStream
+        self.entries = entries
+    }
+
+    /// The variables in `pairs`, in their order.
+    public init<Pairs: Sequence>(_ pairs: Pairs) where Pairs.Element == (name: String, value: String) {
+        var stream = ByteBuffer()
+        FastCGINameValuePairs.encode(pairs, into: &stream)
+        // Encoded just now from strings: valid by construction.
+        do { try self.init(parameterStream: stream) } catch { preconditionFailure("re-reading encoded pairs failed: \(error)") }
+    }
+
+    /// The variables of a dictionary, in its (unspecified) order.
+    public init(_ variables: [String: String]) {
+        self.init(variables.lazy.map { (name: $0.key, value: $0.value) })
+    }
+
+    /// The value of the variable `name`, nil when the request has none. Setting a value replaces
+    /// every variable of that name with one at the end; setting nil removes them.
+    public subscript(name: String) -> String? {
+        get { self.lastIndex(named: name).map { self.value(at: $0) } }
+        set {
+            let bytes = self.bytes
+            self.entries.removeAll(where: { Self.nameBytes(of: $0, in: bytes, equal: name) })
+            guard let newValue else { return }
+            let start = self.bytes.readableBytes
+            let nameLength = self.bytes.writeString(name)
+            let valueLength = self.bytes.writeString(newValue)
+            let name = start..<(start + nameLength)
+            self.entries.append(Entry(name: name, value: name.upperBound..<(name.upperBound + valueLength)))
+        }
+    }
+
+    /// Removes the variables named `name`; answers the last one's value.
+    @discardableResult
+    public mutating func removeValue(forName name: String) -> String? {
+        let value = self[name]
+        if value != nil { self[name] = nil }
+        return value
+    }
+
+    /// The variables as a dictionary; for a repeated name, its last value.
+    public var dictionary: [String: String] {
+        Dictionary(self.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+    }
+
+    /// Whether the value of `name` has exactly the bytes of `expected`, compared in time
+    /// independent of where they differ (for secrets); false when there is no such variable.
+    func value(named name: String, equalsSecret expected: [UInt8]) -> Bool {
+        guard let index = self.lastIndex(named: name) else { return false }
+        let range = self.entries[index].value
+        return self.bytes.withUnsafeReadableBytes { bytes in
+            constantTimeEquals(UnsafeRawBufferPointer(rebasing: bytes[range]), expected)
+        }
+    }
+
+    /// Calls `body` with the name of each variable as raw bytes, and its index.
+    func forEachName(_ body: (UnsafeRawBufferPointer, Int) throws -> Void) rethrows {
+        try self.bytes.withUnsafeReadableBytes { bytes in
+            for (index, entry) in self.entries.enumerated() {
+                try body(UnsafeRawBufferPointer(rebasing: bytes[entry.name]), index)
+            }
+        }
+    }
+
+    /// The value of the variable at `index`.
+    func value(at index: Int) -> String {
+        self.bytes.withUnsafeReadableBytes { FastCGINameValuePairs.string($0, self.entries[index].value) }
+    }
+
+    private func lastIndex(named name: String) -> Int? {
+        self.entries.lastIndex(where: { Self.nameBytes(of: $0, in: self.bytes, equal: name) })
+    }
+
+    private static func nameBytes(of entry: Entry, in bytes: ByteBuffer, equal name: String) -> Bool {
+        let utf8 = name.utf8
+        guard entry.name.count == utf8.count else { return false }
+        guard !entry.name.isEmpty else { return true }
+        return bytes.withUnsafeReadableBytes { bytes in
+            let candidate = UnsafeRawBufferPointer(rebasing: bytes[entry.name])
+            return utf8.withContiguousStorageIfAvailable { name in
+                guard let left = candidate.baseAddress, let right = name.baseAddress else { return false }
+                return memcmp(left, right, name.count) == 0
+            } ?? candidate.elementsEqual(utf8)
+        }
+    }
+}
+
+extension CGIEnvironment: RandomAccessCollection {
+    public typealias Element = (key: String, value: String)
+
+    public var startIndex: Int { self.entries.startIndex }
+    public var endIndex: Int { self.entries.endIndex }
+
+    public subscript(position: Int) -> (key: String, value: String) {
+        let entry = self.entries[position]
+        return self.bytes.withUnsafeReadableBytes { bytes in
+            (key: FastCGINameValuePairs.string(bytes, entry.name), value: FastCGINameValuePairs.string(bytes, entry.value))
+        }
+    }
+}
+
+extension CGIEnvironment: ExpressibleByDictionaryLiteral {
+    public init(dictionaryLiteral elements: (String, String)...) {
+        self.init(elements.lazy.map { (name: $0.0, value: $0.1) })
+    }
+}
+
+extension CGIEnvironment: Equatable {
+    /// The same variables with the same values in the same order.
+    public static func == (lhs: CGIEnvironment, rhs: CGIEnvironment) -> Bool {
+        lhs.elementsEqual(rhs, by: { $0.key == $1.key && $0.value == $1.value })
+    }
+}
+
+extension CGIEnvironment: CustomStringConvertible {
+    public var description: String {
+        "[" + self.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "]"
+    }
+}

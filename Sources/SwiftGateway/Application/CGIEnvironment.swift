@@ -15,7 +15,12 @@ import Musl
 ///
 /// Names are unique in what Apache sends. Should one repeat, the subscript answers the last
 /// value, as a dictionary built in that order would, and iteration yields each.
+///
+/// The group's secret (`SWIFT_GATEWAY_TOKEN`) is held apart when the stream is read: the worker
+/// checks it, the application never sees it.
 public struct CGIEnvironment: Sendable {
+    static let tokenName = "SWIFT_GATEWAY_TOKEN"
+
     /// Where one variable lies in `bytes`, counted from its reader index.
     struct Entry: Sendable {
         var name: Range<Int>
@@ -24,17 +29,27 @@ public struct CGIEnvironment: Sendable {
 
     private var bytes: ByteBuffer
     private var entries: [Entry]
+    /// Where the last `SWIFT_GATEWAY_TOKEN` of the stream lies, if it had one.
+    private var token: Range<Int>?
 
     /// The variables of a complete `FCGI_PARAMS` stream; throws ``FastCGIError`` as
     /// ``FastCGINameValuePairs/decode(_:)`` does. The stream's bytes are kept, not copied.
     init(parameterStream: ByteBuffer) throws {
         var entries: [Entry] = []
         entries.reserveCapacity(32)
+        var token: Range<Int>?
         try parameterStream.withUnsafeReadableBytes { bytes in
-            try FastCGINameValuePairs.scan(bytes) { name, value in entries.append(Entry(name: name, value: value)) }
+            try FastCGINameValuePairs.scan(bytes) { name, value in
+                if Self.isTokenName(UnsafeRawBufferPointer(rebasing: bytes[name])) {
+                    token = value
+                } else {
+                    entries.append(Entry(name: name, value: value))
+                }
+            }
         }
         self.bytes = parameterStream
         self.entries = entries
+        self.token = token
     }
 
     /// The variables in `pairs`, in their order.
@@ -79,14 +94,17 @@ public struct CGIEnvironment: Sendable {
         Dictionary(self.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
     }
 
-    /// Whether the value of `name` has exactly the bytes of `expected`, compared in time
-    /// independent of where they differ (for secrets); false when there is no such variable.
-    func value(named name: String, equalsSecret expected: [UInt8]) -> Bool {
-        guard let index = self.lastIndex(named: name) else { return false }
-        let range = self.entries[index].value
+    /// Whether the stream's `SWIFT_GATEWAY_TOKEN` has exactly the bytes of `secret`, compared in
+    /// time independent of where they differ; false when it had none.
+    func presentedToken(equals secret: [UInt8]) -> Bool {
+        guard let token = self.token else { return false }
         return self.bytes.withUnsafeReadableBytes { bytes in
-            constantTimeEquals(UnsafeRawBufferPointer(rebasing: bytes[range]), expected)
+            constantTimeEquals(UnsafeRawBufferPointer(rebasing: bytes[token]), secret)
         }
+    }
+
+    private static func isTokenName(_ name: UnsafeRawBufferPointer) -> Bool {
+        name.count == 19 && name.elementsEqual(Self.tokenName.utf8)
     }
 
     /// Calls `body` with the name of each variable as raw bytes, and its index.

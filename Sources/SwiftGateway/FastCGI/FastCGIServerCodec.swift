@@ -51,7 +51,10 @@ public enum FastCGIResponsePart: Sendable, Equatable {
     case end(appStatus: UInt32)
     /// The last response bytes, then the end: what `.stdout(bytes)` and `.end(appStatus:)` write,
     /// but one pipeline write, and for a short response one buffer (one iovec for the socket).
-    case stdoutThenEnd(ByteBuffer, appStatus: UInt32)
+    /// The `appStatus` is 0, or ``FastCGIServerCodec/keptConnectionAppStatus`` when
+    /// `keepsConnection`: a flag rather than the number keeps the part within NIOAny's inline
+    /// storage, so the response's last write allocates no box.
+    case stdoutThenEnd(ByteBuffer, keepsConnection: Bool)
     /// `FCGI_END_REQUEST` with `FCGI_OVERLOADED` for a request the worker will not run, whether or
     /// not it has arrived: written on an idle kept-alive connection just before closing it.
     case overloaded(requestID: UInt16)
@@ -75,6 +78,11 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
     public typealias InboundOut = FastCGIRequestPart
     public typealias OutboundIn = FastCGIResponsePart
     public typealias OutboundOut = ByteBuffer
+
+    /// `appStatus` of an `FCGI_END_REQUEST` after which the worker keeps the connection ("SGKA").
+    /// Apache reuses only connections acknowledged this way, so a program built before
+    /// connection reuse (which closes after every request) is never sent a second request.
+    public static let keptConnectionAppStatus: UInt32 = 0x5347_4B41
 
     /// Payloads below this size are copied behind their header so they leave as one buffer.
     private static let coalescingThreshold = 512
@@ -122,7 +130,8 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
             }
             next = self.pendingInput.popFirst()
         }
-        self.pendingInput.removeAll()
+        // Input left after a failure is dropped; removing nothing would still allocate.
+        if !self.pendingInput.isEmpty { self.pendingInput.removeAll(keepingCapacity: true) }
         self.isProcessing = false
         if self.pendingEOF {
             self.pendingEOF = false
@@ -243,7 +252,8 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
             self.writeStream(.stderr, requestID: requestID, payload: payload, context: context, promise: promise)
         case .end(let appStatus):
             self.writeEnd(requestID: requestID, appStatus: appStatus, lastPayload: nil, context: context, promise: promise)
-        case .stdoutThenEnd(let payload, let appStatus):
+        case .stdoutThenEnd(let payload, let keepsConnection):
+            let appStatus = keepsConnection ? Self.keptConnectionAppStatus : 0
             if payload.readableBytes <= Self.endCoalescingLimit {
                 self.writeEnd(requestID: requestID, appStatus: appStatus, lastPayload: payload, context: context, promise: promise)
             } else {

@@ -4,14 +4,22 @@ import NIOCore
 /// Sends a request's log lines as FastCGI STDERR records; Apache writes each line to its
 /// error log with the request's context (client, URL, group).
 struct FastCGIStandardErrorLogHandler: LogHandler {
-    var metadata: Logger.Metadata
     var logLevel: Logger.Level = .info
     let channel: any Channel
+    private let requestID: String?
+    /// The metadata once the application changed it; until then only `request=`, which is not
+    /// built for a request that never logs or looks.
+    private var changedMetadata: Logger.Metadata?
 
     /// - Parameter requestID: Apache's id of the request, logged as `request=` metadata.
     init(channel: any Channel, requestID: String?) {
         self.channel = channel
-        self.metadata = requestID.map { ["request": .string($0)] } ?? [:]
+        self.requestID = requestID
+    }
+
+    var metadata: Logger.Metadata {
+        get { self.changedMetadata ?? self.requestID.map { ["request": .string($0)] } ?? [:] }
+        set { self.changedMetadata = newValue }
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {

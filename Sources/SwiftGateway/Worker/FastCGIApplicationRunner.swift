@@ -38,18 +38,12 @@ final class FastCGIApplicationRunner: Sendable {
 
     /// The CGI variables of a request, or nil when it lacks the group's token (logged).
     func environment(for head: FastCGIRequestHead) -> CGIEnvironment? {
-        var environment = head.environment
-        if let token = self.token {
-            guard environment.value(named: Self.tokenVariable, equalsSecret: token) else {
-                self.logger.error("SG1115: refused a request without the group's token (SWIFT_GATEWAY_TOKEN)")
-                return nil
-            }
+        if let token = self.token, !head.environment.presentedToken(equals: token) {
+            self.logger.error("SG1115: refused a request without the group's token (SWIFT_GATEWAY_TOKEN)")
+            return nil
         }
-        environment[Self.tokenVariable] = nil
-        return environment
+        return head.environment
     }
-
-    static let tokenVariable = "SWIFT_GATEWAY_TOKEN"
 
     func run(environment: CGIEnvironment, body: FastCGIRequestBodyStream, channel: any Channel) async {
         let requestID = environment["SWIFT_GATEWAY_REQUEST_ID"] ?? ""
@@ -116,15 +110,12 @@ struct FastCGIResponseWriter: Sendable {
             )
             if coalesce { headers.writeImmutableBuffer(body) }
             let head = headers
-            // At most one hop to the event loop for the whole response, none when already on it;
-            // a short one leaves as one pipeline write and one buffer.
-            self.onEventLoop {
-                if coalesce {
-                    self.end(last: head)
-                } else {
-                    channel.write(FastCGIResponsePart.stdout(head), promise: nil)
-                    self.end(last: body)
-                }
+            // At most one hop to the event loop for the whole response, none (and no closure)
+            // when already on it; a short one leaves as one pipeline write and one buffer.
+            if channel.eventLoop.inEventLoop {
+                self.endBuffered(head: head, body: body, coalesced: coalesce)
+            } else {
+                channel.eventLoop.execute { self.endBuffered(head: head, body: body, coalesced: coalesce) }
             }
         case .stream(let produce):
             let headers = CGIResponseHead.serialize(response, contentLength: nil, allocator: channel.allocator, reservingBody: 0)
@@ -137,7 +128,21 @@ struct FastCGIResponseWriter: Sendable {
                 channel.close(promise: nil)
                 return
             }
-            self.onEventLoop { self.end() }
+            if channel.eventLoop.inEventLoop {
+                self.end()
+            } else {
+                channel.eventLoop.execute { self.end() }
+            }
+        }
+    }
+
+    /// On the event loop: the headers (with the body when `coalesced`), then the end.
+    private func endBuffered(head: ByteBuffer, body: ByteBuffer, coalesced: Bool) {
+        if coalesced {
+            self.end(last: head)
+        } else {
+            self.channel.write(FastCGIResponsePart.stdout(head), promise: nil)
+            self.end(last: body)
         }
     }
 
@@ -148,18 +153,10 @@ struct FastCGIResponseWriter: Sendable {
         if !self.channel.isWritable { try await written.futureResult.get() }
     }
 
-    private func onEventLoop(_ body: @escaping @Sendable () -> Void) {
-        if self.channel.eventLoop.inEventLoop {
-            body()
-        } else {
-            self.channel.eventLoop.execute(body)
-        }
-    }
-
     /// On the event loop: the last bytes if any, then END_REQUEST; the request handler sees it
     /// written and keeps or closes the connection.
     private func end(last: ByteBuffer? = nil) {
-        let part = last.map { FastCGIResponsePart.stdoutThenEnd($0, appStatus: 0) } ?? .end(appStatus: 0)
+        let part = last.map { FastCGIResponsePart.stdoutThenEnd($0, keepsConnection: false) } ?? .end(appStatus: 0)
         self.channel.writeAndFlush(part, promise: nil)
     }
 }

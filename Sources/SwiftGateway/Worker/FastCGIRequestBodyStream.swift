@@ -17,7 +17,8 @@ final class FastCGIRequestBodyStream: GatewayRequestBodySource, @unchecked Senda
     private let channel: any Channel
     private let lock = NIOLock()
     // Everything below is guarded by `lock`.
-    private var chunks = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    /// Made by the first chunk that has to wait: most requests have no body.
+    private var chunks: CircularBuffer<ByteBuffer>?
     private var bufferedBytes = 0
     private var end: Result<Void, any Error>?
     private var waiter: CheckedContinuation<ByteBuffer?, any Error>?
@@ -36,7 +37,8 @@ final class FastCGIRequestBodyStream: GatewayRequestBodySource, @unchecked Senda
                 self.waiter = nil
                 return waiter
             }
-            self.chunks.append(chunk)
+            if self.chunks == nil { self.chunks = CircularBuffer(initialCapacity: 4) }
+            self.chunks?.append(chunk)
             self.bufferedBytes += chunk.readableBytes
             if self.bufferedBytes >= Self.highWatermark { self.readingPaused = true }
             return nil
@@ -85,7 +87,7 @@ final class FastCGIRequestBodyStream: GatewayRequestBodySource, @unchecked Senda
 
     /// Must hold `lock`.
     private func takeNext() -> Next {
-        if let chunk = self.chunks.popFirst() {
+        if let chunk = self.chunks?.popFirst() {
             self.bufferedBytes -= chunk.readableBytes
             let resume = self.readingPaused && self.bufferedBytes <= Self.lowWatermark
             if resume { self.readingPaused = false }

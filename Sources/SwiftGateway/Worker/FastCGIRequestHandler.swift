@@ -30,11 +30,6 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     /// spread again over all workers, a restarted one included (nginx's `keepalive_requests`).
     static let maximumRequestsPerConnection = 100
 
-    /// `appStatus` of an `FCGI_END_REQUEST` after which the worker keeps the connection ("SGKA").
-    /// Apache reuses only connections acknowledged this way, so a program built before
-    /// connection reuse (which closes after every request) is never sent a second request.
-    static let keptConnectionAppStatus: UInt32 = 0x5347_4B41
-
     /// A connection whose request body is longer (announced by `CONTENT_LENGTH`, of unknown
     /// length, or received) is closed after it, even when the application did not read it: its
     /// reads grow the receive buffers NIO keeps per connection (up to 4 of up to 256 KiB), which
@@ -135,7 +130,13 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         return self.slots.admit(
             // Apache sends a request again only when it came on a kept connection.
             connectionID: self.connectionID, mayTurnAway: self.requestsServed > 0,
-            start: { channel.eventLoop.runSoonOrNow { handler.value.startQueued(channel: channel) } },
+            start: {
+                if channel.eventLoop.inEventLoop {
+                    handler.value.startQueued(channel: channel)
+                } else {
+                    channel.eventLoop.execute { handler.value.startQueued(channel: channel) }
+                }
+            },
             turnAway: { channel.pipeline.fireUserInboundEventTriggered(TurnAwayQueuedRequest()) }
         )
     }
@@ -162,19 +163,31 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         self.applicationRunning = true
         let runner = self.runner
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
-        let operation: @Sendable () async -> Void = {
-            await runner.run(environment: environment, body: body, channel: channel)
-            channel.eventLoop.runSoonOrNow { handler.value.applicationReturned() }
-        }
         // A request read just now starts on this thread (the event loop) and runs until it first
         // suspends: a response ready without waiting is written before this returns, with no hop
         // through the loop's task queue. A queued one is started from another request's end, so
         // it is enqueued instead: queued requests that finish at once must not nest their starts.
         // Either resumes on the loop after a suspension (EventLoopTaskExecutor).
         if immediately {
-            Task.immediate(executorPreference: runner.executor, operation: operation)
+            Task.immediate(executorPreference: runner.executor) { @Sendable in
+                await FastCGIRequestHandler.run(runner, environment: environment, body: body, channel: channel, handler: handler)
+            }
         } else {
-            Task(executorPreference: runner.executor, operation: operation)
+            Task(executorPreference: runner.executor) { @Sendable in
+                await FastCGIRequestHandler.run(runner, environment: environment, body: body, channel: channel, handler: handler)
+            }
+        }
+    }
+
+    private static func run(
+        _ runner: FastCGIApplicationRunner, environment: CGIEnvironment, body: FastCGIRequestBodyStream,
+        channel: any Channel, handler: NIOLoopBound<FastCGIRequestHandler>
+    ) async {
+        await runner.run(environment: environment, body: body, channel: channel)
+        if channel.eventLoop.inEventLoop {
+            handler.value.applicationReturned()
+        } else {
+            channel.eventLoop.execute { handler.value.applicationReturned() }
         }
     }
 
@@ -216,10 +229,11 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         self.slots.release()
     }
 
-    /// Marks END_REQUEST with whether this connection will be kept for another request.
+    /// Marks END_REQUEST with whether this connection will be kept for another request
+    /// (`FastCGIServerCodec.keptConnectionAppStatus`, which Apache looks for).
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let part = self.unwrapOutboundIn(data)
-        guard let appStatus = part.endingAppStatus else {
+        guard part.endsResponse else {
             context.write(data, promise: promise)
             return
         }
@@ -227,10 +241,16 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             && self.requestsServed + 1 < Self.maximumRequestsPerConnection
             && !self.announcedLongBody && self.bodyBytesReceived <= Self.maximumBodyBytesOfAKeptConnection
             && self.slots.shouldKeepFinishedConnection()
-        let status = self.keepAfterResponse ? Self.keptConnectionAppStatus : appStatus
-        // Learn here when END_REQUEST reached the socket, not through a pipeline event.
+        let ending = part.ending(keepingConnection: self.keepAfterResponse)
+        guard !self.keepAfterResponse else {
+            // Nothing waits for this write: the connection stays, and a failed write closes it.
+            context.write(self.wrapOutboundOut(ending), promise: promise)
+            self.responseDidEnd(context: context)
+            return
+        }
+        // Closing drops writes still queued: close once END_REQUEST reached the socket.
         let written = promise ?? context.eventLoop.makePromise(of: Void.self)
-        context.write(self.wrapOutboundOut(part.ending(appStatus: status)), promise: written)
+        context.write(self.wrapOutboundOut(ending), promise: written)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         written.futureResult.whenComplete { result in
@@ -305,19 +325,20 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
 }
 
 extension FastCGIResponsePart {
-    /// The `appStatus` of a part that ends the response, nil for any other.
-    fileprivate var endingAppStatus: UInt32? {
+    /// Whether this part ends the response.
+    fileprivate var endsResponse: Bool {
         switch self {
-        case .end(let appStatus), .stdoutThenEnd(_, let appStatus): appStatus
-        case .stdout, .stderr, .overloaded, .slotNotice: nil
+        case .end, .stdoutThenEnd: true
+        case .stdout, .stderr, .overloaded, .slotNotice: false
         }
     }
 
-    /// This ending part with another `appStatus`.
-    fileprivate func ending(appStatus: UInt32) -> FastCGIResponsePart {
+    /// This ending part telling Apache whether the connection is kept.
+    fileprivate func ending(keepingConnection keep: Bool) -> FastCGIResponsePart {
         switch self {
-        case .stdoutThenEnd(let bytes, _): .stdoutThenEnd(bytes, appStatus: appStatus)
-        case .end, .stdout, .stderr, .overloaded, .slotNotice: .end(appStatus: appStatus)
+        case .stdoutThenEnd(let bytes, _): .stdoutThenEnd(bytes, keepsConnection: keep)
+        case .end(let appStatus): .end(appStatus: keep ? FastCGIServerCodec.keptConnectionAppStatus : appStatus)
+        case .stdout, .stderr, .overloaded, .slotNotice: self
         }
     }
 }
@@ -325,13 +346,6 @@ extension FastCGIResponsePart {
 /// Asks a connection's handler to turn away its request waiting in the slots' queue, with
 /// `FCGI_OVERLOADED`, because a sibling worker has room for it.
 struct TurnAwayQueuedRequest: Sendable {}
-
-extension EventLoop {
-    /// Runs `body` now when on this loop, else on it soon.
-    fileprivate func runSoonOrNow(_ body: @escaping @Sendable () -> Void) {
-        if self.inEventLoop { body() } else { self.execute(body) }
-    }
-}
 
 /// A FastCGI connection that does not follow the protocol.
 struct FastCGIConnectionError: Error, CustomStringConvertible {

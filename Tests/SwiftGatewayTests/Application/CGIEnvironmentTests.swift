@@ -72,11 +72,15 @@ final class CGIEnvironmentTests: XCTestCase {
         XCTAssertThrowsError(try CGIEnvironment(parameterStream: ByteBuffer(bytes: [4, 1, UInt8(ascii: "A")])))
     }
 
-    func testComparesASecretByItsBytes() {
-        let environment: CGIEnvironment = ["SWIFT_GATEWAY_TOKEN": "abc"]
-        XCTAssertTrue(environment.value(named: "SWIFT_GATEWAY_TOKEN", equalsSecret: Array("abc".utf8)))
-        XCTAssertFalse(environment.value(named: "SWIFT_GATEWAY_TOKEN", equalsSecret: Array("abd".utf8)))
-        XCTAssertFalse(environment.value(named: "SWIFT_GATEWAY_TOKEN", equalsSecret: Array("ab".utf8)))
-        XCTAssertFalse(environment.value(named: "OTHER", equalsSecret: Array("abc".utf8)))
+    func testTheTokenIsHeldApartAndComparedByItsBytes() throws {
+        let environment = try CGIEnvironment(parameterStream: self.stream([
+            (name: "A", value: "1"), (name: "SWIFT_GATEWAY_TOKEN", value: "abc"),
+        ]))
+        XCTAssertNil(environment["SWIFT_GATEWAY_TOKEN"])
+        XCTAssertEqual(environment.map(\.key), ["A"])
+        XCTAssertTrue(environment.presentedToken(equals: Array("abc".utf8)))
+        XCTAssertFalse(environment.presentedToken(equals: Array("abd".utf8)))
+        XCTAssertFalse(environment.presentedToken(equals: Array("ab".utf8)))
+        XCTAssertFalse(CGIEnvironment(["A": "1"]).presentedToken(equals: Array("abc".utf8)))
     }
 }

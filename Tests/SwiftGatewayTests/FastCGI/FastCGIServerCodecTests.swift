@@ -538,7 +538,7 @@ final class FastCGIServerCodecTests: XCTestCase {
     func testShortLastStdoutAndEndLeaveAsOneBuffer() throws {
         try self.channel.writeInbound(self.fullRequest(id: 3))
         let written = self.channel.writeAndFlush(
-            FastCGIResponsePart.stdoutThenEnd(ByteBuffer(string: "Status: 200 OK\r\n\r\nhi"), appStatus: 9)
+            FastCGIResponsePart.stdoutThenEnd(ByteBuffer(string: "Status: 200 OK\r\n\r\nhi"), keepsConnection: true)
         )
         self.assertSucceeded(written)
         let buffer = try XCTUnwrap(try self.channel.readOutbound(as: ByteBuffer.self))
@@ -548,7 +548,7 @@ final class FastCGIServerCodecTests: XCTestCase {
             [
                 FastCGIRecord(type: .stdout, requestID: 3, content: ByteBuffer(string: "Status: 200 OK\r\n\r\nhi")),
                 FastCGIRecord(type: .stdout, requestID: 3, content: ByteBuffer()),
-                FastCGIRecord(type: .endRequest, requestID: 3, content: self.endRequestContent(appStatus: 9, status: .requestComplete)),
+                FastCGIRecord(type: .endRequest, requestID: 3, content: self.endRequestContent(appStatus: FastCGIServerCodec.keptConnectionAppStatus, status: .requestComplete)),
             ]
         )
     }
@@ -556,7 +556,7 @@ final class FastCGIServerCodecTests: XCTestCase {
     func testLongLastStdoutIsSplitIntoRecordsBeforeTheEnd() throws {
         try self.channel.writeInbound(self.fullRequest(id: 3))
         let body = ByteBuffer(repeating: 0x61, count: 70_000)
-        try self.channel.writeOutbound(FastCGIResponsePart.stdoutThenEnd(body, appStatus: 0))
+        try self.channel.writeOutbound(FastCGIResponsePart.stdoutThenEnd(body, keepsConnection: false))
         let records = try self.writtenRecords()
         XCTAssertEqual(records.map(\.type), [.stdout, .stdout, .stdout, .endRequest])
         XCTAssertEqual(records.map(\.content.readableBytes), [65535, 70_000 - 65535, 0, 8])
@@ -568,7 +568,7 @@ final class FastCGIServerCodecTests: XCTestCase {
 
     func testEmptyLastStdoutWritesJustTheEnd() throws {
         try self.channel.writeInbound(self.fullRequest(id: 3))
-        try self.channel.writeOutbound(FastCGIResponsePart.stdoutThenEnd(ByteBuffer(), appStatus: 0))
+        try self.channel.writeOutbound(FastCGIResponsePart.stdoutThenEnd(ByteBuffer(), keepsConnection: false))
         XCTAssertEqual(try self.writtenRecords().map(\.type), [.stdout, .endRequest])
     }
 

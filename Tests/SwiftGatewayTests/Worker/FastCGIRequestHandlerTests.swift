@@ -91,7 +91,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
             let records = try await self.response(from: channel)
             XCTAssertTrue(self.stdout(records).hasSuffix("Hello world!\n"))
             XCTAssertEqual(self.protocolStatus(records), FastCGIProtocolStatus.requestComplete.rawValue)
-            XCTAssertEqual(self.appStatus(records), FastCGIRequestHandler.keptConnectionAppStatus)
+            XCTAssertEqual(self.appStatus(records), FastCGIServerCodec.keptConnectionAppStatus)
             XCTAssertTrue(channel.isActive)
         }
         // Still open, still holding its one slot, and listed as idle.
@@ -113,7 +113,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
             try await channel.writeInbound(self.request(keepConnection: true))
             let records = try await self.response(from: channel)
             XCTAssertTrue(self.stdout(records).hasSuffix("streamed\n"))
-            XCTAssertEqual(self.appStatus(records), FastCGIRequestHandler.keptConnectionAppStatus)
+            XCTAssertEqual(self.appStatus(records), FastCGIServerCodec.keptConnectionAppStatus)
             XCTAssertTrue(channel.isActive)
         }
         _ = try? await channel.finish()
@@ -130,7 +130,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         }
         try await channel.closeFuture.get()
         XCTAssertEqual(statuses.last, 0)
-        XCTAssertEqual(Set(statuses.dropLast()), [FastCGIRequestHandler.keptConnectionAppStatus])
+        XCTAssertEqual(Set(statuses.dropLast()), [FastCGIServerCodec.keptConnectionAppStatus])
         try await self.waitUntil { slots.heldCount == 0 }
     }
 
@@ -144,7 +144,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         for bodyBytes in [0, limit] {
             try await channel.writeInbound(self.request(keepConnection: true, bodyBytes: bodyBytes))
             let records = try await self.response(from: channel)
-            XCTAssertEqual(self.appStatus(records), FastCGIRequestHandler.keptConnectionAppStatus)
+            XCTAssertEqual(self.appStatus(records), FastCGIServerCodec.keptConnectionAppStatus)
             XCTAssertTrue(channel.isActive)
         }
         try await channel.writeInbound(self.request(keepConnection: true, bodyBytes: limit + 1))

@@ -20,18 +20,25 @@ struct ExampleResponder: GatewayResponder {
     /// Fault pages exist only where the group asks for them (`env=SWIFT_GATEWAY_EXAMPLE_FAULTS=1`).
     let faultsEnabled = getenv("SWIFT_GATEWAY_EXAMPLE_FAULTS").map { String(cString: $0) } == "1"
     let pid = getpid()
+    /// Made once: every page carries the pid.
+    private let pidText = String(getpid())
+    private static let groupField = HTTPField.Name("X-Gateway-Group")
+    private static let pidField = HTTPField.Name("X-Gateway-Pid")
 
     func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
         var response = try await self.page(for: request, context: context)
-        if let group = HTTPField.Name("X-Gateway-Group"), let pid = HTTPField.Name("X-Gateway-Pid") {
-            response.headerFields[group] = context.group
-            response.headerFields[pid] = String(self.pid)
+        if let group = Self.groupField, let pid = Self.pidField {
+            response.headerFields.append(HTTPField(name: group, value: context.group))
+            response.headerFields.append(HTTPField(name: pid, value: self.pidText))
         }
         return response
     }
 
     private func page(for request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
-        let page = request.pathInfo.split(separator: "/").last.map(String.init) ?? ""
+        let path = request.pathInfo.utf8
+        // The last non-empty segment, found without splitting the path into an array.
+        let trimmed = path.reversed().drop(while: { $0 == UInt8(ascii: "/") })
+        let page = String(decoding: trimmed.prefix(while: { $0 != UInt8(ascii: "/") }).reversed(), as: UTF8.self)
         switch page {
         case "hello": return Self.hello
         case "env": return self.environmentPage(request, context: context)

@@ -122,7 +122,18 @@ public struct CGIEnvironment: Sendable {
     }
 
     private func lastIndex(named name: String) -> Int? {
-        self.entries.lastIndex(where: { Self.nameBytes(of: $0, in: self.bytes, equal: name) })
+        // One pass with the name's bytes at hand: this runs for every variable read.
+        let found = name.utf8.withContiguousStorageIfAvailable { wanted in
+            self.bytes.withUnsafeReadableBytes { bytes in
+                self.entries.lastIndex { entry in
+                    guard entry.name.count == wanted.count else { return false }
+                    guard !wanted.isEmpty else { return true }
+                    guard let left = bytes.baseAddress, let right = wanted.baseAddress else { return false }
+                    return memcmp(left + entry.name.lowerBound, right, wanted.count) == 0
+                }
+            }
+        }
+        return found ?? self.entries.lastIndex(where: { Self.nameBytes(of: $0, in: self.bytes, equal: name) })
     }
 
     private static func nameBytes(of entry: Entry, in bytes: ByteBuffer, equal name: String) -> Bool {

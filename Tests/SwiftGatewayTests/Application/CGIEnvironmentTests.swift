@@ -4,15 +4,9 @@ import XCTest
 @testable import SwiftGateway
 
 final class CGIEnvironmentTests: XCTestCase {
-    private func stream(_ pairs: [(name: String, value: String)]) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        FastCGINameValuePairs.encode(pairs, into: &buffer)
-        return buffer
-    }
-
     func testLooksUpAndIteratesTheVariablesOfAParameterStream() throws {
         let long = String(repeating: "v", count: 300)
-        let environment = try CGIEnvironment(parameterStream: self.stream([
+        let environment = try CGIEnvironment(parameterStream: FastCGITestWire.pairs([
             (name: "SCRIPT_NAME", value: "/app"), (name: "HTTP_X_LONG", value: long), (name: "EMPTY", value: ""),
         ]))
         XCTAssertEqual(environment["SCRIPT_NAME"], "/app")
@@ -27,7 +21,7 @@ final class CGIEnvironmentTests: XCTestCase {
 
     func testReadsAStreamInsideALargerBuffer() throws {
         var buffer = ByteBuffer(string: "junk")
-        buffer.writeImmutableBuffer(self.stream([(name: "A", value: "1"), (name: "B", value: "2")]))
+        buffer.writeImmutableBuffer(FastCGITestWire.pairs([(name: "A", value: "1"), (name: "B", value: "2")]))
         buffer.moveReaderIndex(forwardBy: 4)
         let environment = try CGIEnvironment(parameterStream: buffer)
         XCTAssertEqual(environment["B"], "2")
@@ -35,7 +29,7 @@ final class CGIEnvironmentTests: XCTestCase {
     }
 
     func testARepeatedNameAnswersItsLastValue() throws {
-        let environment = try CGIEnvironment(parameterStream: self.stream([(name: "A", value: "1"), (name: "A", value: "2")]))
+        let environment = try CGIEnvironment(parameterStream: FastCGITestWire.pairs([(name: "A", value: "1"), (name: "A", value: "2")]))
         XCTAssertEqual(environment["A"], "2")
         XCTAssertEqual(environment.count, 2)
         XCTAssertEqual(environment.dictionary, ["A": "2"])
@@ -73,7 +67,7 @@ final class CGIEnvironmentTests: XCTestCase {
     }
 
     func testTheTokenIsHeldApartAndComparedByItsBytes() throws {
-        let environment = try CGIEnvironment(parameterStream: self.stream([
+        let environment = try CGIEnvironment(parameterStream: FastCGITestWire.pairs([
             (name: "A", value: "1"), (name: "SWIFT_GATEWAY_TOKEN", value: "abc"),
         ]))
         XCTAssertNil(environment["SWIFT_GATEWAY_TOKEN"])

@@ -4,12 +4,6 @@ import XCTest
 @testable import SwiftGateway
 
 final class FastCGINameValuePairsTests: XCTestCase {
-    private func encode(_ pairs: [(name: String, value: String)]) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        FastCGINameValuePairs.encode(pairs, into: &buffer)
-        return buffer
-    }
-
     private func assertPairs(
         _ actual: [(name: String, value: String)],
         _ expected: [(name: String, value: String)],
@@ -22,24 +16,24 @@ final class FastCGINameValuePairsTests: XCTestCase {
 
     func testEmptyStreamHasNoPairs() throws {
         XCTAssertEqual(try FastCGINameValuePairs.decode(ByteBuffer()).count, 0)
-        XCTAssertEqual(self.encode([]).readableBytes, 0)
+        XCTAssertEqual(FastCGITestWire.pairs([]).readableBytes, 0)
     }
 
     func testShortLengthsUseOneByte() {
         let name = String(repeating: "n", count: 127)
-        let buffer = self.encode([(name: name, value: "v")])
+        let buffer = FastCGITestWire.pairs([(name: name, value: "v")])
         XCTAssertEqual(Array(buffer.readableBytesView.prefix(2)), [127, 1])
         XCTAssertEqual(buffer.readableBytes, 2 + 127 + 1)
     }
 
     func testLongLengthsUseFourBytesWithTheHighBit() {
         let value = String(repeating: "v", count: 128)
-        let buffer = self.encode([(name: "N", value: value)])
+        let buffer = FastCGITestWire.pairs([(name: "N", value: value)])
         XCTAssertEqual(Array(buffer.readableBytesView.prefix(5)), [1, 0x80, 0, 0, 128])
         XCTAssertEqual(buffer.readableBytes, 5 + 1 + 128)
 
         let big = String(repeating: "b", count: 70_000)
-        let bigBuffer = self.encode([(name: big, value: "")])
+        let bigBuffer = FastCGITestWire.pairs([(name: big, value: "")])
         XCTAssertEqual(Array(bigBuffer.readableBytesView.prefix(5)), [0x80, 0x01, 0x11, 0x70, 0])
     }
 
@@ -52,11 +46,11 @@ final class FastCGINameValuePairsTests: XCTestCase {
         pairs.append((name: "DUPLICATE", value: "first"))
         pairs.append((name: "DUPLICATE", value: "second"))
         pairs.append((name: "UNICODE_é", value: "ünïcödé ✓"))
-        self.assertPairs(try FastCGINameValuePairs.decode(self.encode(pairs)), pairs)
+        self.assertPairs(try FastCGINameValuePairs.decode(FastCGITestWire.pairs(pairs)), pairs)
     }
 
     func testLengthsCountUTF8Bytes() {
-        let buffer = self.encode([(name: "é", value: "✓")])
+        let buffer = FastCGITestWire.pairs([(name: "é", value: "✓")])
         XCTAssertEqual(Array(buffer.readableBytesView), [2, 3, 0xC3, 0xA9, 0xE2, 0x9C, 0x93])
     }
 
@@ -85,7 +79,7 @@ final class FastCGINameValuePairsTests: XCTestCase {
     }
 
     func testEveryTruncationThrows() {
-        let whole = self.encode([
+        let whole = FastCGITestWire.pairs([
             (name: "A", value: "1"),
             (name: String(repeating: "L", count: 130), value: String(repeating: "v", count: 140)),
         ])
@@ -127,7 +121,7 @@ final class FastCGINameValuePairsTests: XCTestCase {
     }
 
     func testNonASCIINamesThatAreValidUTF8Decode() throws {
-        let pairs = try FastCGINameValuePairs.decode(self.encode([(name: "GRÜẞE_😀", value: "ä")]))
+        let pairs = try FastCGINameValuePairs.decode(FastCGITestWire.pairs([(name: "GRÜẞE_😀", value: "ä")]))
         self.assertPairs(pairs, [(name: "GRÜẞE_😀", value: "ä")])
     }
 

@@ -45,10 +45,16 @@ enum FastCGITestWire {
         return self.record(.beginRequest, id: id, Array(content.readableBytesView))
     }
 
-    /// The pairs encoded, cut into PARAMS records of `recordSize` bytes, followed by the empty PARAMS record.
-    static func params(id: UInt16 = 1, _ pairs: [(name: String, value: String)], recordSize: Int) -> ByteBuffer {
+    /// The pairs as a name-value stream (the content of PARAMS records).
+    static func pairs(_ pairs: [(name: String, value: String)]) -> ByteBuffer {
         var stream = ByteBuffer()
         FastCGINameValuePairs.encode(pairs, into: &stream)
+        return stream
+    }
+
+    /// The pairs encoded, cut into PARAMS records of `recordSize` bytes, followed by the empty PARAMS record.
+    static func params(id: UInt16 = 1, _ pairs: [(name: String, value: String)], recordSize: Int) -> ByteBuffer {
+        var stream = self.pairs(pairs)
         var buffer = ByteBuffer()
         while let chunk = stream.readBytes(length: min(recordSize, stream.readableBytes)), !chunk.isEmpty {
             buffer.writeImmutableBuffer(self.record(.params, id: id, chunk))

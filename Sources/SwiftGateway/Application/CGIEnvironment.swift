@@ -70,8 +70,12 @@ public struct CGIEnvironment: Sendable {
     public subscript(name: String) -> String? {
         get { self.lastIndex(named: name).map { self.value(at: $0) } }
         set {
-            let bytes = self.bytes
-            self.entries.removeAll(where: { Self.nameBytes(of: $0, in: bytes, equal: name) })
+            var wanted = name
+            wanted.withUTF8 { wanted in
+                self.bytes.withUnsafeReadableBytes { bytes in
+                    self.entries.removeAll(where: { Self.entry($0, in: bytes, isNamed: UnsafeRawBufferPointer(wanted)) })
+                }
+            }
             guard let newValue else { return }
             let start = self.bytes.readableBytes
             let nameLength = self.bytes.writeString(name)
@@ -104,7 +108,7 @@ public struct CGIEnvironment: Sendable {
     }
 
     private static func isTokenName(_ name: UnsafeRawBufferPointer) -> Bool {
-        name.count == 19 && name.elementsEqual(Self.tokenName.utf8)
+        name.elementsEqual(Self.tokenName.utf8)
     }
 
     /// Calls `body` with the name of each variable as raw bytes, and its index.
@@ -123,30 +127,18 @@ public struct CGIEnvironment: Sendable {
 
     private func lastIndex(named name: String) -> Int? {
         // One pass with the name's bytes at hand: this runs for every variable read.
-        let found = name.utf8.withContiguousStorageIfAvailable { wanted in
+        var wanted = name
+        return wanted.withUTF8 { wanted in
             self.bytes.withUnsafeReadableBytes { bytes in
-                self.entries.lastIndex { entry in
-                    guard entry.name.count == wanted.count else { return false }
-                    guard !wanted.isEmpty else { return true }
-                    guard let left = bytes.baseAddress, let right = wanted.baseAddress else { return false }
-                    return memcmp(left + entry.name.lowerBound, right, wanted.count) == 0
-                }
+                self.entries.lastIndex(where: { Self.entry($0, in: bytes, isNamed: UnsafeRawBufferPointer(wanted)) })
             }
         }
-        return found ?? self.entries.lastIndex(where: { Self.nameBytes(of: $0, in: self.bytes, equal: name) })
     }
 
-    private static func nameBytes(of entry: Entry, in bytes: ByteBuffer, equal name: String) -> Bool {
-        let utf8 = name.utf8
-        guard entry.name.count == utf8.count else { return false }
-        guard !entry.name.isEmpty else { return true }
-        return bytes.withUnsafeReadableBytes { bytes in
-            let candidate = UnsafeRawBufferPointer(rebasing: bytes[entry.name])
-            return utf8.withContiguousStorageIfAvailable { name in
-                guard let left = candidate.baseAddress, let right = name.baseAddress else { return false }
-                return memcmp(left, right, name.count) == 0
-            } ?? candidate.elementsEqual(utf8)
-        }
+    private static func entry(_ entry: Entry, in bytes: UnsafeRawBufferPointer, isNamed wanted: UnsafeRawBufferPointer) -> Bool {
+        guard entry.name.count == wanted.count else { return false }
+        guard let left = bytes.baseAddress, let right = wanted.baseAddress, !wanted.isEmpty else { return wanted.isEmpty }
+        return memcmp(left + entry.name.lowerBound, right, wanted.count) == 0
     }
 }
 

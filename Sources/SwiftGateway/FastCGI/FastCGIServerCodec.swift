@@ -180,7 +180,7 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
         case .none:
             break
         case .emit(let part):
-            context.fireChannelRead(Self.wrapInboundOut(part))
+            context.fireChannelRead(self.wrapInboundOut(part))
         case .reply(let reply):
             self.send(reply, context: context)
         case .replyAndFail(let reply, let error):
@@ -219,7 +219,7 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
         case .endRequest(let requestID, let status):
             buffer.writeFastCGIEndRequest(requestID: requestID, appStatus: 0, protocolStatus: status)
         }
-        context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
     }
 
     // MARK: Outbound
@@ -230,12 +230,12 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
         case .overloaded(let requestID):
             var buffer = context.channel.allocator.buffer(capacity: 2 * FastCGIRecord.headerLength)
             buffer.writeFastCGIEndRequest(requestID: requestID, appStatus: 0, protocolStatus: .overloaded)
-            context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            context.write(self.wrapOutboundOut(buffer), promise: promise)
             return
         case .slotNotice(let type, let requestID):
             var buffer = context.channel.allocator.buffer(capacity: FastCGIRecord.headerLength)
             buffer.writeFastCGIRecordHeader(type: type, requestID: requestID, contentLength: 0)
-            context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            context.write(self.wrapOutboundOut(buffer), promise: promise)
             return
         case .stdout, .stderr, .end, .stdoutThenEnd:
             break
@@ -285,7 +285,7 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
         buffer.writeFastCGIRecordHeader(type: .stdout, requestID: requestID, contentLength: 0)
         buffer.writeFastCGIEndRequest(requestID: requestID, appStatus: appStatus, protocolStatus: .requestComplete)
         self.stateMachine.responseEnded()
-        context.write(Self.wrapOutboundOut(buffer), promise: promise)
+        context.write(self.wrapOutboundOut(buffer), promise: promise)
     }
 
     /// Writes `payload` as records of at most 65535 bytes; large pieces go out as slices, never copied.
@@ -310,12 +310,12 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
                 var buffer = context.channel.allocator.buffer(capacity: FastCGIRecord.headerLength + length)
                 buffer.writeFastCGIRecordHeader(type: type, requestID: requestID, contentLength: length)
                 buffer.writeImmutableBuffer(chunk)
-                context.write(Self.wrapOutboundOut(buffer), promise: chunkPromise)
+                context.write(self.wrapOutboundOut(buffer), promise: chunkPromise)
             } else {
                 var header = context.channel.allocator.buffer(capacity: FastCGIRecord.headerLength)
                 header.writeFastCGIRecordHeader(type: type, requestID: requestID, contentLength: length)
-                context.write(Self.wrapOutboundOut(header), promise: nil)
-                context.write(Self.wrapOutboundOut(chunk), promise: chunkPromise)
+                context.write(self.wrapOutboundOut(header), promise: nil)
+                context.write(self.wrapOutboundOut(chunk), promise: chunkPromise)
             }
         }
     }

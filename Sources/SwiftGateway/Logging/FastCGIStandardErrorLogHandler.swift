@@ -31,6 +31,6 @@ struct FastCGIStandardErrorLogHandler: LogHandler {
         let message = LogLineFormat.messageWithMetadata(event, handlerMetadata: self.metadata)
         let line = "\(LogLineFormat.apacheLevel(event.level)): \(message)\n"
         let buffer = self.channel.allocator.buffer(string: line)
-        self.channel.writeAndFlush(FastCGIResponsePart.stderr(buffer), promise: nil)
+        self.channel.writeResponsePart(.stderr(buffer), promise: nil)
     }
 }

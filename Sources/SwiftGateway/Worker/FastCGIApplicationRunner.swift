@@ -141,7 +141,7 @@ struct FastCGIResponseWriter: Sendable {
         if coalesced {
             self.end(last: head)
         } else {
-            self.channel.write(FastCGIResponsePart.stdout(head), promise: nil)
+            self.channel.writeResponsePart(.stdout(head), flush: false, promise: nil)
             self.end(last: body)
         }
     }
@@ -149,7 +149,7 @@ struct FastCGIResponseWriter: Sendable {
     /// Queues a chunk; waits for it to reach the socket only while the connection is congested.
     private func writeChunk(_ chunk: ByteBuffer) async throws {
         let written = self.channel.eventLoop.makePromise(of: Void.self)
-        self.channel.writeAndFlush(FastCGIResponsePart.stdout(chunk), promise: written)
+        self.channel.writeResponsePart(.stdout(chunk), promise: written)
         if !self.channel.isWritable { try await written.futureResult.get() }
     }
 
@@ -157,7 +157,7 @@ struct FastCGIResponseWriter: Sendable {
     /// written and keeps or closes the connection.
     private func end(last: ByteBuffer? = nil) {
         let part = last.map { FastCGIResponsePart.stdoutThenEnd($0, keepsConnection: false) } ?? .end(appStatus: 0)
-        self.channel.writeAndFlush(part, promise: nil)
+        self.channel.writeResponsePart(part, promise: nil)
     }
 }
 

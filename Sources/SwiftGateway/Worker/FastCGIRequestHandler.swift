@@ -155,7 +155,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             return
         }
         self.queuedEnvironment = nil
-        channel.writeAndFlush(FastCGIResponsePart.slotNotice(.requestStarted, requestID: self.lastRequestID), promise: nil)
+        channel.writeResponsePart(.slotNotice(.requestStarted, requestID: self.lastRequestID), promise: nil)
         self.launch(environment: environment, body: body, channel: channel, immediately: false)
     }
 

@@ -27,10 +27,25 @@ public struct CGIEnvironment: Sendable {
         var value: Range<Int>
     }
 
-    private var bytes: ByteBuffer
-    private var entries: [Entry]
-    /// Where the last `SWIFT_GATEWAY_TOKEN` of the stream lies, if it had one.
-    private var token: Range<Int>?
+    /// The stream and its index, behind one reference: a request head that carries the
+    /// variables then fits NIO's inline storage, and each copy of it is one reference count.
+    /// Immutable; a change makes a new one (applications rarely change their variables).
+    private final class Storage: Sendable {
+        let bytes: ByteBuffer
+        let entries: [Entry]
+        /// Where the last `SWIFT_GATEWAY_TOKEN` of the stream lies, if it had one.
+        let token: Range<Int>?
+
+        init(bytes: ByteBuffer, entries: [Entry], token: Range<Int>?) {
+            self.bytes = bytes
+            self.entries = entries
+            self.token = token
+        }
+    }
+
+    private var storage: Storage
+    private var bytes: ByteBuffer { self.storage.bytes }
+    private var entries: [Entry] { self.storage.entries }
 
     /// The variables of a complete `FCGI_PARAMS` stream; throws ``FastCGIError`` as
     /// ``FastCGINameValuePairs/decode(_:)`` does. The stream's bytes are kept, not copied.
@@ -47,9 +62,7 @@ public struct CGIEnvironment: Sendable {
                 }
             }
         }
-        self.bytes = parameterStream
-        self.entries = entries
-        self.token = token
+        self.storage = Storage(bytes: parameterStream, entries: entries, token: token)
     }
 
     /// The variables in `pairs`, in their order.
@@ -70,18 +83,22 @@ public struct CGIEnvironment: Sendable {
     public subscript(name: String) -> String? {
         get { self.lastIndex(named: name).map { self.value(at: $0) } }
         set {
+            var bytes = self.bytes
+            var entries = self.entries
             var wanted = name
             wanted.withUTF8 { wanted in
-                self.bytes.withUnsafeReadableBytes { bytes in
-                    self.entries.removeAll(where: { Self.entry($0, in: bytes, isNamed: UnsafeRawBufferPointer(wanted)) })
+                bytes.withUnsafeReadableBytes { bytes in
+                    entries.removeAll(where: { Self.entry($0, in: bytes, isNamed: UnsafeRawBufferPointer(wanted)) })
                 }
             }
-            guard let newValue else { return }
-            let start = self.bytes.readableBytes
-            let nameLength = self.bytes.writeString(name)
-            let valueLength = self.bytes.writeString(newValue)
-            let name = start..<(start + nameLength)
-            self.entries.append(Entry(name: name, value: name.upperBound..<(name.upperBound + valueLength)))
+            if let newValue {
+                let start = bytes.readableBytes
+                let nameLength = bytes.writeString(name)
+                let valueLength = bytes.writeString(newValue)
+                let name = start..<(start + nameLength)
+                entries.append(Entry(name: name, value: name.upperBound..<(name.upperBound + valueLength)))
+            }
+            self.storage = Storage(bytes: bytes, entries: entries, token: self.storage.token)
         }
     }
 
@@ -101,14 +118,15 @@ public struct CGIEnvironment: Sendable {
     /// Whether the stream's `SWIFT_GATEWAY_TOKEN` has exactly the bytes of `secret`, compared in
     /// time independent of where they differ; false when it had none.
     func presentedToken(equals secret: [UInt8]) -> Bool {
-        guard let token = self.token else { return false }
+        guard let token = self.storage.token else { return false }
         return self.bytes.withUnsafeReadableBytes { bytes in
             constantTimeEquals(UnsafeRawBufferPointer(rebasing: bytes[token]), secret)
         }
     }
 
     private static func isTokenName(_ name: UnsafeRawBufferPointer) -> Bool {
-        name.elementsEqual(Self.tokenName.utf8)
+        // Lengths first: this runs for every variable of every request.
+        name.count == Self.tokenName.utf8.count && name.elementsEqual(Self.tokenName.utf8)
     }
 
     /// Calls `body` with the name of each variable as raw bytes, and its index.

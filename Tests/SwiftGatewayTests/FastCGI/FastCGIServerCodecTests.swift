@@ -680,4 +680,11 @@ final class FastCGIServerCodecTests: XCTestCase {
         XCTAssertEqual(try self.writtenRecords().map(\.type), [.stdout, .stdout, .endRequest])
         XCTAssertEqual(self.errors, [.truncatedRecord])
     }
+
+    /// NIOAny keeps values of up to three words inline; a larger part is boxed (an allocation
+    /// and reference counts) on every pass through the pipeline.
+    func testRequestAndResponsePartsFitNIOAnyInlineStorage() {
+        XCTAssertLessThanOrEqual(MemoryLayout<FastCGIRequestPart>.size, 3 * MemoryLayout<Int>.size)
+        XCTAssertLessThanOrEqual(MemoryLayout<FastCGIResponsePart>.size, 3 * MemoryLayout<Int>.size)
+    }
 }

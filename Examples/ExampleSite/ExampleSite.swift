@@ -28,6 +28,8 @@ struct ExampleResponder: GatewayResponder {
     func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
         var response = try await self.page(for: request, context: context)
         if let group = Self.groupField, let pid = Self.pidField {
+            // One copy of the page's fields with room for both, not a copy and a regrowth.
+            response.headerFields.reserveCapacity(response.headerFields.count + 2)
             response.headerFields.append(HTTPField(name: group, value: context.group))
             response.headerFields.append(HTTPField(name: pid, value: self.pidText))
         }

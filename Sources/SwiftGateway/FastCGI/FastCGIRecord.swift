@@ -124,14 +124,11 @@ extension ByteBuffer {
                     + "padding \(paddingLength) (max 255)"
             )
         }
-        return self.writeMultipleIntegers(
-            FastCGIRecord.version,
-            type.rawValue,
-            requestID,
-            contentLength16,
-            padding8,
-            UInt8(0)
-        )
+        // The eight bytes as one big-endian integer: one capacity check and one store per header.
+        let header =
+            UInt64(FastCGIRecord.version) << 56 | UInt64(type.rawValue) << 48 | UInt64(requestID) << 32
+            | UInt64(contentLength16) << 16 | UInt64(padding8) << 8
+        return self.writeInteger(header)
     }
 
     /// Appends a whole record (header and content, no padding); throws rather than traps on oversized content.

@@ -345,7 +345,7 @@ extension ByteBuffer {
         protocolStatus: FastCGIProtocolStatus
     ) {
         self.writeFastCGIRecordHeader(type: .endRequest, requestID: requestID, contentLength: 8)
-        self.writeMultipleIntegers(appStatus, protocolStatus.rawValue, UInt8(0), UInt16(0))
+        self.writeInteger(UInt64(appStatus) << 32 | UInt64(protocolStatus.rawValue) << 24)
     }
 }
 

@@ -138,6 +138,26 @@ public struct CGIEnvironment: Sendable {
         }
     }
 
+    /// The value of the variable `name` as a decimal number, read from its bytes without making
+    /// a string; nil when absent, empty, not all ASCII digits, or above `Int64.max`.
+    func decimalValue(named name: String) -> Int64? {
+        guard let index = self.lastIndex(named: name) else { return nil }
+        let range = self.entries[index].value
+        return self.bytes.withUnsafeReadableBytes { bytes -> Int64? in
+            let digits = UnsafeRawBufferPointer(rebasing: bytes[range])
+            guard !digits.isEmpty else { return nil }
+            var value: Int64 = 0
+            for byte in digits {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                let (shifted, overflowed) = value.multipliedReportingOverflow(by: 10)
+                let (sum, carried) = shifted.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
+                guard !overflowed, !carried else { return nil }
+                value = sum
+            }
+            return value
+        }
+    }
+
     /// The value of the variable at `index`.
     func value(at index: Int) -> String {
         self.bytes.withUnsafeReadableBytes { FastCGINameValuePairs.string($0, self.entries[index].value) }

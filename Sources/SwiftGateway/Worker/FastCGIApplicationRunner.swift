@@ -51,7 +51,7 @@ final class FastCGIApplicationRunner: Sendable {
         let context = GatewayContext(logger: requestLogger, allocator: channel.allocator, group: self.group, requestID: requestID)
 
         let response: GatewayResponse
-        if let limit = self.queueTimeout, limit > 0, let waited = Self.secondsWaited(since: environment["SWIFT_GATEWAY_REQUEST_START"]), waited > limit {
+        if let limit = self.queueTimeout, limit > 0, let waited = Self.secondsWaited(since: environment.decimalValue(named: "SWIFT_GATEWAY_REQUEST_START")), waited > limit {
             requestLogger.warning("SG1120: the request waited \(formatSeconds(waited)) for a request slot, longer than queue-timeout \(formatSeconds(limit)): answered 503 without running it")
             await FastCGIResponseWriter(channel: channel).write(Self.queueTimedOut(retryAfter: limit), logger: requestLogger)
             return
@@ -73,9 +73,10 @@ final class FastCGIApplicationRunner: Sendable {
 
 extension FastCGIApplicationRunner {
     /// Seconds since `start` (microseconds since the epoch, Apache's request time); nil when
-    /// absent or malformed.
-    static func secondsWaited(since start: String?) -> Double? {
-        guard let start, let microseconds = Int64(start), microseconds > 0 else { return nil }
+    /// absent or malformed. The value is read as a number: its 16 digits would make a string
+    /// too long to be stored inline, an allocation per request.
+    static func secondsWaited(since start: Int64?) -> Double? {
+        guard let microseconds = start, microseconds > 0 else { return nil }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let nowMicroseconds = Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000

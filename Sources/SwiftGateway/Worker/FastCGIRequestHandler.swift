@@ -287,6 +287,12 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Boxed once: a short response usually ends before its request's empty STDIN is read, so
+    /// this ends the body stream of most requests.
+    private static let responseCompletedFirst: any Error = FastCGIConnectionError(
+        description: "the response was complete before the request body ended"
+    )
+
     /// END_REQUEST reached the socket: finish now if the client finished sending, else read and
     /// discard the rest of its input first, so its last write does not fail.
     private func responseDidEnd(context: ChannelHandlerContext) {
@@ -296,7 +302,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             return
         }
         if case .running(let body) = self.state {
-            body.finish(FastCGIConnectionError(description: "the response was complete before the request body ended"))
+            body.finish(Self.responseCompletedFirst)
         }
         context.read()
     }

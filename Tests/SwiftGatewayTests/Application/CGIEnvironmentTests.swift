@@ -77,4 +77,17 @@ final class CGIEnvironmentTests: XCTestCase {
         XCTAssertFalse(environment.presentedToken(equals: Array("ab".utf8)))
         XCTAssertFalse(CGIEnvironment(["A": "1"]).presentedToken(equals: Array("abc".utf8)))
     }
+
+    func testADecimalValueIsReadFromItsBytes() {
+        let environment: CGIEnvironment = [
+            "START": "1796522356468099", "ZERO": "0", "EMPTY": "", "WORD": "soon", "SIGNED": "-5",
+            "PLUS": "+5", "HUGE": "9223372036854775808", "MAX": "9223372036854775807",
+        ]
+        XCTAssertEqual(environment.decimalValue(named: "START"), 1_796_522_356_468_099)
+        XCTAssertEqual(environment.decimalValue(named: "ZERO"), 0)
+        XCTAssertEqual(environment.decimalValue(named: "MAX"), Int64.max)
+        for name in ["EMPTY", "WORD", "SIGNED", "PLUS", "HUGE", "ABSENT"] {
+            XCTAssertNil(environment.decimalValue(named: name), name)
+        }
+    }
 }

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Two or more builds of the worker program side by side: alternating load runs.
+
+    python3 bench/compare_builds.py [--workload hello-50] [--pairs 6] [--duration 5] \\
+        before=/tmp/bins/ExampleSite.old after=/tmp/bins/ExampleSite.new
+
+Each LABEL=PROGRAM becomes the bench's `gateway` configuration (run_bench.GatewayConfig,
+`processes=2 threads=15`) with that program as its group's program; all start at once,
+then the load runs alternate between them, the order reversed every round, so that a
+machine whose speed drifts (a shared VM moves by ±10 % from one minute to the next) favours
+none. Prints each run and the medians of req/s and of CPU per request (Apache's children,
+the application's processes). A PROGRAM and every folder above it must be readable and
+executable by www-data (copy builds out of a 0700 home first). Runs as root, as make bench.
+Nothing is asserted: this is how a change to the worker is measured before it lands
+(docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run_bench as B  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("builds", nargs="+", metavar="LABEL=PROGRAM")
+    parser.add_argument("--workload", default="hello-50", choices=[w.key for w in B.workloads()])
+    parser.add_argument("--pairs", type=int, default=6, help="rounds over all builds (default 6)")
+    parser.add_argument("--duration", type=float, default=5, help="seconds per load run (default 5)")
+    args = parser.parse_args()
+    builds = []
+    for item in args.builds:
+        label, _, program = item.partition("=")
+        if not label or not os.path.isabs(program) or not os.access(program, os.X_OK):
+            parser.error(f"{item!r}: expected LABEL=/absolute/path/of/an/executable")
+        builds.append((label, program))
+    if len({label for label, _ in builds}) != len(builds):
+        parser.error("labels must differ")
+    args.builds = builds
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    if os.geteuid() != 0:
+        print("compare_builds runs Apache and the programs as www-data: run it as root", file=sys.stderr)
+        return 1
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    B.import_harness()
+    module = os.environ.get("SG_MODULE", os.path.join(B.REPO, "CModule", ".libs", "mod_swift_gateway.so"))
+    workload = next(w for w in B.workloads() if w.key == args.workload)
+    configs: dict[str, B.Config] = {}
+    runs: dict[str, list[B.Run]] = {}
+    try:
+        for label, program in args.builds:
+            cfg = B.GatewayConfig(B.H.Artifacts(module=module, example=program))
+            cfg.name = label
+            configs[label] = cfg
+            cfg.start()
+            B.verify(cfg)
+            B.run_wrk(cfg.url(cfg.hello_path), 50, 2, "report.lua")   # warm-up, not recorded
+            runs[label] = []
+        foreign = B.ForeignCpu(configs)
+        for rnd in range(args.pairs):
+            order = list(configs) if rnd % 2 == 0 else list(reversed(configs))
+            for label in order:
+                run = B.measure(configs[label], workload, rnd + 1, args.duration, foreign)
+                runs[label].append(run)
+                print(f"round {rnd + 1} {label}: {run.rps:,.0f} req/s, Apache {run.cpu_apache_us:.1f} µs, "
+                      f"application {run.cpu_app_us:.1f} µs, total {run.cpu_total_us:.1f} µs"
+                      + (f" (other processes {run.foreign_cpu:.0f}% of the CPUs)" if run.foreign_cpu >= 5 else "")
+                      + (f" FAILED: {run.failure}" if run.failure else ""), flush=True)
+                time.sleep(0.3)
+        print(f"\nmedians over {args.pairs} rounds, {workload.title}:")
+        for label, rs in runs.items():
+            good = [r for r in rs if not r.failure] or rs
+            print(f"  {label}: {statistics.median(r.rps for r in good):,.0f} req/s, "
+                  f"Apache {statistics.median(r.cpu_apache_us for r in good):.1f} µs, "
+                  f"application {statistics.median(r.cpu_app_us for r in good):.1f} µs, "
+                  f"total {statistics.median(r.cpu_total_us for r in good):.1f} µs")
+        return 1 if any(r.failure for rs in runs.values() for r in rs) else 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for cfg in configs.values():
+            for problem in cfg.stop():
+                print(problem, file=sys.stderr)
+            cfg.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -124,8 +124,8 @@ typedef struct {
     apr_size_t rclen;           /* content left in the current record */
     apr_size_t rplen;           /* padding left */
     int in_content;
-    unsigned char endbody[8];
-    apr_size_t endbody_have;
+    unsigned char rbody[8];     /* content of END_REQUEST or REQUEST_WAITING */
+    apr_size_t rbody_have;
     int end_seen;
     int protocol_status;        /* -1 until END_REQUEST tells */
     apr_uint32_t app_status;
@@ -1447,6 +1447,13 @@ static sg_outcome sg_stdout(sg_conn *sc, const char *data, apr_size_t len)
 }
 
 /* Feed received bytes through the record parser. */
+/* FastCGI's four-byte big-endian integer at p */
+static apr_uint32_t sg_uint32_at(const unsigned char *p)
+{
+    return ((apr_uint32_t)p[0] << 24) | ((apr_uint32_t)p[1] << 16)
+           | ((apr_uint32_t)p[2] << 8) | (apr_uint32_t)p[3];
+}
+
 static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
 {
     sg_outcome o;
@@ -1489,7 +1496,7 @@ static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
             sc->rclen = clen;
             sc->rplen = plen;
             sc->in_content = 1;
-            sc->endbody_have = 0;
+            sc->rbody_have = 0;
         }
         else if (sc->in_content && sc->rclen > 0) {
             apr_size_t take = sc->rclen < len ? sc->rclen : len;
@@ -1504,14 +1511,15 @@ static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
                 sg_stderr(sc, data, take);
                 break;
             case AP_FCGI_END_REQUEST:
-                if (sc->endbody_have < sizeof(sc->endbody)) {
-                    apr_size_t n = sizeof(sc->endbody) - sc->endbody_have;
+            case SG_FCGI_REQUEST_WAITING:
+                if (sc->rbody_have < sizeof(sc->rbody)) {
+                    apr_size_t n = sizeof(sc->rbody) - sc->rbody_have;
 
                     if (n > take) {
                         n = take;
                     }
-                    memcpy(sc->endbody + sc->endbody_have, data, n);
-                    sc->endbody_have += n;
+                    memcpy(sc->rbody + sc->rbody_have, data, n);
+                    sc->rbody_have += n;
                 }
                 break;
             default:
@@ -1534,20 +1542,23 @@ static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
             sc->in_content = 0;
             if (sc->rtype == AP_FCGI_END_REQUEST) {
                 sc->end_seen = 1;
-                if (sc->endbody_have >= 5) {
-                    sc->app_status = ((apr_uint32_t)sc->endbody[0] << 24)
-                                     | ((apr_uint32_t)sc->endbody[1] << 16)
-                                     | ((apr_uint32_t)sc->endbody[2] << 8)
-                                     | (apr_uint32_t)sc->endbody[3];
-                    sc->protocol_status = sc->endbody[4];
+                if (sc->rbody_have >= 5) {
+                    sc->app_status = sg_uint32_at(sc->rbody);
+                    sc->protocol_status = sc->rbody[4];
                 }
             }
             else if (sc->rtype == SG_FCGI_REQUEST_WAITING) {
+                /* its content is the worker's pid: tells a worker with a
+                 * hung request from a saturated group */
+                long pid = sc->rbody_have >= 4
+                           ? (long)sg_uint32_at(sc->rbody) : 0;
+
                 sc->waiting = 1;
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, sc->r,
                               "SG0518: group %s: the worker's request slots "
-                              "are all running; the request waits for one",
-                              sc->group->name);
+                              "are all running; the request waits for one "
+                              "(worker pid %ld)",
+                              sc->group->name, pid);
             }
             else if (sc->rtype == SG_FCGI_REQUEST_STARTED) {
                 sc->waiting = 0;
@@ -1909,7 +1920,7 @@ static void sg_conn_reset(sg_conn *sc)
     sc->rclen = 0;
     sc->rplen = 0;
     sc->in_content = 0;
-    sc->endbody_have = 0;
+    sc->rbody_have = 0;
     sc->end_seen = 0;
     sc->protocol_status = -1;
     sc->app_status = 0;

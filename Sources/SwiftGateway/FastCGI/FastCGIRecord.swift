@@ -30,9 +30,10 @@ public struct FastCGIRecordType: RawRepresentable, Hashable, Sendable {
     public static let getValuesResult = FastCGIRecordType(rawValue: 10)
     /// `FCGI_UNKNOWN_TYPE`: the answer to a management record the application does not understand.
     public static let unknownType = FastCGIRecordType(rawValue: 11)
-    /// SwiftGateway's own, empty: the request waits for one of the worker's request slots.
-    /// mod_swift_gateway may send a request that waited again if the connection ends before
-    /// `requestStarted`; other FastCGI web servers never see it (only a worker queues).
+    /// SwiftGateway's own: the request waits for one of the worker's request slots. Its content is
+    /// the worker's pid (four bytes, big-endian), which Apache's SG0518 names. mod_swift_gateway
+    /// may send a request that waited again if the connection ends before `requestStarted`;
+    /// other FastCGI web servers never see it (only a worker queues).
     public static let requestWaiting = FastCGIRecordType(rawValue: 0x57)
     /// SwiftGateway's own, empty: the request that waited now runs.
     public static let requestStarted = FastCGIRecordType(rawValue: 0x53)

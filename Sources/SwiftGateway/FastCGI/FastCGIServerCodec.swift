@@ -1,5 +1,11 @@
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// What the worker sees of one request, in order: one head, any number of body parts, one end.
 public enum FastCGIRequestPart: Sendable, Equatable {
     /// `FCGI_BEGIN_REQUEST` arrived and the `FCGI_PARAMS` stream ended.
@@ -58,8 +64,8 @@ public enum FastCGIResponsePart: Sendable, Equatable {
     /// `FCGI_END_REQUEST` with `FCGI_OVERLOADED` for a request the worker will not run, whether or
     /// not it has arrived: written on an idle kept-alive connection just before closing it.
     case overloaded(requestID: UInt16)
-    /// An empty `requestWaiting` or `requestStarted` record: the request waits for a slot, or
-    /// no longer does.
+    /// A `requestWaiting` record (with this process's pid) or an empty `requestStarted` one: the
+    /// request waits for a slot, or no longer does.
     case slotNotice(FastCGIRecordType, requestID: UInt16)
 }
 
@@ -233,8 +239,13 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
             context.write(self.wrapOutboundOut(buffer), promise: promise)
             return
         case .slotNotice(let type, let requestID):
-            var buffer = context.channel.allocator.buffer(capacity: FastCGIRecord.headerLength)
-            buffer.writeFastCGIRecordHeader(type: type, requestID: requestID, contentLength: 0)
+            var buffer = context.channel.allocator.buffer(capacity: FastCGIRecord.headerLength + 4)
+            if type == .requestWaiting {
+                buffer.writeFastCGIRecordHeader(type: type, requestID: requestID, contentLength: 4)
+                buffer.writeInteger(UInt32(truncatingIfNeeded: getpid()))
+            } else {
+                buffer.writeFastCGIRecordHeader(type: type, requestID: requestID, contentLength: 0)
+            }
             context.write(self.wrapOutboundOut(buffer), promise: promise)
             return
         case .stdout, .stderr, .end, .stdoutThenEnd:

@@ -3,6 +3,12 @@ import NIOCore
 import NIOEmbedded
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 @testable import SwiftGateway
 
 /// The connection life cycle of a worker: requests one after another on a kept-alive
@@ -271,7 +277,9 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         let records = try await self.response(from: kept)
         // Apache is told it waits, then that it runs: between the two it may send it again.
         XCTAssertEqual(records.prefix(2).map(\.type), [.requestWaiting, .requestStarted])
-        XCTAssertEqual(records.prefix(2).map(\.content.readableBytes), [0, 0])
+        // The first names this worker, for Apache's log line (SG0518).
+        XCTAssertEqual(records.first.flatMap { $0.content.getInteger(at: $0.content.readerIndex, as: UInt32.self) }, UInt32(getpid()))
+        XCTAssertEqual(records.prefix(2).map(\.content.readableBytes), [4, 0])
         XCTAssertTrue(self.stdout(records).hasSuffix("Hello world!\n"))
         XCTAssertEqual(self.protocolStatus(records), FastCGIProtocolStatus.requestComplete.rawValue)
         try await self.waitUntil { slots.runningCount == 0 && slots.queuedCount == 0 }

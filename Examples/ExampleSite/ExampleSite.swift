@@ -25,7 +25,7 @@ struct ExampleResponder: GatewayResponder {
     private static let groupField = HTTPField.Name("X-Gateway-Group")
     private static let pidField = HTTPField.Name("X-Gateway-Pid")
 
-    func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
+    nonisolated(nonsending) func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
         var response = try await self.page(for: request, context: context)
         if let group = Self.groupField, let pid = Self.pidField {
             // One copy of the page's fields with room for both, not a copy and a regrowth.
@@ -36,7 +36,7 @@ struct ExampleResponder: GatewayResponder {
         return response
     }
 
-    private func page(for request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
+    private nonisolated(nonsending) func page(for request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
         let path = request.pathInfo.utf8
         // The last non-empty segment, found without splitting the path into an array.
         let trimmed = path.reversed().drop(while: { $0 == UInt8(ascii: "/") })

@@ -17,7 +17,7 @@ public struct GatewayRequestBody: AsyncSequence, Sendable {
     public struct AsyncIterator: AsyncIteratorProtocol {
         fileprivate let source: (any GatewayRequestBodySource)?
 
-        public mutating func next() async throws -> ByteBuffer? {
+        public nonisolated(nonsending) mutating func next() async throws -> ByteBuffer? {
             try await self.source?.nextChunk()
         }
     }
@@ -25,7 +25,7 @@ public struct GatewayRequestBody: AsyncSequence, Sendable {
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: self.source) }
 
     /// Reads the whole body into one buffer; throws when it is longer than `maximumLength`.
-    public func collect(upTo maximumLength: Int) async throws -> ByteBuffer {
+    public nonisolated(nonsending) func collect(upTo maximumLength: Int) async throws -> ByteBuffer {
         var result = ByteBuffer()
         for try await chunk in self {
             guard result.readableBytes + chunk.readableBytes <= maximumLength else {
@@ -41,7 +41,7 @@ public struct GatewayRequestBody: AsyncSequence, Sendable {
 /// Where body chunks come from: the FastCGI connection, or a standalone HTTP server.
 protocol GatewayRequestBodySource: Sendable {
     /// The next chunk, or nil at the end of the body.
-    func nextChunk() async throws -> ByteBuffer?
+    nonisolated(nonsending) func nextChunk() async throws -> ByteBuffer?
 }
 
 /// `collect(upTo:)` met more bytes than allowed.

@@ -1,6 +1,7 @@
 /// The application: answers one request at a time per call, possibly many calls at once.
 public protocol GatewayResponder: Sendable {
-    func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse
+    /// Runs on the worker's event loop, where the request arrived (the caller's executor).
+    nonisolated(nonsending) func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse
 }
 
 /// A responder made of a closure, for `Gateway.run { request, context in … }`.
@@ -11,7 +12,7 @@ public struct GatewayClosureResponder: GatewayResponder {
         self.handler = handler
     }
 
-    public func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
+    public nonisolated(nonsending) func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
         try await self.handler(request, context)
     }
 }

@@ -48,12 +48,12 @@ public struct GatewayResponseBodyWriter: Sendable {
     }
 
     /// Sends `buffer` to the client; returns once the connection can take more.
-    public func write(_ buffer: ByteBuffer) async throws {
+    public nonisolated(nonsending) func write(_ buffer: ByteBuffer) async throws {
         guard buffer.readableBytes > 0 else { return }
         try await self.writeChunk(buffer)
     }
 
-    public func write(_ string: String) async throws {
+    public nonisolated(nonsending) func write(_ string: String) async throws {
         try await self.write(ByteBuffer(string: string))
     }
 }

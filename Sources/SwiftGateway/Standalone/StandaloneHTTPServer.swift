@@ -116,7 +116,7 @@ private final class HTTPRequestParts: GatewayRequestBodySource, @unchecked Senda
         return nil
     }
 
-    func nextChunk() async throws -> ByteBuffer? {
+    nonisolated(nonsending) func nextChunk() async throws -> ByteBuffer? {
         guard self.insideBody else { return nil }
         guard let part = try await self.iterator.next() else {
             self.insideBody = false

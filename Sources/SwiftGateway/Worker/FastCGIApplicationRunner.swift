@@ -45,7 +45,7 @@ final class FastCGIApplicationRunner: Sendable {
         return head.environment
     }
 
-    func run(environment: CGIEnvironment, body: FastCGIRequestBodyStream, channel: any Channel) async {
+    nonisolated(nonsending) func run(environment: CGIEnvironment, body: FastCGIRequestBodyStream, channel: any Channel) async {
         let requestID = environment["SWIFT_GATEWAY_REQUEST_ID"] ?? ""
         let requestLogger = Logger(label: "app") { _ in FastCGIStandardErrorLogHandler(channel: channel, requestID: requestID) }
         let context = GatewayContext(logger: requestLogger, allocator: channel.allocator, group: self.group, requestID: requestID)
@@ -100,7 +100,7 @@ struct FastCGIResponseWriter: Sendable {
     /// Bodies up to this size travel in the same record as the headers.
     static let coalescingLimit = 16 * 1024
 
-    func write(_ response: GatewayResponse, logger: Logger) async {
+    nonisolated(nonsending) func write(_ response: GatewayResponse, logger: Logger) async {
         let channel = self.channel
         switch response.body.content {
         case .buffer(let body):
@@ -148,7 +148,7 @@ struct FastCGIResponseWriter: Sendable {
     }
 
     /// Queues a chunk; waits for it to reach the socket only while the connection is congested.
-    private func writeChunk(_ chunk: ByteBuffer) async throws {
+    private nonisolated(nonsending) func writeChunk(_ chunk: ByteBuffer) async throws {
         let written = self.channel.eventLoop.makePromise(of: Void.self)
         self.channel.writeResponsePart(.stdout(chunk), promise: written)
         if !self.channel.isWritable { try await written.futureResult.get() }

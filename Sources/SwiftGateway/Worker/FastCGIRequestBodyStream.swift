@@ -57,7 +57,7 @@ final class FastCGIRequestBodyStream: GatewayRequestBodySource, @unchecked Senda
         if let error { waiter?.resume(throwing: error) } else { waiter?.resume(returning: nil) }
     }
 
-    func nextChunk() async throws -> ByteBuffer? {
+    nonisolated(nonsending) func nextChunk() async throws -> ByteBuffer? {
         switch self.lock.withLock({ self.takeNext() }) {
         case .chunk(let chunk, let resumeReading):
             if resumeReading { self.channel.read() }

@@ -179,7 +179,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
     }
 
-    private static func run(
+    private nonisolated(nonsending) static func run(
         _ runner: FastCGIApplicationRunner, environment: CGIEnvironment, body: FastCGIRequestBodyStream,
         channel: any Channel, handler: NIOLoopBound<FastCGIRequestHandler>
     ) async {

@@ -3,9 +3,12 @@
 
     python3 bench/compare_builds.py [--workload hello-50] [--pairs 6] [--duration 5] \\
         before=/tmp/bins/ExampleSite.old after=/tmp/bins/ExampleSite.new
+    python3 bench/compare_builds.py --workload upload \
+        old=/tmp/bins/ExampleSite,/tmp/mods/old.so new=/tmp/bins/ExampleSite,/tmp/mods/new.so
 
-Each LABEL=PROGRAM becomes the bench's `gateway` configuration (run_bench.GatewayConfig,
-`processes=2 threads=15`) with that program as its group's program; all start at once,
+Each LABEL=PROGRAM[,MODULE] becomes the bench's `gateway` configuration (run_bench.GatewayConfig,
+`processes=2 threads=15`) with that program as its group's program (and that build of
+mod_swift_gateway.so, by default $SG_MODULE or the tree's); all start at once,
 then the load runs alternate between them, the order reversed every round, so that a
 machine whose speed drifts (a shared VM moves by ±10 % from one minute to the next) favours
 none. Prints each run and the medians of req/s and of CPU per request (Apache's children,
@@ -30,18 +33,21 @@ import run_bench as B  # noqa: E402
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("builds", nargs="+", metavar="LABEL=PROGRAM")
+    parser.add_argument("builds", nargs="+", metavar="LABEL=PROGRAM[,MODULE]")
     parser.add_argument("--workload", default="hello-50", choices=[w.key for w in B.workloads()])
     parser.add_argument("--pairs", type=int, default=6, help="rounds over all builds (default 6)")
     parser.add_argument("--duration", type=float, default=5, help="seconds per load run (default 5)")
     args = parser.parse_args()
     builds = []
     for item in args.builds:
-        label, _, program = item.partition("=")
+        label, _, paths = item.partition("=")
+        program, _, module = paths.partition(",")
         if not label or not os.path.isabs(program) or not os.access(program, os.X_OK):
             parser.error(f"{item!r}: expected LABEL=/absolute/path/of/an/executable")
-        builds.append((label, program))
-    if len({label for label, _ in builds}) != len(builds):
+        if module and not (os.path.isabs(module) and os.path.isfile(module)):
+            parser.error(f"{item!r}: expected the module as an absolute path after the comma")
+        builds.append((label, program, module or None))
+    if len({label for label, _, _ in builds}) != len(builds):
         parser.error("labels must differ")
     args.builds = builds
     return args
@@ -64,8 +70,8 @@ def main() -> int:
     configs: dict[str, B.Config] = {}
     runs: dict[str, list[B.Run]] = {}
     try:
-        for label, program in args.builds:
-            cfg = B.GatewayConfig(B.H.Artifacts(module=module, example=program))
+        for label, program, own_module in args.builds:
+            cfg = B.GatewayConfig(B.H.Artifacts(module=own_module or module, example=program))
             cfg.name = label
             if workload.kind == "hello":    # only /hello checked: a program may serve no other page
                 cfg.has_download = cfg.has_upload = False

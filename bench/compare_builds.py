@@ -16,11 +16,20 @@ the application's processes). A PROGRAM and every folder above it must be readab
 executable by www-data (copy builds out of a 0700 home first). Runs as root, as make bench.
 Nothing is asserted: this is how a change to the worker is measured before it lands
 (docs/performance.md).
+
+--interleaved (two builds, hello workloads): both builds run as two groups of one Apache,
+`/a` and `/b`, and one wrk run alternates its requests between them, so both meet the same
+machine at the same moment; each run gives the workers' CPU per request of each build
+(Apache's is shared and not split). Then Apache is started again with the groups swapped,
+for as many runs, and the ratio is the geometric mean of the two halves' medians: what
+favours a position (which group, which path first) cancels. On a VM whose speed drifts
+this resolves a difference of about 2 %, where alternating runs resolve about 5 %.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import statistics
@@ -37,6 +46,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workload", default="hello-50", choices=[w.key for w in B.workloads()])
     parser.add_argument("--pairs", type=int, default=6, help="rounds over all builds (default 6)")
     parser.add_argument("--duration", type=float, default=5, help="seconds per load run (default 5)")
+    parser.add_argument("--interleaved", action="store_true",
+                        help="two builds as two groups of one Apache, loaded by the same wrk run (hello only)")
     args = parser.parse_args()
     builds = []
     for item in args.builds:
@@ -49,8 +60,88 @@ def parse_args() -> argparse.Namespace:
         builds.append((label, program, module or None))
     if len({label for label, _, _ in builds}) != len(builds):
         parser.error("labels must differ")
+    if args.interleaved:
+        if len(builds) != 2 or not args.workload.startswith("hello"):
+            parser.error("--interleaved compares two builds on a hello workload")
+        if builds[0][2] != builds[1][2]:
+            parser.error("--interleaved runs one Apache: both builds use the same module")
     args.builds = builds
     return args
+
+
+class InterleavedConfig(B.GatewayConfig):
+    """Two worker programs as the groups `a` and `b` of one Apache, mounted at `/a` and `/b`."""
+    name = "interleaved"
+    groups = ("a", "b")
+
+    def __init__(self, artifacts, programs: tuple[str, str]):
+        super().__init__(artifacts)
+        self.programs = programs
+
+    def start(self) -> None:
+        self.srv = B.H.ApacheServer(self.artifacts, name="bench-interleaved")
+        lines = []
+        for group, program in zip(self.groups, self.programs):
+            lines += [self.srv.daemon(group, "processes=2", f"threads={self.threads}"),
+                      f"SwiftScriptAlias /{group} {program} process-group={group}"]
+        self.srv.configure(self._apache_body(*lines, gateway=True))
+        self.srv.start(ready_path=f"/{self.groups[0]}/hello", expect_gateway=True)
+        for group in self.groups:
+            self.srv.wait_workers(group, 2)
+        self.port = self.srv.port
+
+    def worker_ticks(self, group: str) -> int:
+        """utime + stime (clock ticks) of the group's workers now."""
+        total = 0
+        for pid in self.srv.workers(group):
+            stat = B.proc_stat_fields(pid)
+            if stat is not None:
+                total += int(stat[1][11]) + int(stat[1][12])
+        return total
+
+
+def interleaved(args: argparse.Namespace, module: str, workload) -> int:
+    """Both halves (the builds in one order, then swapped); prints runs, medians and the ratio."""
+    (first, first_program, _), (second, second_program, _) = args.builds
+    paths = ",".join(f"/{group}/hello" for group in InterleavedConfig.groups)
+    ratios: list[float] = []     # second's µs over first's, per half
+    per_build: dict[str, list[float]] = {first: [], second: []}
+    failed = False
+    for half, order in enumerate(((first, first_program, second, second_program),
+                                  (second, second_program, first, first_program))):
+        label_a, program_a, label_b, program_b = order
+        cfg = InterleavedConfig(B.H.Artifacts(module=module, example=program_a), (program_a, program_b))
+        try:
+            cfg.start()
+            B.run_wrk(cfg.url("/"), workload.connections, 2, "interleave.lua", {"BENCH_PATHS": paths})
+            us: dict[str, list[float]] = {label_a: [], label_b: []}
+            for rnd in range(args.pairs):
+                before = {g: cfg.worker_ticks(g) for g in cfg.groups}
+                summary = B.run_wrk(cfg.url("/"), workload.connections, args.duration, "interleave.lua",
+                                    {"BENCH_PATHS": paths})
+                after = {g: cfg.worker_ticks(g) for g in cfg.groups}
+                errors = sum(summary["errors"].values())
+                each = summary["requests"] / 2
+                for group, label in zip(cfg.groups, (label_a, label_b)):
+                    us[label].append((after[group] - before[group]) * 1e6 / B.CLK_TCK / each)
+                failed |= errors > 0
+                print(f"half {half + 1} run {rnd + 1}: {summary['requests'] * 1e6 / summary['duration_us']:,.0f} req/s "
+                      f"in all; workers' CPU per request: {label_a} (/a) {us[label_a][-1]:.2f} µs, "
+                      f"{label_b} (/b) {us[label_b][-1]:.2f} µs" + (f"; {errors} errors" if errors else ""),
+                      flush=True)
+            for label in us:
+                per_build[label] += us[label]
+            ratios.append(statistics.median(us[second]) / statistics.median(us[first]))
+        finally:
+            for problem in cfg.stop():
+                print(problem, file=sys.stderr)
+            cfg.cleanup()
+    ratio = math.sqrt(ratios[0] * ratios[1])
+    print(f"\nworkers' CPU per request, medians over {2 * args.pairs} runs, {workload.title}: "
+          f"{first} {statistics.median(per_build[first]):.2f} µs, {second} {statistics.median(per_build[second]):.2f} µs")
+    print(f"{second} / {first}: {ratios[0]:.3f} with {first} at /a, {ratios[1]:.3f} with {second} at /a; "
+          f"together {ratio:.3f} ({100 * (ratio - 1):+.1f} %)")
+    return 1 if failed else 0
 
 
 def main() -> int:
@@ -67,6 +158,11 @@ def main() -> int:
     B.import_harness()
     module = os.environ.get("SG_MODULE", os.path.join(B.REPO, "CModule", ".libs", "mod_swift_gateway.so"))
     workload = next(w for w in B.workloads() if w.key == args.workload)
+    if args.interleaved:
+        try:
+            return interleaved(args, args.builds[0][2] or module, workload)
+        except KeyboardInterrupt:
+            return 130
     configs: dict[str, B.Config] = {}
     runs: dict[str, list[B.Run]] = {}
     try:

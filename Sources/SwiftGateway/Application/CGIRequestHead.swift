@@ -38,6 +38,26 @@ extension HTTPRequest {
             return nil
         }
         guard first == UInt8(ascii: "H"), name.count > 5, name.starts(with: "HTTP_".utf8) else { return nil }
+        for common in Self.commonFieldNames where common.variable.count == name.count {
+            if common.variable.elementsEqual(name) { return common.name }
+        }
+        return Self.makeFieldName(fromHTTPVariable: name)
+    }
+
+    /// The field names of headers most requests carry, made once: making one per request is a
+    /// string and a validation.
+    private static let commonFieldNames: [(variable: [UInt8], name: HTTPField.Name)] = [
+        "HTTP_HOST", "HTTP_USER_AGENT", "HTTP_ACCEPT", "HTTP_ACCEPT_ENCODING", "HTTP_ACCEPT_LANGUAGE",
+        "HTTP_CONNECTION", "HTTP_COOKIE", "HTTP_REFERER", "HTTP_CACHE_CONTROL", "HTTP_ORIGIN",
+        "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO",
+        "HTTP_UPGRADE_INSECURE_REQUESTS", "HTTP_SEC_FETCH_SITE", "HTTP_SEC_FETCH_MODE", "HTTP_SEC_FETCH_DEST",
+    ].compactMap { (variable: String) in
+        let bytes = Array(variable.utf8)
+        return bytes.withUnsafeBytes { Self.makeFieldName(fromHTTPVariable: $0) }.map { (variable: bytes, name: $0) }
+    }
+
+    /// `HTTP_X_Y` → `x-y`; nil when the rest is not a valid field name.
+    private static func makeFieldName(fromHTTPVariable name: UnsafeRawBufferPointer) -> HTTPField.Name? {
         let fieldName = String(unsafeUninitializedCapacity: name.count - 5) { target in
             // Byte by byte: a field name is ASCII (HTTPField.Name refuses anything else).
             for (index, byte) in name.dropFirst(5).enumerated() {

@@ -36,6 +36,18 @@ final class CGIRequestHeadTests: XCTestCase {
         XCTAssertNil(HTTPRequest.headerFieldName(forCGIVariable: "SERVER_NAME"))
     }
 
+    func testCommonHeaderNamesComeFromTheTableAsTheyWouldBeMade() {
+        // The table's names are the ones made per variable, lowercase raw names included.
+        for (variable, raw) in [("HTTP_HOST", "host"), ("HTTP_USER_AGENT", "user-agent"), ("HTTP_SEC_FETCH_DEST", "sec-fetch-dest")] {
+            let name = HTTPRequest.headerFieldName(forCGIVariable: variable)
+            XCTAssertEqual(name?.rawName, raw)
+            XCTAssertEqual(name, HTTPField.Name(raw))
+        }
+        // Same length as a table entry, different bytes: made, not matched.
+        XCTAssertEqual(HTTPRequest.headerFieldName(forCGIVariable: "HTTP_HOSX")?.rawName, "hosx")
+        XCTAssertNil(HTTPRequest.headerFieldName(forCGIVariable: "HTTP_HO T"))
+    }
+
     func testFallsBackToScriptNameAndPathInfo() throws {
         let head = try HTTPRequest(cgiEnvironment: [
             "REQUEST_METHOD": "GET", "SCRIPT_NAME": "/app", "PATH_INFO": "/a", "QUERY_STRING": "q=1",
@@ -58,6 +70,25 @@ final class CGIResponseHeadTests: XCTestCase {
             String(buffer: buffer),
             "Status: 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\n"
         )
+    }
+
+    func testCountsTheBlockExactly() {
+        // Multi-byte values, a custom status, a long length, no fields: each byte counted once.
+        var fields: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
+        fields[HTTPField.Name("X-Name")!] = "café ☕"
+        let cases: [(GatewayResponse, Int?, String)] = [
+            (GatewayResponse(status: .init(code: 599, reasonPhrase: "Custom Thing"), headerFields: fields), 1_234_567_890,
+             "Status: 599 Custom Thing\r\nContent-Type: text/plain; charset=utf-8\r\nX-Name: café ☕\r\nContent-Length: 1234567890\r\n\r\n"),
+            (GatewayResponse(status: .noContent), nil, "Status: 204 No Content\r\n\r\n"),
+            (GatewayResponse(status: .ok), 0, "Status: 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            (GatewayResponse(status: .init(code: 7, reasonPhrase: "")), 10, "Status: 7 \r\nContent-Length: 10\r\n\r\n"),
+        ]
+        for (response, length, expected) in cases {
+            let buffer = CGIResponseHead.serialize(response, contentLength: length, allocator: .init(), reservingBody: 100)
+            XCTAssertEqual(String(buffer: buffer), expected)
+            XCTAssertGreaterThanOrEqual(buffer.capacity, buffer.readableBytes + 100)
+        }
+        XCTAssertEqual([0, 9, 10, 99, 100, 1_000_000].map(CGIResponseHead.decimalDigits), [1, 1, 2, 2, 3, 7])
     }
 
     func testKeepsTheApplicationsContentLengthAndNeutralisesLineBreaksInValues() {

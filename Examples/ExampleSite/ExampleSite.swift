@@ -37,10 +37,11 @@ struct ExampleResponder: GatewayResponder {
     }
 
     private nonisolated(nonsending) func page(for request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
-        let path = request.pathInfo.utf8
-        // The last non-empty segment, found without splitting the path into an array.
-        let trimmed = path.reversed().drop(while: { $0 == UInt8(ascii: "/") })
-        let page = String(decoding: trimmed.prefix(while: { $0 != UInt8(ascii: "/") }).reversed(), as: UTF8.self)
+        let path = request.pathInfo
+        // The last non-empty segment, as a slice of the path: no array, no copy.
+        let end = path.utf8.lastIndex(where: { $0 != UInt8(ascii: "/") }).map { path.utf8.index(after: $0) } ?? path.startIndex
+        let start = path.utf8[..<end].lastIndex(of: UInt8(ascii: "/")).map { path.utf8.index(after: $0) } ?? path.startIndex
+        let page = path[start..<end]
         switch page {
         case "hello": return Self.hello
         case "env": return self.environmentPage(request, context: context)
@@ -52,7 +53,7 @@ struct ExampleResponder: GatewayResponder {
             return self.text("logged\n")
         case "crash", "segfault", "hang", "sleep", "leak":
             guard self.faultsEnabled else { return self.text("Not Found\n", status: .notFound) }
-            return try await self.fault(page, request: request, context: context)
+            return try await self.fault(String(page), request: request, context: context)
         default: return self.home(request, context: context)
         }
     }

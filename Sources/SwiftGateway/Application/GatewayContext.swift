@@ -4,16 +4,44 @@ import NIOCore
 /// What the application gets beside the request.
 public struct GatewayContext: Sendable {
     /// Lines logged here reach Apache's error log with the request's context.
-    public var logger: Logger
+    ///
+    /// Under Apache each read makes the request's logger (two small allocations), so that a
+    /// request that never logs pays nothing for it: keep it in a local to log many lines.
+    /// Setting it keeps the one set.
+    public var logger: Logger {
+        get {
+            switch self.loggerSource {
+            case .given(let logger): logger
+            case .fastCGI(let channel): FastCGIStandardErrorLogHandler.requestLogger(channel: channel, requestID: self.requestID)
+            }
+        }
+        set { self.loggerSource = .given(newValue) }
+    }
     public var allocator: ByteBufferAllocator
     /// The process group serving the request (`SwiftDaemonProcess` name).
     public var group: String
     /// Apache's id for the request, also in its access and error logs.
     public var requestID: String
 
+    private var loggerSource: LoggerSource
+
+    /// Where `logger` comes from: one given, or made on demand for a FastCGI connection.
+    private enum LoggerSource: Sendable {
+        case given(Logger)
+        case fastCGI(any Channel)
+    }
+
     public init(logger: Logger, allocator: ByteBufferAllocator = .init(), group: String, requestID: String) {
-        self.logger = logger
+        self.loggerSource = .given(logger)
         self.allocator = allocator
+        self.group = group
+        self.requestID = requestID
+    }
+
+    /// A request of a FastCGI connection: its log lines go to Apache as `FCGI_STDERR` records.
+    init(channel: any Channel, group: String, requestID: String) {
+        self.loggerSource = .fastCGI(channel)
+        self.allocator = channel.allocator
         self.group = group
         self.requestID = requestID
     }

@@ -17,6 +17,11 @@ struct FastCGIStandardErrorLogHandler: LogHandler {
         self.requestID = requestID
     }
 
+    /// The logger of one request on `channel` (label `app`).
+    static func requestLogger(channel: any Channel, requestID: String) -> Logger {
+        Logger(label: "app") { _ in FastCGIStandardErrorLogHandler(channel: channel, requestID: requestID) }
+    }
+
     var metadata: Logger.Metadata {
         get { self.changedMetadata ?? self.requestID.map { ["request": .string($0)] } ?? [:] }
         set { self.changedMetadata = newValue }

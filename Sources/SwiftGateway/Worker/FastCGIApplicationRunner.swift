@@ -46,14 +46,13 @@ final class FastCGIApplicationRunner: Sendable {
     }
 
     nonisolated(nonsending) func run(environment: CGIEnvironment, body: FastCGIRequestBodyStream, channel: any Channel) async {
-        let requestID = environment["SWIFT_GATEWAY_REQUEST_ID"] ?? ""
-        let requestLogger = Logger(label: "app") { _ in FastCGIStandardErrorLogHandler(channel: channel, requestID: requestID) }
-        let context = GatewayContext(logger: requestLogger, allocator: channel.allocator, group: self.group, requestID: requestID)
+        // The request's logger is made only if something logs (GatewayContext.logger).
+        let context = GatewayContext(channel: channel, group: self.group, requestID: environment["SWIFT_GATEWAY_REQUEST_ID"] ?? "")
 
         let response: GatewayResponse
         if let limit = self.queueTimeout, limit > 0, let waited = Self.secondsWaited(since: environment.decimalValue(named: "SWIFT_GATEWAY_REQUEST_START")), waited > limit {
-            requestLogger.warning("SG1120: the request waited \(formatSeconds(waited)) for a request slot, longer than queue-timeout \(formatSeconds(limit)): answered 503 without running it")
-            await FastCGIResponseWriter(channel: channel).write(Self.queueTimedOut(retryAfter: limit), logger: requestLogger)
+            context.logger.warning("SG1120: the request waited \(formatSeconds(waited)) for a request slot, longer than queue-timeout \(formatSeconds(limit)): answered 503 without running it")
+            await FastCGIResponseWriter(channel: channel).write(Self.queueTimedOut(retryAfter: limit), context: context)
             return
         }
         do {
@@ -64,10 +63,10 @@ final class FastCGIApplicationRunner: Sendable {
             self.logger.error("SG1116: bad request from Apache: \(error)")
             response = GatewayResponse(status: .badRequest, body: .init(string: "Bad Request\n"))
         } catch {
-            requestLogger.error("SG1117: the application threw: \(error)")
+            context.logger.error("SG1117: the application threw: \(error)")
             response = GatewayResponse(status: .internalServerError, body: .init(string: "Internal Server Error\n"))
         }
-        await FastCGIResponseWriter(channel: channel).write(response, logger: requestLogger)
+        await FastCGIResponseWriter(channel: channel).write(response, context: context)
     }
 }
 
@@ -100,7 +99,8 @@ struct FastCGIResponseWriter: Sendable {
     /// Bodies up to this size travel in the same record as the headers.
     static let coalescingLimit = 16 * 1024
 
-    nonisolated(nonsending) func write(_ response: GatewayResponse, logger: Logger) async {
+    /// `context` gives the request's logger, should the body fail.
+    nonisolated(nonsending) func write(_ response: GatewayResponse, context: GatewayContext) async {
         let channel = self.channel
         switch response.body.content {
         case .buffer(let body):
@@ -125,7 +125,7 @@ struct FastCGIResponseWriter: Sendable {
                 try await produce(GatewayResponseBodyWriter { chunk in try await self.writeChunk(chunk) })
             } catch {
                 // Closing without END_REQUEST makes Apache abort the client connection.
-                logger.error("SG1118: the response body failed after headers were sent: \(error)")
+                context.logger.error("SG1118: the response body failed after headers were sent: \(error)")
                 channel.close(promise: nil)
                 return
             }

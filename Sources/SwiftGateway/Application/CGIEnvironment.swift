@@ -19,8 +19,6 @@ import Musl
 /// The group's secret (`SWIFT_GATEWAY_TOKEN`) is held apart when the stream is read: the worker
 /// checks it, the application never sees it.
 public struct CGIEnvironment: Sendable {
-    static let tokenName = "SWIFT_GATEWAY_TOKEN"
-
     /// Where one variable lies in `bytes`, counted from its reader index.
     struct Entry: Sendable {
         var name: Range<Int>
@@ -125,8 +123,8 @@ public struct CGIEnvironment: Sendable {
     }
 
     private static func isTokenName(_ name: UnsafeRawBufferPointer) -> Bool {
-        // Lengths first: this runs for every variable of every request.
-        name.count == Self.tokenName.utf8.count && name.elementsEqual(Self.tokenName.utf8)
+        // Lengths first, then memcmp: this runs for every variable of every request.
+        name.hasSameBytes(as: "SWIFT_GATEWAY_TOKEN")
     }
 
     /// Calls `body` with the name of each variable as raw bytes, and its index.

@@ -33,13 +33,13 @@ extension HTTPRequest {
     static func headerFieldName(forCGIVariable name: UnsafeRawBufferPointer) -> HTTPField.Name? {
         guard let first = name.first else { return nil }
         if first == UInt8(ascii: "C") {
-            if name.elementsEqual("CONTENT_TYPE".utf8) { return .contentType }
-            if name.elementsEqual("CONTENT_LENGTH".utf8) { return .contentLength }
+            if name.hasSameBytes(as: "CONTENT_TYPE") { return .contentType }
+            if name.hasSameBytes(as: "CONTENT_LENGTH") { return .contentLength }
             return nil
         }
-        guard first == UInt8(ascii: "H"), name.count > 5, name.starts(with: "HTTP_".utf8) else { return nil }
-        for common in Self.commonFieldNames where common.variable.count == name.count {
-            if common.variable.elementsEqual(name) { return common.name }
+        guard first == UInt8(ascii: "H"), name.count > 5, name.startsWithBytes(of: "HTTP_") else { return nil }
+        for common in Self.commonFieldNames where name.hasSameBytes(as: common.variable) {
+            return common.name
         }
         return Self.makeFieldName(fromHTTPVariable: name)
     }

@@ -108,6 +108,30 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         _ = try? await channel.finish()
     }
 
+    /// The response is complete while the request body still arrives (the application did not
+    /// read it): the rest is read and dropped, and the connection serves the next request.
+    func testABodyThatOutlastsItsResponseIsDrainedAndTheConnectionKept() async throws {
+        let slots = ConnectionSlots(capacity: 1)
+        let channel = try await self.makeConnection(slots: slots)
+        let start = FastCGITestWire.concatenate([
+            FastCGITestWire.begin(id: 1, flags: 1), FastCGITestWire.params(id: 1, self.parameters, recordSize: 100),
+            FastCGITestWire.record(.stdin, id: 1, Array(repeating: 0x62, count: 1000)),
+        ])
+        try await channel.writeInbound(start)
+        let records = try await self.response(from: channel)
+        XCTAssertTrue(self.stdout(records).hasSuffix("Hello world!\n"))
+        XCTAssertEqual(self.appStatus(records), FastCGIServerCodec.keptConnectionAppStatus)
+        // The rest of the body, in later reads; then the next request on the same connection.
+        try await channel.writeInbound(FastCGITestWire.record(.stdin, id: 1, Array(repeating: 0x62, count: 1000)))
+        try await channel.writeInbound(FastCGITestWire.record(.stdin, id: 1))
+        try await channel.writeInbound(self.request(keepConnection: true))
+        let next = try await self.response(from: channel)
+        XCTAssertTrue(self.stdout(next).hasSuffix("Hello world!\n"))
+        XCTAssertEqual(self.appStatus(next), FastCGIServerCodec.keptConnectionAppStatus)
+        XCTAssertTrue(channel.isActive)
+        _ = try? await channel.finish()
+    }
+
     /// A streamed response ends with a separate END_REQUEST, a buffered one with its last
     /// STDOUT in the same write: both carry the kept-connection acknowledgement.
     func testAStreamedResponseIsAcknowledgedAsKeptToo() async throws {

@@ -48,6 +48,22 @@ final class CGIRequestHeadTests: XCTestCase {
         XCTAssertNil(HTTPRequest.headerFieldName(forCGIVariable: "HTTP_HO T"))
     }
 
+    func testARepeatedVariableCountsWithItsLastValue() throws {
+        let head = try HTTPRequest(cgiEnvironment: CGIEnvironment([
+            (name: "REQUEST_METHOD", value: "GE T"), (name: "HTTP_HOST", value: "a.example"),
+            (name: "HTTPS", value: "on"), (name: "REQUEST_URI", value: "/first"),
+            (name: "REQUEST_METHOD", value: "PUT"), (name: "HTTP_HOST", value: "b.example"),
+            (name: "HTTPS", value: "off"), (name: "REQUEST_URI", value: "/last"),
+        ]))
+        XCTAssertEqual(head.method, .put)
+        XCTAssertEqual(head.authority, "b.example")
+        XCTAssertEqual(head.scheme, "http")
+        XCTAssertEqual(head.path, "/last")
+        // Each HTTP_HOST is also a field, in order; HTTPS and REQUEST_* are not fields.
+        XCTAssertEqual(head.headerFields[values: HTTPField.Name("host")!], ["a.example", "b.example"])
+        XCTAssertEqual(head.headerFields.count, 2)
+    }
+
     func testFallsBackToScriptNameAndPathInfo() throws {
         let head = try HTTPRequest(cgiEnvironment: [
             "REQUEST_METHOD": "GET", "SCRIPT_NAME": "/app", "PATH_INFO": "/a", "QUERY_STRING": "q=1",

@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "SwiftGateway",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "SwiftGateway", targets: ["SwiftGateway"]),
         .executable(name: "ExampleSite", targets: ["ExampleSite"]),

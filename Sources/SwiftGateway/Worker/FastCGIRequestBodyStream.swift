@@ -1,10 +1,10 @@
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// The request body between the event loop (which appends STDIN chunks) and the application
 /// (which pulls them), with back-pressure: above `highWatermark` buffered bytes the connection
 /// stops reading, below `lowWatermark` it reads again, so an upload never piles up in memory.
-final class FastCGIRequestBodyStream: GatewayRequestBodySource, @unchecked Sendable {
+final class FastCGIRequestBodyStream: GatewayRequestBodySource, Sendable {
     static let highWatermark = 256 * 1024
     static let lowWatermark = 64 * 1024
 
@@ -14,33 +14,48 @@ final class FastCGIRequestBodyStream: GatewayRequestBodySource, @unchecked Senda
         case wait
     }
 
+    /// What the event loop and the application share.
+    private struct State {
+        /// Made by the first chunk that has to wait: most requests have no body.
+        var chunks: CircularBuffer<ByteBuffer>?
+        var bufferedBytes = 0
+        var end: Result<Void, any Error>?
+        var waiter: CheckedContinuation<ByteBuffer?, any Error>?
+        var readingPaused = false
+
+        mutating func takeNext() -> Next {
+            if let chunk = self.chunks?.popFirst() {
+                self.bufferedBytes -= chunk.readableBytes
+                let resume = self.readingPaused && self.bufferedBytes <= FastCGIRequestBodyStream.lowWatermark
+                if resume { self.readingPaused = false }
+                return .chunk(chunk, resumeReading: resume)
+            }
+            if let end = self.end { return .end(end) }
+            return .wait
+        }
+    }
+
     private let channel: any Channel
-    private let lock = NIOLock()
-    // Everything below is guarded by `lock`.
-    /// Made by the first chunk that has to wait: most requests have no body.
-    private var chunks: CircularBuffer<ByteBuffer>?
-    private var bufferedBytes = 0
-    private var end: Result<Void, any Error>?
-    private var waiter: CheckedContinuation<ByteBuffer?, any Error>?
-    private var readingPaused = false
+    /// Inside the object, not an object of its own: one allocation per request fewer.
+    private let state = Mutex(State())
 
     init(channel: any Channel) { self.channel = channel }
 
     /// Whether the connection should hold off reading (asked on the event loop).
-    var isReadingPaused: Bool { self.lock.withLock { self.readingPaused } }
+    var isReadingPaused: Bool { self.state.withLock { $0.readingPaused } }
 
     /// A STDIN chunk arrived (on the event loop).
     func append(_ chunk: ByteBuffer) {
-        let waiter: CheckedContinuation<ByteBuffer?, any Error>? = self.lock.withLock {
-            guard self.end == nil else { return nil }
-            if let waiter = self.waiter {
-                self.waiter = nil
+        let waiter: CheckedContinuation<ByteBuffer?, any Error>? = self.state.withLock { state in
+            guard state.end == nil else { return nil }
+            if let waiter = state.waiter {
+                state.waiter = nil
                 return waiter
             }
-            if self.chunks == nil { self.chunks = CircularBuffer(initialCapacity: 4) }
-            self.chunks?.append(chunk)
-            self.bufferedBytes += chunk.readableBytes
-            if self.bufferedBytes >= Self.highWatermark { self.readingPaused = true }
+            if state.chunks == nil { state.chunks = CircularBuffer(initialCapacity: 4) }
+            state.chunks?.append(chunk)
+            state.bufferedBytes += chunk.readableBytes
+            if state.bufferedBytes >= Self.highWatermark { state.readingPaused = true }
             return nil
         }
         waiter?.resume(returning: chunk)
@@ -48,17 +63,17 @@ final class FastCGIRequestBodyStream: GatewayRequestBodySource, @unchecked Senda
 
     /// The body ended (nil) or the connection failed (an error); later calls change nothing.
     func finish(_ error: (any Error)? = nil) {
-        let waiter: CheckedContinuation<ByteBuffer?, any Error>? = self.lock.withLock {
-            guard self.end == nil else { return nil }
-            self.end = error.map { .failure($0) } ?? .success(())
-            defer { self.waiter = nil }
-            return self.waiter
+        let waiter: CheckedContinuation<ByteBuffer?, any Error>? = self.state.withLock { state in
+            guard state.end == nil else { return nil }
+            state.end = error.map { .failure($0) } ?? .success(())
+            defer { state.waiter = nil }
+            return state.waiter
         }
         if let error { waiter?.resume(throwing: error) } else { waiter?.resume(returning: nil) }
     }
 
     nonisolated(nonsending) func nextChunk() async throws -> ByteBuffer? {
-        switch self.lock.withLock({ self.takeNext() }) {
+        switch self.state.withLock({ $0.takeNext() }) {
         case .chunk(let chunk, let resumeReading):
             if resumeReading { self.channel.read() }
             return chunk
@@ -67,9 +82,9 @@ final class FastCGIRequestBodyStream: GatewayRequestBodySource, @unchecked Senda
             return nil
         case .wait:
             return try await withCheckedThrowingContinuation { continuation in
-                let next: Next = self.lock.withLock {
-                    let next = self.takeNext()
-                    if case .wait = next { self.waiter = continuation }
+                let next: Next = self.state.withLock { state in
+                    let next = state.takeNext()
+                    if case .wait = next { state.waiter = continuation }
                     return next
                 }
                 switch next {
@@ -83,17 +98,5 @@ final class FastCGIRequestBodyStream: GatewayRequestBodySource, @unchecked Senda
                 }
             }
         }
-    }
-
-    /// Must hold `lock`.
-    private func takeNext() -> Next {
-        if let chunk = self.chunks?.popFirst() {
-            self.bufferedBytes -= chunk.readableBytes
-            let resume = self.readingPaused && self.bufferedBytes <= Self.lowWatermark
-            if resume { self.readingPaused = false }
-            return .chunk(chunk, resumeReading: resume)
-        }
-        if let end = self.end { return .end(end) }
-        return .wait
     }
 }

@@ -1446,7 +1446,6 @@ static sg_outcome sg_stdout(sg_conn *sc, const char *data, apr_size_t len)
     return SG_DONE;
 }
 
-/* Feed received bytes through the record parser. */
 /* FastCGI's four-byte big-endian integer at p */
 static apr_uint32_t sg_uint32_at(const unsigned char *p)
 {
@@ -1454,6 +1453,7 @@ static apr_uint32_t sg_uint32_at(const unsigned char *p)
            | ((apr_uint32_t)p[2] << 8) | (apr_uint32_t)p[3];
 }
 
+/* Feed received bytes through the record parser. */
 static sg_outcome sg_parse(sg_conn *sc, const char *data, apr_size_t len)
 {
     sg_outcome o;

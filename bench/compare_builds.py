@@ -92,12 +92,7 @@ class InterleavedConfig(B.GatewayConfig):
 
     def worker_ticks(self, group: str) -> int:
         """utime + stime (clock ticks) of the group's workers now."""
-        total = 0
-        for pid in self.srv.workers(group):
-            stat = B.proc_stat_fields(pid)
-            if stat is not None:
-                total += int(stat[1][11]) + int(stat[1][12])
-        return total
+        return sum(B.pid_ticks(pid) or 0 for pid in self.srv.workers(group))
 
 
 def interleaved(args: argparse.Namespace, module: str, workload) -> int:

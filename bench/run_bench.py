@@ -724,13 +724,19 @@ def workloads() -> list[Workload]:
     ]
 
 
+def pid_ticks(pid: int) -> int | None:
+    """utime + stime (clock ticks, all threads) of a process; None when it is gone."""
+    stat = proc_stat_fields(pid)
+    return None if stat is None else int(stat[1][11]) + int(stat[1][12])
+
+
 def process_ticks(cfg: Config) -> dict[str, int]:
     """label -> utime + stime (clock ticks, all threads) of this configuration's processes."""
     out = {}
     for label, pid in cfg.memory_pids().items():
-        stat = proc_stat_fields(pid)
-        if stat is not None:
-            out[label] = int(stat[1][11]) + int(stat[1][12])
+        ticks = pid_ticks(pid)
+        if ticks is not None:
+            out[label] = ticks
     return out
 
 

@@ -1,11 +1,5 @@
 import NIOCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// The CGI/1.1 variables of one request (`SCRIPT_NAME`, `PATH_INFO`, `REMOTE_USER`, `HTTPS`,
 /// `SetEnv` values, …): looked up by name like a dictionary, iterated in the order Apache sent them.
 ///
@@ -172,9 +166,8 @@ public struct CGIEnvironment: Sendable {
     }
 
     private static func entry(_ entry: Entry, in bytes: UnsafeRawBufferPointer, isNamed wanted: UnsafeRawBufferPointer) -> Bool {
-        guard entry.name.count == wanted.count else { return false }
-        guard let left = bytes.baseAddress, let right = wanted.baseAddress, !wanted.isEmpty else { return wanted.isEmpty }
-        return memcmp(left + entry.name.lowerBound, right, wanted.count) == 0
+        // Lengths first: most entries differ there, and slicing costs nothing.
+        entry.name.count == wanted.count && UnsafeRawBufferPointer(rebasing: bytes[entry.name]).hasSameBytes(as: wanted)
     }
 }
 

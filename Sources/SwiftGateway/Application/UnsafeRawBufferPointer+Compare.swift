@@ -21,10 +21,13 @@ extension UnsafeRawBufferPointer {
 
     /// Whether these bytes are exactly `bytes`.
     func hasSameBytes(as bytes: [UInt8]) -> Bool {
-        guard self.count == bytes.count else { return false }
-        return bytes.withUnsafeBytes { other in
-            guard let left = self.baseAddress, let right = other.baseAddress else { return true }
-            return memcmp(left, right, other.count) == 0
-        }
+        bytes.withUnsafeBytes { self.hasSameBytes(as: $0) }
+    }
+
+    /// Whether these bytes are exactly `other`'s.
+    func hasSameBytes(as other: UnsafeRawBufferPointer) -> Bool {
+        guard self.count == other.count else { return false }
+        guard let left = self.baseAddress, let right = other.baseAddress else { return true }
+        return memcmp(left, right, other.count) == 0
     }
 }

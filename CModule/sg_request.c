@@ -548,8 +548,9 @@ static apr_status_t sg_release(void *data)
 }
 
 /* The request owns fd from now on.  apr_os_sock_put only wraps it (no
- * cleanup of its own); the fd is O_NONBLOCK and every wait is our poll,
- * so the wrapper's default timeout makes apr_socket_recv return EAGAIN. */
+ * cleanup of its own) for apr_poll.  A connected fd blocks, with
+ * SO_RCVTIMEO at socket-timeout (sg_make_waitable): every send and read
+ * passes MSG_DONTWAIT except the one read that waits for the answer. */
 static void sg_attach(sg_conn *sc, int fd, int pooled)
 {
     apr_os_sock_t osd = fd;
@@ -596,11 +597,44 @@ static int sg_connect_queued(int fd, const struct sockaddr_un *sa,
     else if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
         err = errno == EWOULDBLOCK ? EAGAIN : errno;
     }
-    /* every later wait is a poll on the non-blocking socket */
+    /* non-blocking again: the loop's next connect() must not wait */
     if (fcntl(fd, F_SETFL, flags) != 0 && err == 0) {
         err = errno;
     }
     return err;
+}
+
+/* A connected socket blocks, for at most socket-timeout per read: waiting
+ * for the answer is then one recv() rather than poll() and recv().  0 or
+ * errno. */
+static int sg_make_waitable(int fd, int timeout_seconds)
+{
+    struct timeval tv;
+    int flags = fcntl(fd, F_GETFL);
+
+    tv.tv_sec = timeout_seconds;
+    tv.tv_usec = 0;
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0
+        || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) {
+        return errno;
+    }
+    return 0;
+}
+
+/* The new connection made waitable, or 503 (logged). */
+static int sg_connected(sg_conn *sc, int fd)
+{
+    int err = sg_make_waitable(fd, sc->group->socket_timeout);
+
+    if (err != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, err, sc->r,
+                      "SG0416: group %s: cannot set the read timeout of a "
+                      "connection to socket %s", sc->group->name,
+                      sc->group->socket_path);
+        sg_detach(sc);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    return OK;
 }
 
 /* A new connection to the group's socket, waiting while its backlog is
@@ -698,7 +732,7 @@ static int sg_connect(sg_conn *sc)
         sg_detach(sc);
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    return OK;
+    return sg_connected(sc, fd);
 }
 
 /* The connection for a request: the group's most recently used idle one
@@ -1110,7 +1144,7 @@ static sg_outcome sg_send_some(sg_conn *sc)
         msg.msg_iovlen = sc->outv_n - sc->outv_i;
         apr_os_sock_get(&fd, sc->sock);
         do {
-            w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+            w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         } while (w < 0 && errno == EINTR);
         rv = w < 0 ? errno : APR_SUCCESS;
         if (w > 0) {
@@ -1610,8 +1644,11 @@ static sg_outcome sg_pass(sg_conn *sc, int headers_now, int flush)
 }
 
 /* Read what the worker has ready, up to a buffer full, and pass it on in
- * one go: the bytes stay in iobuf (transient buckets) until passed. */
-static sg_outcome sg_receive(sg_conn *sc)
+ * one go: the bytes stay in iobuf (transient buckets) until passed.  With
+ * `wait`, the first read sleeps until the worker writes, for at most
+ * socket-timeout (SO_RCVTIMEO): one system call where poll() and recv()
+ * were two. */
+static sg_outcome sg_receive(sg_conn *sc, int wait)
 {
     apr_size_t used = 0;
     int had_headers = sc->headers_done;
@@ -1619,27 +1656,36 @@ static sg_outcome sg_receive(sg_conn *sc)
     sg_outcome o;
 
     while (!sc->end_seen && used < SG_RECV_BUF_SIZE) {
-        apr_size_t n = SG_RECV_BUF_SIZE - used;
-        apr_status_t rv = apr_socket_recv(sc->sock, sc->iobuf + used, &n);
+        ssize_t n = recv(sc->fd, sc->iobuf + used, SG_RECV_BUF_SIZE - used,
+                         wait ? 0 : MSG_DONTWAIT);
+        apr_status_t rv = n < 0 ? errno : APR_SUCCESS;
 
-        if (APR_STATUS_IS_EAGAIN(rv)) {
+        if (n < 0 && rv == EINTR) {
+            continue;
+        }
+        if (n < 0 && (rv == EAGAIN || rv == EWOULDBLOCK)) {
+            if (wait) {
+                return SG_WORKER_TIMEOUT;
+            }
             drained = 1;
             break;
         }
-        sc->received += n;
-        if (n > 0 && (o = sg_parse(sc, sc->iobuf + used, n)) != SG_DONE) {
-            return o;
-        }
-        used += n;
-        if (rv != APR_SUCCESS || n == 0) {
-            /* EOF (or an error): what came before it is passed first */
-            o = sg_pass(sc, !had_headers && sc->headers_done, 1);
-            if (o != SG_DONE || sc->end_seen) {
+        wait = 0;
+        if (n > 0) {
+            sc->received += n;
+            if ((o = sg_parse(sc, sc->iobuf + used, (apr_size_t)n)) != SG_DONE) {
                 return o;
             }
-            sc->why_rv = APR_STATUS_IS_EOF(rv) ? APR_SUCCESS : rv;
-            return SG_WORKER_EOF;
+            used += (apr_size_t)n;
+            continue;
         }
+        /* EOF (or an error): what came before it is passed first */
+        o = sg_pass(sc, !had_headers && sc->headers_done, 1);
+        if (o != SG_DONE || sc->end_seen) {
+            return o;
+        }
+        sc->why_rv = rv;
+        return SG_WORKER_EOF;
     }
     return sg_pass(sc, !had_headers && sc->headers_done, drained);
 }
@@ -1658,7 +1704,14 @@ static sg_outcome sg_exchange(sg_conn *sc)
         apr_status_t rv;
         int want_write = sc->outlen > 0 || !sc->stdin_done;
 
-        sc->pfd.reqevents = APR_POLLIN | (want_write ? APR_POLLOUT : 0);
+        if (!want_write) {
+            /* all sent: the answer is waited for in the read itself */
+            if ((o = sg_receive(sc, 1)) != SG_DONE) {
+                return o;
+            }
+            continue;
+        }
+        sc->pfd.reqevents = APR_POLLIN | APR_POLLOUT;
         rv = apr_poll(&sc->pfd, 1, &n, timeout);
         if (APR_STATUS_IS_EINTR(rv)) {
             continue;
@@ -1671,13 +1724,13 @@ static sg_outcome sg_exchange(sg_conn *sc)
             sc->why_rv = rv;
             return SG_IO_ERROR;
         }
-        if (want_write && (sc->pfd.rtnevents & APR_POLLOUT)) {
+        if (sc->pfd.rtnevents & APR_POLLOUT) {
             if ((o = sg_send_some(sc)) != SG_DONE) {
                 return o;
             }
         }
         if (sc->pfd.rtnevents & (APR_POLLIN | APR_POLLHUP | APR_POLLERR)) {
-            if ((o = sg_receive(sc)) != SG_DONE) {
+            if ((o = sg_receive(sc, 0)) != SG_DONE) {
                 return o;
             }
         }

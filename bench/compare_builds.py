@@ -24,6 +24,14 @@ machine at the same moment; each run gives the workers' CPU per request of each 
 for as many runs, and the ratio is the geometric mean of the two halves' medians: what
 favours a position (which group, which path first) cancels. On a VM whose speed drifts
 this resolves a difference of about 2 %, where alternating runs resolve about 5 %.
+
+--concurrent (two builds, hello workloads): for builds of the module, which one Apache cannot
+load twice. Each build is the bench's `gateway` as its own Apache, both up at once, and each
+run loads both at the same moment with a wrk of its own (half the workload's connections
+each; which wrk starts first alternates). Each run gives each build's CPU per request of
+Apache's children and of its workers. Then both are started again the other way round; the
+ratio is the geometric mean of the two halves' ratios of medians (a check of one build
+against itself showed the Apache started second 1.5 % cheaper).
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=5, help="seconds per load run (default 5)")
     parser.add_argument("--interleaved", action="store_true",
                         help="two builds as two groups of one Apache, loaded by the same wrk run (hello only)")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="two builds (of the module too) as two Apaches loaded at the same moment (hello only)")
     args = parser.parse_args()
     builds = []
     for item in args.builds:
@@ -60,6 +70,10 @@ def parse_args() -> argparse.Namespace:
         builds.append((label, program, module or None))
     if len({label for label, _, _ in builds}) != len(builds):
         parser.error("labels must differ")
+    if args.interleaved and args.concurrent:
+        parser.error("--interleaved or --concurrent, not both")
+    if args.concurrent and (len(builds) != 2 or not args.workload.startswith("hello")):
+        parser.error("--concurrent compares two builds on a hello workload")
     if args.interleaved:
         if len(builds) != 2 or not args.workload.startswith("hello"):
             parser.error("--interleaved compares two builds on a hello workload")
@@ -139,6 +153,69 @@ def interleaved(args: argparse.Namespace, module: str, workload) -> int:
     return 1 if failed else 0
 
 
+def concurrent_half(args: argparse.Namespace, builds, module: str, workload,
+                    results: dict[str, dict[str, list[float]]], half: int) -> bool:
+    """One half: the builds started in this order, each its own Apache; True if a run failed."""
+    configs: list[tuple[str, B.GatewayConfig]] = []
+    failed = False
+    connections = max(1, workload.connections // 2)
+    try:
+        for label, program, own_module in builds:
+            cfg = B.GatewayConfig(B.H.Artifacts(module=own_module or module, example=program))
+            cfg.name = label
+            cfg.has_download = cfg.has_upload = False
+            configs.append((label, cfg))
+            cfg.start()
+            B.verify(cfg)
+        for label, cfg in configs:
+            B.run_wrk(cfg.url(cfg.hello_path), connections, 2, "report.lua")   # warm-up, not recorded
+        for rnd in range(args.pairs):
+            order = configs if rnd % 2 == 0 else list(reversed(configs))
+            before = {label: B.process_ticks(cfg) for label, cfg in configs}
+            started = [(label, B.start_wrk(cfg.url(cfg.hello_path), connections, args.duration, "report.lua"))
+                       for label, cfg in order]
+            summaries = {label: B.finish_wrk(run) for label, run in started}
+            after = {label: B.process_ticks(cfg) for label, cfg in configs}
+            line = []
+            for label, _ in configs:
+                summary = summaries[label]
+                apache, workers = B.cpu_per_request(before[label], after[label], summary["requests"])
+                for key, value in (("Apache", apache), ("workers", workers), ("total", apache + workers)):
+                    results[label][key].append(value)
+                errors = sum(summary["errors"].values())
+                failed |= errors > 0
+                line.append(f"{label} {summary['requests'] * 1e6 / summary['duration_us']:,.0f} req/s, "
+                            f"Apache {apache:.1f} + workers {workers:.1f} µs" + (f", {errors} errors" if errors else ""))
+            print(f"half {half} run {rnd + 1} ({order[0][0]}'s wrk first): " + "; ".join(line), flush=True)
+    finally:
+        for _, cfg in configs:
+            for problem in cfg.stop():
+                print(problem, file=sys.stderr)
+            cfg.cleanup()
+    return failed
+
+
+def concurrent(args: argparse.Namespace, module: str, workload) -> int:
+    """Both builds as Apaches of their own, loaded at once, then again started the other way
+    round; prints runs, medians and the geometric mean of the two halves' ratios."""
+    first, second = args.builds[0][0], args.builds[1][0]
+    halves = []
+    failed = False
+    for half, builds in enumerate((args.builds, list(reversed(args.builds))), start=1):
+        results = {label: {"Apache": [], "workers": [], "total": []} for label, _, _ in builds}
+        failed |= concurrent_half(args, builds, module, workload, results, half)
+        halves.append(results)
+    print(f"\nCPU per request, {workload.title} ({max(1, workload.connections // 2)} per Apache), "
+          f"medians of each half ({args.pairs} runs each; {first} started first, then {second}):")
+    for key in ("Apache", "workers", "total"):
+        ratios = [statistics.median(h[second][key]) / statistics.median(h[first][key]) for h in halves]
+        ratio = math.sqrt(ratios[0] * ratios[1])
+        print(f"  {key}: {first} " + " / ".join(f"{statistics.median(h[first][key]):.2f}" for h in halves)
+              + f" µs, {second} " + " / ".join(f"{statistics.median(h[second][key]):.2f}" for h in halves)
+              + f" µs; {second} / {first} {ratios[0]:.3f}, {ratios[1]:.3f}, together {ratio:.3f} ({100 * (ratio - 1):+.1f} %)")
+    return 1 if failed else 0
+
+
 def main() -> int:
     args = parse_args()
     if os.geteuid() != 0:
@@ -153,6 +230,11 @@ def main() -> int:
     B.import_harness()
     module = os.environ.get("SG_MODULE", os.path.join(B.REPO, "CModule", ".libs", "mod_swift_gateway.so"))
     workload = next(w for w in B.workloads() if w.key == args.workload)
+    if args.concurrent:
+        try:
+            return concurrent(args, module, workload)
+        except KeyboardInterrupt:
+            return 130
     if args.interleaved:
         try:
             return interleaved(args, args.builds[0][2] or module, workload)

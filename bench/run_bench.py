@@ -281,14 +281,20 @@ class Run:
         return sum(self.errors.values())
 
 
-def run_wrk(url: str, connections: int, seconds: float, script: str,
-            env_extra: dict[str, str] | None = None) -> dict:
-    """One bounded wrk run; returns the BENCH_JSON summary (raises BenchError)."""
+def start_wrk(url: str, connections: int, seconds: float, script: str,
+              env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, list[str], float]:
+    """Starts one bounded wrk run; `finish_wrk` waits for it (two may run at once)."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, int(round(seconds)))}s", "--latency",
            "--timeout", "10s", "-s", os.path.join(HERE, script), url]
     env = {**os.environ, **(env_extra or {})}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
+    return proc, cmd, seconds
+
+
+def finish_wrk(started: tuple[subprocess.Popen, list[str], float]) -> dict:
+    """The BENCH_JSON summary of a run `start_wrk` started (raises BenchError); kills an overrun."""
+    proc, cmd, seconds = started
     try:
         out, err = proc.communicate(timeout=seconds + 30)
     except subprocess.TimeoutExpired:
@@ -304,6 +310,12 @@ def run_wrk(url: str, connections: int, seconds: float, script: str,
             return json.loads(line[len("BENCH_JSON "):])
     raise BenchError(f"wrk gave no summary (rc={proc.returncode}): {' '.join(cmd)}\n"
                      f"stdout:\n{out[-2000:]}\nstderr:\n{err[-2000:]}")
+
+
+def run_wrk(url: str, connections: int, seconds: float, script: str,
+            env_extra: dict[str, str] | None = None) -> dict:
+    """One bounded wrk run; returns the BENCH_JSON summary (raises BenchError)."""
+    return finish_wrk(start_wrk(url, connections, seconds, script, env_extra))
 
 
 # --------------------------------------------------------------------------

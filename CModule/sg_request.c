@@ -1133,7 +1133,8 @@ static sg_outcome sg_send_some(sg_conn *sc)
         }
     }
 
-    /* sendmsg(MSG_NOSIGNAL): a worker gone away is an error, never SIGPIPE */
+    /* a worker gone away is an error, never SIGPIPE; a full socket is EAGAIN
+     * (MSG_DONTWAIT: the connection blocks only for the answer) */
     {
         struct msghdr msg;
         apr_os_sock_t fd;

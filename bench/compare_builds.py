@@ -25,7 +25,7 @@ for as many runs, and the ratio is the geometric mean of the two halves' medians
 favours a position (which group, which path first) cancels. On a VM whose speed drifts
 this resolves a difference of about 2 %, where alternating runs resolve about 5 %.
 
---concurrent (two builds, hello workloads): for builds of the module, which one Apache cannot
+--concurrent (two builds, any workload): for builds of the module, which one Apache cannot
 load twice. Each build is the bench's `gateway` as its own Apache, both up at once, and each
 run loads both at the same moment with a wrk of its own (half the workload's connections
 each; which wrk starts first alternates). Each run gives each build's CPU per request of
@@ -57,7 +57,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--interleaved", action="store_true",
                         help="two builds as two groups of one Apache, loaded by the same wrk run (hello only)")
     parser.add_argument("--concurrent", action="store_true",
-                        help="two builds (of the module too) as two Apaches loaded at the same moment (hello only)")
+                        help="two builds (of the module too) as two Apaches loaded at the same moment")
     args = parser.parse_args()
     builds = []
     for item in args.builds:
@@ -72,8 +72,8 @@ def parse_args() -> argparse.Namespace:
         parser.error("labels must differ")
     if args.interleaved and args.concurrent:
         parser.error("--interleaved or --concurrent, not both")
-    if args.concurrent and (len(builds) != 2 or not args.workload.startswith("hello")):
-        parser.error("--concurrent compares two builds on a hello workload")
+    if args.concurrent and len(builds) != 2:
+        parser.error("--concurrent compares two builds")
     if args.interleaved:
         if len(builds) != 2 or not args.workload.startswith("hello"):
             parser.error("--interleaved compares two builds on a hello workload")
@@ -163,17 +163,21 @@ def concurrent_half(args: argparse.Namespace, builds, module: str, workload,
         for label, program, own_module in builds:
             cfg = B.GatewayConfig(B.H.Artifacts(module=own_module or module, example=program))
             cfg.name = label
-            cfg.has_download = cfg.has_upload = False
+            if workload.kind == "hello":    # only /hello checked: a program may serve no other page
+                cfg.has_download = cfg.has_upload = False
             configs.append((label, cfg))
             cfg.start()
             B.verify(cfg)
         for label, cfg in configs:
-            B.run_wrk(cfg.url(cfg.hello_path), connections, 2, "report.lua")   # warm-up, not recorded
+            url, script, env = B.wrk_target(cfg, workload)
+            B.run_wrk(url, connections, 2, script, env)   # warm-up, not recorded
         for rnd in range(args.pairs):
             order = configs if rnd % 2 == 0 else list(reversed(configs))
             before = {label: B.process_ticks(cfg) for label, cfg in configs}
-            started = [(label, B.start_wrk(cfg.url(cfg.hello_path), connections, args.duration, "report.lua"))
-                       for label, cfg in order]
+            started = []
+            for label, cfg in order:
+                url, script, env = B.wrk_target(cfg, workload)
+                started.append((label, B.start_wrk(url, connections, args.duration, script, env)))
             summaries = {label: B.finish_wrk(run) for label, run in started}
             after = {label: B.process_ticks(cfg) for label, cfg in configs}
             line = []

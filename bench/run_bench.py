@@ -766,15 +766,19 @@ def cpu_per_request(before: dict[str, int], after: dict[str, int], requests: int
     return apache * tick_us / requests, app * tick_us / requests
 
 
+def wrk_target(cfg: Config, wl: Workload) -> tuple[str, str, dict[str, str] | None]:
+    """(URL, wrk script, its environment) of a workload against a configuration."""
+    if wl.kind == "hello":
+        return cfg.url(cfg.hello_path), "report.lua", None
+    if wl.kind == "download":
+        return cfg.url(cfg.download_path), "report.lua", None
+    return cfg.url(cfg.upload_path), "upload.lua", {"BENCH_UPLOAD_BYTES": str(wl.body_bytes)}
+
+
 def measure(cfg: Config, wl: Workload, rnd: int, seconds: float, foreign: ForeignCpu) -> Run:
     run = Run(wl.key, cfg.name, rnd, wl.connections)
-    if wl.kind == "hello":
-        url, script, env = cfg.url(cfg.hello_path), "report.lua", None
-    elif wl.kind == "download":
-        url, script, env = cfg.url(cfg.download_path), "report.lua", None
-    else:
-        url, script = cfg.url(cfg.upload_path), "upload.lua"
-        env = {"BENCH_UPLOAD_BYTES": str(wl.body_bytes)}
+    url, script, env = wrk_target(cfg, wl)
+    if wl.kind == "upload":
         run.upload_bytes = wl.body_bytes
     marks = cfg.log_marks()
     ticks = process_ticks(cfg)

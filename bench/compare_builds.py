@@ -178,7 +178,13 @@ def concurrent_half(args: argparse.Namespace, builds, module: str, workload,
             for label, cfg in order:
                 url, script, env = B.wrk_target(cfg, workload)
                 started.append((label, B.start_wrk(url, connections, args.duration, script, env)))
-            summaries = {label: B.finish_wrk(run) for label, run in started}
+            try:
+                summaries = {label: B.finish_wrk(run) for label, run in started}
+            finally:    # a failed run leaves no wrk behind
+                for _, (proc, _, _) in started:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
             after = {label: B.process_ticks(cfg) for label, cfg in configs}
             line = []
             for label, _ in configs:

@@ -6,6 +6,8 @@ packages=()
 command -v apache2 >/dev/null 2>&1 || [ -x /usr/sbin/apache2 ] || packages+=(apache2)
 command -v apxs >/dev/null 2>&1 || packages+=(apache2-dev)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
+# libstdc++'s development link: release programs link the Swift runtime statically (-lstdc++)
+command -v g++ >/dev/null 2>&1 || packages+=(g++)
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

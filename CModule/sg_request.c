@@ -1137,15 +1137,13 @@ static sg_outcome sg_send_some(sg_conn *sc)
      * (MSG_DONTWAIT: the connection blocks only for the answer) */
     {
         struct msghdr msg;
-        apr_os_sock_t fd;
         ssize_t w;
 
         memset(&msg, 0, sizeof(msg));
         msg.msg_iov = sc->outv + sc->outv_i;
         msg.msg_iovlen = sc->outv_n - sc->outv_i;
-        apr_os_sock_get(&fd, sc->sock);
         do {
-            w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+            w = sendmsg(sc->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         } while (w < 0 && errno == EINTR);
         rv = w < 0 ? errno : APR_SUCCESS;
         if (w > 0) {

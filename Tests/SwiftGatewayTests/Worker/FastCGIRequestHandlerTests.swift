@@ -82,6 +82,14 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         records.filter { $0.type == .stdout }.map { String(buffer: $0.content) }.joined()
     }
 
+    /// The response's STDOUT ends with `text` and END_REQUEST acknowledges the kept connection.
+    private func assertKept(
+        _ records: [FastCGIRecord], endingWith text: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
+        XCTAssertTrue(self.stdout(records).hasSuffix(text), file: file, line: line)
+        XCTAssertEqual(self.appStatus(records), FastCGIServerCodec.keptConnectionAppStatus, file: file, line: line)
+    }
+
     private func waitUntil(_ condition: @escaping () -> Bool) async throws {
         for _ in 0..<500 where !condition() {
             try await Task.sleep(for: .milliseconds(10))
@@ -95,9 +103,8 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         for _ in 0..<3 {
             try await channel.writeInbound(self.request(keepConnection: true))
             let records = try await self.response(from: channel)
-            XCTAssertTrue(self.stdout(records).hasSuffix("Hello world!\n"))
             XCTAssertEqual(self.protocolStatus(records), FastCGIProtocolStatus.requestComplete.rawValue)
-            XCTAssertEqual(self.appStatus(records), FastCGIServerCodec.keptConnectionAppStatus)
+            self.assertKept(records, endingWith: "Hello world!\n")
             XCTAssertTrue(channel.isActive)
         }
         // Still open, still holding its one slot, and listed as idle.
@@ -118,16 +125,12 @@ final class FastCGIRequestHandlerTests: XCTestCase {
             FastCGITestWire.record(.stdin, id: 1, Array(repeating: 0x62, count: 1000)),
         ])
         try await channel.writeInbound(start)
-        let records = try await self.response(from: channel)
-        XCTAssertTrue(self.stdout(records).hasSuffix("Hello world!\n"))
-        XCTAssertEqual(self.appStatus(records), FastCGIServerCodec.keptConnectionAppStatus)
+        self.assertKept(try await self.response(from: channel), endingWith: "Hello world!\n")
         // The rest of the body, in later reads; then the next request on the same connection.
         try await channel.writeInbound(FastCGITestWire.record(.stdin, id: 1, Array(repeating: 0x62, count: 1000)))
         try await channel.writeInbound(FastCGITestWire.record(.stdin, id: 1))
         try await channel.writeInbound(self.request(keepConnection: true))
-        let next = try await self.response(from: channel)
-        XCTAssertTrue(self.stdout(next).hasSuffix("Hello world!\n"))
-        XCTAssertEqual(self.appStatus(next), FastCGIServerCodec.keptConnectionAppStatus)
+        self.assertKept(try await self.response(from: channel), endingWith: "Hello world!\n")
         XCTAssertTrue(channel.isActive)
         _ = try? await channel.finish()
     }
@@ -141,9 +144,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         }
         for _ in 0..<2 {
             try await channel.writeInbound(self.request(keepConnection: true))
-            let records = try await self.response(from: channel)
-            XCTAssertTrue(self.stdout(records).hasSuffix("streamed\n"))
-            XCTAssertEqual(self.appStatus(records), FastCGIServerCodec.keptConnectionAppStatus)
+            self.assertKept(try await self.response(from: channel), endingWith: "streamed\n")
             XCTAssertTrue(channel.isActive)
         }
         _ = try? await channel.finish()

@@ -1769,6 +1769,20 @@ static void sg_log_client_body_failure(request_rec *r, const sg_group *g,
                   ? " (httpd refused the body and answers the client)" : "");
 }
 
+/* A finished response leaves now, not after httpd has looked for the client's
+ * next request (ap_check_pipeline): the core output filter holds a short
+ * response without a file bucket until the event MPM's write completion, so
+ * the next request could never be there yet and every request went back
+ * through the MPM's listener.  Connection filters only: the request's have
+ * seen EOS. */
+static void sg_flush_to_client(sg_conn *sc)
+{
+    APR_BRIGADE_INSERT_TAIL(sc->ob,
+                            apr_bucket_flush_create(sc->c->bucket_alloc));
+    ap_pass_brigade(sc->c->output_filters, sc->ob);
+    apr_brigade_cleanup(sc->ob);
+}
+
 static int sg_conclude(sg_conn *sc, sg_outcome o)
 {
     request_rec *r = sc->r;
@@ -1821,6 +1835,7 @@ static int sg_conclude(sg_conn *sc, sg_outcome o)
                 sc->c->keepalive = AP_CONN_CLOSE;
                 return OK;
             }
+            sg_flush_to_client(sc);
         }
         if (!sc->stdin_done || sc->stdin_broken) {
             /* answered before reading the whole request body */

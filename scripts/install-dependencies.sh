@@ -8,6 +8,8 @@ command -v apxs >/dev/null 2>&1 || packages+=(apache2-dev)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 # libstdc++'s development link: release programs link the Swift runtime statically (-lstdc++)
 command -v g++ >/dev/null 2>&1 || packages+=(g++)
+# the integration tests watch Apache's system calls in one test (test_client_keepalive.py)
+command -v strace >/dev/null 2>&1 || packages+=(strace)
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

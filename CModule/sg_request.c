@@ -55,6 +55,11 @@ APLOG_USE_MODULE(swift_gateway);
  * worker is contacted (one STDIN record): see sg_read_small_body(). */
 #define SG_SMALL_BODY       (16 * 1024)
 #define SG_STDERR_LINE_MAX  8192
+/* A response body up to this long ends with a flush (sg_flush_to_client):
+ * httpd's core output filter holds less than 4K (THRESHOLD_MIN_WRITE) and
+ * writes more at once by itself, leaving what the client cannot take yet to
+ * the MPM's write completion, which holds no thread for a slow client. */
+#define SG_FLUSH_AT_END_MAX 4096
 #define SG_HEADER_CHUNK     4096
 
 /* protocolStatus of END_REQUEST */
@@ -1769,14 +1774,17 @@ static void sg_log_client_body_failure(request_rec *r, const sg_group *g,
                   ? " (httpd refused the body and answers the client)" : "");
 }
 
-/* A finished response leaves now, not after httpd has looked for the client's
- * next request (ap_check_pipeline): the core output filter holds a short
- * response without a file bucket until the event MPM's write completion, so
- * the next request could never be there yet and every request went back
- * through the MPM's listener.  Connection filters only: the request's have
- * seen EOS. */
+/* A finished short response leaves now, not after httpd has looked for the
+ * client's next request (ap_check_pipeline): the core output filter holds a
+ * short response without a file bucket until the event MPM's write
+ * completion, so the next request could never be there yet and every request
+ * went back through the MPM's listener.  Connection filters only: the
+ * request's have seen EOS. */
 static void sg_flush_to_client(sg_conn *sc)
 {
+    if (sc->body_bytes > SG_FLUSH_AT_END_MAX) {
+        return;
+    }
     APR_BRIGADE_INSERT_TAIL(sc->ob,
                             apr_bucket_flush_create(sc->c->bucket_alloc));
     ap_pass_brigade(sc->c->output_filters, sc->ob);

@@ -56,7 +56,7 @@ def test_a_short_response_is_written_before_httpd_looks_for_the_next_request(apa
     tracer = subprocess.Popen(
         ["strace", "-f", "-ff", "-qq", "-s", "64", "-e", "trace=read,write,writev",
          "-o", os.path.join(traces, "t"), *attach],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
 
     def threads() -> dict[str, list[str]]:
@@ -74,11 +74,16 @@ def test_a_short_response_is_written_before_httpd_looks_for_the_next_request(apa
                     return lines[i:]
         return None
 
+    def attached(warm: socket.socket) -> list[str] | None:
+        if tracer.poll() is not None:   # e.g. ptrace not permitted: say so, not "timed out"
+            raise AssertionError(f"strace exited with {tracer.returncode}: {tracer.stderr.read()}")
+        _get(warm, "/hello?warm")
+        return traced("/hello?warm")
+
     try:
         # Attached once a request's read shows up (each child's threads are traced by then).
         with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as warm:
-            wait_until(lambda: _get(warm, "/hello?warm") and traced("/hello?warm"),
-                       timeout=20, interval=0.2, message="strace to show a request")
+            wait_until(lambda: attached(warm), timeout=20, interval=0.2, message="strace to show a request")
 
         with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as conn:
             response = _get(conn, "/hello?probe")

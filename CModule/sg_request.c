@@ -1785,9 +1785,7 @@ static void sg_flush_to_client(sg_conn *sc)
     if (sc->body_bytes > SG_FLUSH_AT_END_MAX) {
         return;
     }
-    APR_BRIGADE_INSERT_TAIL(sc->ob,
-                            apr_bucket_flush_create(sc->c->bucket_alloc));
-    ap_pass_brigade(sc->c->output_filters, sc->ob);
+    ap_fflush(sc->c->output_filters, sc->ob);
     apr_brigade_cleanup(sc->ob);
 }
 

@@ -91,11 +91,16 @@ def count(cfg: B.Config, connections: int, duration: float) -> dict[str, dict[st
     """Per-request counts of one run: {"Apache": {...}, "application": {...}}."""
     window = duration - 2
     started = B.start_wrk(cfg.url(cfg.hello_path), connections, duration, "report.lua")
-    time.sleep(1)   # past wrk's connects: the window sees the steady state only
-    groups = {"Apache": cfg.srv.apache_children(), "application": application_pids(cfg)}
-    stats = {name: perf_stat(pids, window) for name, pids in groups.items() if pids}
-    counts = {name: perf_counts(proc) for name, proc in stats.items()}
-    summary = B.finish_wrk(started)
+    try:
+        time.sleep(1)   # past wrk's connects: the window sees the steady state only
+        groups = {"Apache": cfg.srv.apache_children(), "application": application_pids(cfg)}
+        stats = {name: perf_stat(pids, window) for name, pids in groups.items() if pids}
+        counts = {name: perf_counts(proc) for name, proc in stats.items()}
+        summary = B.finish_wrk(started)
+    finally:    # a failed count leaves no wrk behind
+        if started[0].poll() is None:
+            started[0].kill()
+            started[0].wait()
     requests = summary["requests"] / summary["duration_us"] * 1e6 * window
     return {name: {event: value / requests for event, value in c.items()} for name, c in counts.items()}
 

@@ -45,7 +45,8 @@ final class FastCGIApplicationRunner: Sendable {
         return head.environment
     }
 
-    nonisolated(nonsending) func run(environment: CGIEnvironment, body: FastCGIRequestBodyStream, channel: any Channel) async {
+    /// - Parameter body: nil when the request announced no body.
+    nonisolated(nonsending) func run(environment: CGIEnvironment, body: FastCGIRequestBodyStream?, channel: any Channel) async {
         // The request's logger is made only if something logs (GatewayContext.logger).
         let context = GatewayContext(channel: channel, group: self.group, requestID: environment["SWIFT_GATEWAY_REQUEST_ID"] ?? "")
 
@@ -57,7 +58,7 @@ final class FastCGIApplicationRunner: Sendable {
         }
         do {
             let head = try HTTPRequest(cgiEnvironment: environment)
-            let request = GatewayRequest(head: head, environment: environment, body: GatewayRequestBody(source: body))
+            let request = GatewayRequest(head: head, environment: environment, body: body.map(GatewayRequestBody.init(source:)) ?? GatewayRequestBody())
             response = try await self.responder.respond(to: request, context: context)
         } catch let error as GatewayRequestError {
             self.logger.error("SG1116: bad request from Apache: \(error)")

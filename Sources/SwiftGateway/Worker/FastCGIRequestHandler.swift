@@ -21,7 +21,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     private enum State {
         /// Before the first request, or between two on a kept-alive connection.
         case waitingForHead
-        case running(FastCGIRequestBodyStream)
+        /// With the request's body stream, or nil when it announced no body (most requests).
+        case running(FastCGIRequestBodyStream?)
         /// Refused or failed: the connection is closing, input is ignored.
         case closing
     }
@@ -46,6 +47,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     private var bodyBytesReceived = 0
     /// The request announced a body over `maximumBodyBytesOfAKeptConnection`, or one of unknown length.
     private var announcedLongBody = false
+    private var reportedUnannouncedBody = false
     /// Decided when END_REQUEST is written, and told to Apache in its `appStatus`.
     private var keepAfterResponse = false
     private var inputEnded = false
@@ -72,9 +74,13 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             self.start(head, context: context)
         case (.body(let chunk), .running(let body)):
             self.bodyBytesReceived += chunk.readableBytes
+            guard let body else {
+                self.unannouncedBody()
+                return
+            }
             body.append(chunk)  // ignored once the body was finished
         case (.end, .running(let body)):
-            body.finish()
+            body?.finish()
             self.inputEnded = true
             if self.responseEnded { self.requestCompleted(context: context) }
         case (_, .closing):
@@ -99,7 +105,9 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         self.keepConnection = head.keepConnection
         self.keepAfterResponse = false
         self.bodyBytesReceived = 0
-        self.announcedLongBody = Self.announcesLongBody(environment)
+        let announcedBody = AnnouncedBody(environment)
+        self.announcedLongBody = announcedBody == .long
+        self.reportedUnannouncedBody = false
         self.lastRequestID = head.requestID
         self.inputEnded = false
         self.responseEnded = false
@@ -112,7 +120,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             return
         }
         // A waiting request's body is buffered (up to the stream's watermark) while it waits.
-        let body = FastCGIRequestBodyStream(channel: channel)
+        let body = announcedBody == .none ? nil : FastCGIRequestBodyStream(channel: channel)
         self.state = .running(body)
         if admission == .start {
             self.launch(environment: environment, body: body, channel: channel, immediately: true)
@@ -141,11 +149,34 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         )
     }
 
-    /// Chunked (no length known in advance) or a `CONTENT_LENGTH` over the limit.
-    private static func announcesLongBody(_ environment: CGIEnvironment) -> Bool {
-        if environment["HTTP_TRANSFER_ENCODING"] != nil { return true }
-        guard let length = environment["CONTENT_LENGTH"] else { return false }
-        return (Int(length) ?? Int.max) > Self.maximumBodyBytesOfAKeptConnection
+    /// What a request's variables say of its body (RFC 3875 4.1.2: `CONTENT_LENGTH` is set if
+    /// and only if there is one; a chunked one is announced by its `Transfer-Encoding`).
+    enum AnnouncedBody {
+        /// No `CONTENT_LENGTH` (or 0) and no `Transfer-Encoding`: the application gets an empty
+        /// body without a stream, one allocation and two locks fewer for most requests.
+        case none
+        case short
+        /// Chunked (no length known in advance) or a `CONTENT_LENGTH` over `maximumBodyBytesOfAKeptConnection`.
+        case long
+
+        init(_ environment: CGIEnvironment) {
+            if environment["HTTP_TRANSFER_ENCODING"] != nil {
+                self = .long
+            } else if let length = environment["CONTENT_LENGTH"] {
+                let bytes = Int(length) ?? Int.max
+                self = bytes == 0 ? .none : bytes > FastCGIRequestHandler.maximumBodyBytesOfAKeptConnection ? .long : .short
+            } else {
+                self = .none
+            }
+        }
+    }
+
+    /// STDIN data for a request whose variables announced no body: the application was given an
+    /// empty one, so the data is read and dropped (said once per request).
+    private func unannouncedBody() {
+        guard !self.reportedUnannouncedBody else { return }
+        self.reportedUnannouncedBody = true
+        self.runner.logger.warning("SG1121: request body data for a request without CONTENT_LENGTH or Transfer-Encoding: ignored, the application saw an empty body")
     }
 
     /// A queued request got its slot.
@@ -159,7 +190,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         self.launch(environment: environment, body: body, channel: channel, immediately: false)
     }
 
-    private func launch(environment: CGIEnvironment, body: FastCGIRequestBodyStream, channel: any Channel, immediately: Bool) {
+    private func launch(environment: CGIEnvironment, body: FastCGIRequestBodyStream?, channel: any Channel, immediately: Bool) {
         self.applicationRunning = true
         let runner = self.runner
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
@@ -180,7 +211,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     }
 
     private nonisolated(nonsending) static func run(
-        _ runner: FastCGIApplicationRunner, environment: CGIEnvironment, body: FastCGIRequestBodyStream,
+        _ runner: FastCGIApplicationRunner, environment: CGIEnvironment, body: FastCGIRequestBodyStream?,
         channel: any Channel, handler: NIOLoopBound<FastCGIRequestHandler>
     ) async {
         await runner.run(environment: environment, body: body, channel: channel)
@@ -262,7 +293,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if !self.responseEnded, case .running(let body) = self.state, body.isReadingPaused {
+        if !self.responseEnded, case .running(let body?) = self.state, body.isReadingPaused {
             return  // the stream calls `channel.read()` again when the application caught up
         }
         context.read()
@@ -279,7 +310,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             // The slots no longer list it; it may have started or closed since.
             if self.queuedEnvironment != nil, case .running(let body) = self.state, !self.channelClosed {
                 self.queuedEnvironment = nil
-                body.finish(FastCGIConnectionError(description: "the request was turned away to a sibling worker"))
+                body?.finish(FastCGIConnectionError(description: "the request was turned away to a sibling worker"))
                 self.refuseNextRequestAndClose(context: context)
             }
         default:
@@ -287,8 +318,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Boxed once: a short response usually ends before its request's empty STDIN is read, so
-    /// this ends the body stream of most requests.
+    /// Boxed once: a short response usually ends before its request's last STDIN is read.
     private static let responseCompletedFirst: any Error = FastCGIConnectionError(
         description: "the response was complete before the request body ended"
     )
@@ -301,21 +331,21 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             self.requestCompleted(context: context)
             return
         }
-        if case .running(let body) = self.state {
+        if case .running(let body?) = self.state {
             body.finish(Self.responseCompletedFirst)
         }
         context.read()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if case .running(let body) = self.state { body.finish(error) }
+        if case .running(let body?) = self.state { body.finish(error) }
         self.runner.logger.notice("SG1114: FastCGI connection failed: \(error)")
         self.state = .closing
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .running(let body) = self.state {
+        if case .running(let body?) = self.state {
             body.finish(FastCGIConnectionError(description: "Apache closed the connection before the request body ended"))
         }
         self.state = .closing

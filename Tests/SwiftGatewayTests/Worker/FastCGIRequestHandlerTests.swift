@@ -24,11 +24,17 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         readingBody: Bool = false,
         response: @escaping @Sendable () -> GatewayResponse = { GatewayResponse(body: .init(string: "Hello world!\n")) }
     ) async throws -> NIOAsyncTestingChannel {
+        try await self.makeConnection(slots: slots) { request in
+            if readingBody { for try await _ in request.body {} }
+            return response()
+        }
+    }
+
+    private func makeConnection(
+        slots: ConnectionSlots, respond: @escaping @Sendable (GatewayRequest) async throws -> GatewayResponse
+    ) async throws -> NIOAsyncTestingChannel {
         let runner = FastCGIApplicationRunner(
-            responder: GatewayClosureResponder { request, _ in
-                if readingBody { for try await _ in request.body {} }
-                return response()
-            },
+            responder: GatewayClosureResponder { request, _ in try await respond(request) },
             group: "test", token: nil, logger: Logger(label: "test"), executor: nil
         )
         XCTAssertTrue(slots.tryTake())
@@ -43,7 +49,17 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         return channel
     }
 
+    /// A request whose `CONTENT_LENGTH` announces its body (none without one).
     private func request(keepConnection: Bool, bodyBytes: Int = 0) -> ByteBuffer {
+        self.request(keepConnection: keepConnection, bodyBytes: bodyBytes, announcedLength: bodyBytes > 0 ? bodyBytes : nil)
+    }
+
+    /// - Parameter announcedLength: `CONTENT_LENGTH`, or nil for none.
+    private func request(keepConnection: Bool, bodyBytes: Int, announcedLength: Int?) -> ByteBuffer {
+        var parameters = self.parameters
+        if let length = announcedLength {
+            parameters.append((name: "CONTENT_LENGTH", value: String(length)))
+        }
         var body = [UInt8](repeating: 0x62, count: bodyBytes)[...]
         var stdin: [ByteBuffer] = []
         while !body.isEmpty {
@@ -51,7 +67,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
             body = body.dropFirst(FastCGIRecord.maximumContentLength)
         }
         return FastCGITestWire.concatenate(
-            [FastCGITestWire.begin(id: 1, flags: keepConnection ? 1 : 0), FastCGITestWire.params(id: 1, self.parameters, recordSize: 100)]
+            [FastCGITestWire.begin(id: 1, flags: keepConnection ? 1 : 0), FastCGITestWire.params(id: 1, parameters, recordSize: 100)]
                 + stdin + [FastCGITestWire.record(.stdin, id: 1)]
         )
     }
@@ -120,8 +136,9 @@ final class FastCGIRequestHandlerTests: XCTestCase {
     func testABodyThatOutlastsItsResponseIsDrainedAndTheConnectionKept() async throws {
         let slots = ConnectionSlots(capacity: 1)
         let channel = try await self.makeConnection(slots: slots)
+        let parameters = self.parameters + [(name: "CONTENT_LENGTH", value: "2000")]
         let start = FastCGITestWire.concatenate([
-            FastCGITestWire.begin(id: 1, flags: 1), FastCGITestWire.params(id: 1, self.parameters, recordSize: 100),
+            FastCGITestWire.begin(id: 1, flags: 1), FastCGITestWire.params(id: 1, parameters, recordSize: 100),
             FastCGITestWire.record(.stdin, id: 1, Array(repeating: 0x62, count: 1000)),
         ])
         try await channel.writeInbound(start)
@@ -169,8 +186,8 @@ final class FastCGIRequestHandlerTests: XCTestCase {
     func testAConnectionIsKeptAfterABodyUpToTheLimitAndClosedAfterALongerOne() async throws {
         let limit = FastCGIRequestHandler.maximumBodyBytesOfAKeptConnection
         let slots = ConnectionSlots(capacity: 1)
-        // No CONTENT_LENGTH announces these bodies: the application reads each before it answers
-        // (it starts as soon as the parameters are complete), so the worker has counted it.
+        // The application reads each body before it answers (it starts as soon as the parameters
+        // are complete), so the worker has counted it; the last is longer than it announced.
         let channel = try await self.makeConnection(slots: slots, readingBody: true)
         for bodyBytes in [0, limit] {
             try await channel.writeInbound(self.request(keepConnection: true, bodyBytes: bodyBytes))
@@ -178,7 +195,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
             XCTAssertEqual(self.appStatus(records), FastCGIServerCodec.keptConnectionAppStatus)
             XCTAssertTrue(channel.isActive)
         }
-        try await channel.writeInbound(self.request(keepConnection: true, bodyBytes: limit + 1))
+        try await channel.writeInbound(self.request(keepConnection: true, bodyBytes: limit + 1, announcedLength: limit))
         let records = try await self.response(from: channel)
         XCTAssertEqual(self.appStatus(records), 0)
         try await self.waitUntil { !channel.isActive && slots.heldCount == 0 }
@@ -201,6 +218,24 @@ final class FastCGIRequestHandlerTests: XCTestCase {
             XCTAssertEqual(self.appStatus(records), 0, "\(announced)")
             try await self.waitUntil { !channel.isActive && slots.heldCount == 0 }
         }
+    }
+
+    /// RFC 3875: no `CONTENT_LENGTH` and no `Transfer-Encoding` means no body. The application
+    /// gets an empty one; STDIN data that comes anyway is read and dropped, and the connection
+    /// serves the next request.
+    func testDataForARequestThatAnnouncedNoBodyIsDroppedAndTheConnectionKept() async throws {
+        let slots = ConnectionSlots(capacity: 1)
+        let channel = try await self.makeConnection(slots: slots) { request in
+            var received = 0
+            for try await chunk in request.body { received += chunk.readableBytes }
+            return GatewayResponse(body: .init(string: "received \(received)\n"))
+        }
+        for (bodyBytes, announced) in [(1000, 0), (1000, nil), (10, 10)] as [(Int, Int?)] {
+            try await channel.writeInbound(self.request(keepConnection: true, bodyBytes: bodyBytes, announcedLength: announced))
+            self.assertKept(try await self.response(from: channel), endingWith: "received \(announced ?? 0)\n")
+            XCTAssertTrue(channel.isActive)
+        }
+        _ = try? await channel.finish()
     }
 
     func testWithoutKeepConnectionTheConnectionClosesAndReleasesItsSlot() async throws {

@@ -18,9 +18,10 @@ SWIFT_BUILD_FLAGS   ?= $(if $(filter release,$(CONFIG)),$(SWIFT_RELEASE_FLAGS))
 MODULE       = CModule/.libs/mod_swift_gateway.so
 MODULE_SRC   = $(wildcard CModule/*.c) $(wildcard CModule/*.h)
 EXAMPLE_BIN  = .build/$(CONFIG)/ExampleSite
+NIO_FLOOR_BIN = .build/$(CONFIG)/NIOFloorWorker
 SWIFT_SRC    = Package.swift $(shell find Sources Examples -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
 
-.PHONY: all module swift test unit-test integration-test run install clean dependencies bench callgrind
+.PHONY: all module swift nio-floor test unit-test integration-test run install clean dependencies bench callgrind
 
 all: module swift
 
@@ -33,6 +34,12 @@ swift: $(EXAMPLE_BIN)
 
 $(EXAMPLE_BIN): $(SWIFT_SRC) Makefile
 	$(SWIFT) build -c $(CONFIG) --product ExampleSite $(SWIFT_BUILD_FLAGS)
+
+# make bench's gateway-nio-floor: a SwiftNIO worker with no request path (bench/README.md)
+nio-floor: $(NIO_FLOOR_BIN)
+
+$(NIO_FLOOR_BIN): $(SWIFT_SRC) bench/NIOFloorWorker/main.swift Makefile
+	$(SWIFT) build -c $(CONFIG) --product NIOFloorWorker $(SWIFT_BUILD_FLAGS)
 
 unit-test:
 	$(SWIFT) test
@@ -51,8 +58,8 @@ run: dependencies
 	./scripts/run-example-site.sh $(CURDIR)/$(MODULE) $(CURDIR)/$(EXAMPLE_BIN)
 
 bench: dependencies
-	$(MAKE) all
-	SG_MODULE=$(CURDIR)/$(MODULE) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) \
+	$(MAKE) all nio-floor
+	SG_MODULE=$(CURDIR)/$(MODULE) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) SG_NIO_FLOOR=$(CURDIR)/$(NIO_FLOOR_BIN) \
 		$(PYTHON) bench/run_bench.py $(BENCH_ARGS)
 
 callgrind: dependencies

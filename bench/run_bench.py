@@ -52,7 +52,7 @@ MOD_WSGI = "/usr/lib/apache2/modules/mod_wsgi.so"
 WWW_USER = "www-data"
 STANDALONE_USER = WWW_USER       # who runs the `standalone` HTTP server (--standalone-user)
 
-CONFIGS = ("static", "gateway", "gateway-t30", "gateway-floor", "proxy-fcgi", "wsgi-daemon", "standalone")
+CONFIGS = ("static", "gateway", "gateway-t30", "gateway-floor", "gateway-nio-floor", "proxy-fcgi", "wsgi-daemon", "standalone")
 GATEWAY_LIKE = ("gateway", "proxy-fcgi", "wsgi-daemon")
 
 # The Apache settings every Apache-based configuration shares.  The MPM pool
@@ -567,6 +567,25 @@ class GatewayFloorConfig(GatewayConfig):
         return []   # its two processes serve as many requests at once as Apache sends
 
 
+class GatewayNIOFloorConfig(GatewayFloorConfig):
+    """The module with a SwiftNIO worker that does nothing but answer (bench/NIOFloorWorker: one
+    channel handler per connection that passes over the records and answers every request at
+    its empty STDIN with the hello, keeping the connection): the best a SwiftNIO worker could do
+    on this machine. Between it and `gateway` lies the worker's own request path, between it and
+    `gateway-floor` SwiftNIO. Hello only, informational."""
+    name = "gateway-nio-floor"
+
+    def _program(self) -> str:
+        """The build `make nio-floor` made ($SG_NIO_FLOOR), copied into the server root."""
+        source = os.environ.get("SG_NIO_FLOOR") or os.path.join(REPO, ".build", "release", "NIOFloorWorker")
+        if not os.path.isfile(source):
+            raise BenchError(f"{self.name}: {source} is missing (`make nio-floor` builds it)")
+        program = os.path.join(self.srv.bin_dir, "NIOFloorWorker")
+        shutil.copy2(source, program)
+        os.chmod(program, 0o755)
+        return program
+
+
 class ProxyFcgiConfig(Config):
     name = "proxy-fcgi"
     has_download = True
@@ -685,6 +704,7 @@ class StandaloneConfig(Config):
 
 
 CONFIG_CLASSES = {c.name: c for c in (StaticConfig, GatewayConfig, GatewayWideConfig, GatewayFloorConfig,
+                                        GatewayNIOFloorConfig,
                                         ProxyFcgiConfig, WsgiConfig, StandaloneConfig)}
 
 
@@ -997,7 +1017,7 @@ class Report:
         anchors = [c for c in ("static", "proxy-fcgi", "wsgi-daemon") if c in self.configs]
         head = ["configuration", "connections", *[f"× {c}" for c in anchors]]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for cfg in ("gateway", "gateway-t30", "gateway-floor"):
+        for cfg in ("gateway", "gateway-t30", "gateway-floor", "gateway-nio-floor"):
             if cfg not in self.configs:
                 continue
             for wl in wls:
@@ -1259,6 +1279,9 @@ class Report:
             "- gateway-floor: `SwiftDaemonProcess bench processes=2` + `SwiftScriptAlias /` "
             "bench/null_worker.c (two C epoll loops that answer every request at once): the module "
             "with a worker that costs next to nothing; hello only, informational",
+            "- gateway-nio-floor: the same with bench/NIOFloorWorker (two SwiftNIO event loops, one "
+            "channel handler per connection that answers every request at once, no request path): "
+            "the best a SwiftNIO worker could do; hello only, informational",
             f"- proxy-fcgi: ExampleSite `--fastcgi unix:PATH` (one process, as {WWW_USER}) behind "
             "`ProxyPass / unix:PATH|fcgi://localhost/` (connection reuse off, mod_proxy_fcgi's default), "
             "`proxy-fcgi-pathinfo=unescape`",

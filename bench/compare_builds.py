@@ -181,10 +181,8 @@ def concurrent_half(args: argparse.Namespace, builds, module: str, workload,
             try:
                 summaries = {label: B.finish_wrk(run) for label, run in started}
             finally:    # a failed run leaves no wrk behind
-                for _, (proc, _, _) in started:
-                    if proc.poll() is None:
-                        proc.kill()
-                        proc.wait()
+                for _, run in started:
+                    B.stop_wrk(run)
             after = {label: B.process_ticks(cfg) for label, cfg in configs}
             line = []
             for label, _ in configs:

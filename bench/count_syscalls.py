@@ -4,7 +4,7 @@
     python3 bench/count_syscalls.py [--configs static,gateway,gateway-floor] \\
         [--connections 10,50] [--duration 6]
 
-Each configuration of `make bench` named (static, gateway, gateway-t30, gateway-floor) is
+Each configuration of `make bench` named (static or one of the gateway ones) is
 started as its own private Apache; for each connection count one bounded wrk run loads its
 hello page while `perf stat` counts, over the middle of the run, the system calls below and
 the context switches of Apache's children and, separately, of the application's processes
@@ -34,12 +34,8 @@ import run_bench as B  # noqa: E402
 SYSCALLS = ("read", "write", "writev", "sendmsg", "recvfrom", "poll", "epoll_wait", "epoll_ctl",
             "futex", "accept4", "connect", "close")
 EVENTS = [f"syscalls:sys_enter_{name}" for name in SYSCALLS] + ["context-switches"]
-CONFIGS = {
-    "static": B.StaticConfig,
-    "gateway": B.GatewayConfig,
-    "gateway-t30": B.GatewayWideConfig,
-    "gateway-floor": B.GatewayFloorConfig,
-}
+# make bench's configurations served by Apache with a hello page and nothing else to start
+CONFIGS = {name: cls for name, cls in B.CONFIG_CLASSES.items() if name == "static" or name.startswith("gateway")}
 
 
 def parse_args() -> argparse.Namespace:
@@ -98,9 +94,7 @@ def count(cfg: B.Config, connections: int, duration: float) -> dict[str, dict[st
         counts = {name: perf_counts(proc) for name, proc in stats.items()}
         summary = B.finish_wrk(started)
     finally:    # a failed count leaves no wrk behind
-        if started[0].poll() is None:
-            started[0].kill()
-            started[0].wait()
+        B.stop_wrk(started)
     requests = summary["requests"] / summary["duration_us"] * 1e6 * window
     return {name: {event: value / requests for event, value in c.items()} for name, c in counts.items()}
 

@@ -312,6 +312,14 @@ def finish_wrk(started: tuple[subprocess.Popen, list[str], float]) -> dict:
                      f"stdout:\n{out[-2000:]}\nstderr:\n{err[-2000:]}")
 
 
+def stop_wrk(started: tuple[subprocess.Popen, list[str], float]) -> None:
+    """Kills a run `start_wrk` started if it still runs (a failure elsewhere leaves no wrk behind)."""
+    proc = started[0]
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def run_wrk(url: str, connections: int, seconds: float, script: str,
             env_extra: dict[str, str] | None = None) -> dict:
     """One bounded wrk run; returns the BENCH_JSON summary (raises BenchError)."""

@@ -48,7 +48,8 @@ integration-test: all
 	SG_MODULE=$(CURDIR)/$(MODULE) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) \
 		$(PYTHON) -m pytest -q -rP Tests/Integration
 
-test: unit-test integration-test
+test: dependencies
+	$(MAKE) unit-test integration-test
 
 dependencies:
 	./scripts/install-dependencies.sh

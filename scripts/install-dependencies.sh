@@ -10,12 +10,20 @@ command -v curl >/dev/null 2>&1 || packages+=(curl)
 command -v g++ >/dev/null 2>&1 || packages+=(g++)
 # the integration tests watch Apache's system calls in one test (test_client_keepalive.py)
 command -v strace >/dev/null 2>&1 || packages+=(strace)
+# ss, with which the integration tests read a listening socket's backlog
+command -v ss >/dev/null 2>&1 || packages+=(iproute2)
+command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-pip)
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "installing: ${packages[*]}"
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+# the integration tests' runner and HTTP client
+if ! python3 -c 'import pytest, requests' 2>/dev/null; then
+    python3 -m pip install -q pytest requests 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages pytest requests
 fi
 if ! command -v swift >/dev/null 2>&1; then
     echo "error: swift is not on PATH; install a Swift 6 toolchain first" >&2

@@ -21,7 +21,7 @@ EXAMPLE_BIN  = .build/$(CONFIG)/ExampleSite
 NIO_FLOOR_BIN = .build/$(CONFIG)/NIOFloorWorker
 SWIFT_SRC    = Package.swift $(shell find Sources Examples -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
 
-.PHONY: all module swift nio-floor test unit-test integration-test run install clean dependencies bench callgrind
+.PHONY: all module swift nio-floor test unit-test docs-test integration-test run install clean dependencies bench callgrind
 
 all: module swift
 
@@ -41,6 +41,10 @@ nio-floor: $(NIO_FLOOR_BIN)
 $(NIO_FLOOR_BIN): $(SWIFT_SRC) bench/NIOFloorWorker/main.swift Makefile
 	$(SWIFT) build -c $(CONFIG) --product NIOFloorWorker $(SWIFT_BUILD_FLAGS)
 
+# the docs describe the code: every log message number documented, every documented one used
+docs-test:
+	$(PYTHON) -m pytest -q Tests/Docs
+
 unit-test:
 	$(SWIFT) test
 
@@ -49,7 +53,7 @@ integration-test: all
 		$(PYTHON) -m pytest -q -rP Tests/Integration
 
 test: dependencies
-	$(MAKE) unit-test integration-test
+	$(MAKE) unit-test docs-test integration-test
 
 dependencies:
 	./scripts/install-dependencies.sh

@@ -378,12 +378,3 @@ extension FastCGIResponsePart {
         }
     }
 }
-
-/// Asks a connection's handler to turn away its request waiting in the slots' queue, with
-/// `FCGI_OVERLOADED`, because a sibling worker has room for it.
-struct TurnAwayQueuedRequest: Sendable {}
-
-/// A FastCGI connection that does not follow the protocol.
-struct FastCGIConnectionError: Error, CustomStringConvertible {
-    var description: String
-}

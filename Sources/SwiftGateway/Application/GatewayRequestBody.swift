@@ -37,15 +37,3 @@ public struct GatewayRequestBody: AsyncSequence, Sendable {
         return result
     }
 }
-
-/// Where body chunks come from: the FastCGI connection, or a standalone HTTP server.
-protocol GatewayRequestBodySource: Sendable {
-    /// The next chunk, or nil at the end of the body.
-    nonisolated(nonsending) func nextChunk() async throws -> ByteBuffer?
-}
-
-/// `collect(upTo:)` met more bytes than allowed.
-public struct GatewayRequestBodyTooLarge: Error, CustomStringConvertible, Sendable {
-    public var maximumLength: Int
-    public var description: String { "request body longer than \(maximumLength) bytes" }
-}

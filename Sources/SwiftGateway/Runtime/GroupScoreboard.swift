@@ -101,10 +101,3 @@ final class GroupScoreboard: @unchecked Sendable {
         return total
     }
 }
-
-/// Nanoseconds on a clock that never jumps (the same in every process).
-func monotonicNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-}

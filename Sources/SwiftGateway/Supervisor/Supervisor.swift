@@ -155,15 +155,3 @@ private func reapOne(blocking: Bool) -> (pid_t, ExitReason)? {
     guard pid > 0 else { return nil }
     return (pid, ExitReason(waitStatus: status))
 }
-
-/// Seconds on a clock that never jumps.
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}
-
-func formatSeconds(_ seconds: Double) -> String {
-    let tenths = (seconds * 10).rounded() / 10
-    return "\(tenths)s"
-}

@@ -18,13 +18,53 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     typealias OutboundIn = FastCGIResponsePart
     typealias OutboundOut = FastCGIResponsePart
 
+    /// One request, from its head until both its input and its response are done.
+    ///
+    /// Plain values only: its body stream is the handler's `body`, and the variables of a queued
+    /// request are held by its start closure. The request path reads the request out of `state`
+    /// at every step; with a reference inside, each read was an outlined copy with a retain and a
+    /// release (callgrind counted some 700 instructions more per request).
+    private struct Request {
+        enum Phase {
+            /// Every slot runs: it waits in the slots' queue (whose start closure holds the
+            /// variables its application will start with).
+            case queued
+            /// Its application runs (or has returned); the response has not ended.
+            case running
+            /// END_REQUEST reached the socket before the input ended: the rest of the input is
+            /// read and dropped, then the connection is kept or closed as END_REQUEST told Apache.
+            case draining(keepConnection: Bool)
+        }
+
+        let id: UInt16
+        /// `FCGI_KEEP_CONN`: Apache asked to keep the connection after this request.
+        let keepConnection: Bool
+        let announcedBody: AnnouncedBody
+        var phase: Phase
+        var bodyBytesReceived = 0
+        /// The empty STDIN record arrived: the request's input is complete.
+        var inputEnded = false
+        /// STDIN data came although no body was announced, and SG1121 said so (once per request).
+        var reportedUnannouncedBody = false
+
+        /// Whether the application may still read the body: while it waits for a slot or runs,
+        /// not once the response ended.
+        var waitsForTheApplication: Bool {
+            if case .draining = self.phase { return false }
+            return true
+        }
+    }
+
     private enum State {
-        /// Before the first request, or between two on a kept-alive connection.
-        case waitingForHead
-        /// With the request's body stream, or nil when it announced no body (most requests).
-        case running(FastCGIRequestBodyStream?)
+        /// Before the first request, or between two on a kept-alive connection. `listedIdle`:
+        /// listed in `slots` as idle since the last request; only such a connection may be reclaimed.
+        case waitingForHead(listedIdle: Bool)
+        /// A request is in progress.
+        case serving(Request)
         /// Refused or failed: the connection is closing, input is ignored.
         case closing
+        /// The channel is inactive.
+        case closed
     }
 
     /// Requests one connection serves before it is closed, so that Apache's kept connections
@@ -40,25 +80,16 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     private let runner: FastCGIApplicationRunner
     private let slots: ConnectionSlots
     private let connectionID: Int
-    private var state = State.waitingForHead
-    private var keepConnection = false
+    private var state = State.waitingForHead(listedIdle: false)
+    /// The body stream of the request being served; nil when it announced no body (most
+    /// requests), and outside `.serving`.
+    private var body: FastCGIRequestBodyStream?
+    /// The id of the request that came last; `FCGI_OVERLOADED` refuses the next under it.
     private var lastRequestID: UInt16 = 1
     private var requestsServed = 0
-    private var bodyBytesReceived = 0
-    /// The request announced a body over `maximumBodyBytesOfAKeptConnection`, or one of unknown length.
-    private var announcedLongBody = false
-    private var reportedUnannouncedBody = false
-    /// Decided when END_REQUEST is written, and told to Apache in its `appStatus`.
-    private var keepAfterResponse = false
-    private var inputEnded = false
-    private var responseEnded = false
-    private var applicationRunning = false
-    private var channelClosed = false
-    private var slotReleased = false
-    /// Listed in `slots` as idle since the last request: only such a connection may be reclaimed.
-    private var listedIdle = false
-    /// The variables of the request waiting in the slots' queue, if any.
-    private var queuedEnvironment: CGIEnvironment?
+    /// Application tasks started on this connection that have not returned yet: a request's task
+    /// may still be returning when the next request starts, or when the connection closes.
+    private var applicationsRunning = 0
 
     /// - Parameters:
     ///   - slots: The worker's slots; the caller has taken one for this connection.
@@ -70,79 +101,84 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (self.unwrapInboundIn(data), self.state) {
-        case (.head(let head), .waitingForHead):
-            self.start(head, context: context)
-        case (.body(let chunk), .running(let body)):
-            self.bodyBytesReceived += chunk.readableBytes
-            guard let body else {
-                self.unannouncedBody()
-                return
+        case (.head(let head), .waitingForHead(let listedIdle)):
+            self.start(head, listedIdle: listedIdle, context: context)
+        case (.body(let chunk), .serving(var request)):
+            request.bodyBytesReceived += chunk.readableBytes
+            if let body = self.body {
+                body.append(chunk)  // ignored once the body was finished
+            } else if !request.reportedUnannouncedBody {
+                // The application was given an empty body: the data is read and dropped.
+                request.reportedUnannouncedBody = true
+                self.runner.logger.warning("SG1121: request body data for a request without CONTENT_LENGTH or Transfer-Encoding: ignored, the application saw an empty body")
             }
-            body.append(chunk)  // ignored once the body was finished
-        case (.end, .running(let body)):
-            body?.finish()
-            self.inputEnded = true
-            if self.responseEnded { self.requestCompleted(context: context) }
-        case (_, .closing):
+            self.state = .serving(request)
+        case (.end, .serving(var request)):
+            self.body?.finish()
+            if case .draining(let keepConnection) = request.phase {
+                self.requestCompleted(keepConnection: keepConnection, context: context)
+            } else {
+                request.inputEnded = true
+                self.state = .serving(request)
+            }
+        case (_, .closing), (_, .closed):
             break
         case (.head, _), (.body, _), (.end, _):
             self.runner.logger.error("SG1113: FastCGI request parts out of order: closing the connection")
-            self.state = .closing
+            self.beginClosing()
             context.close(promise: nil)
         }
     }
 
-    private func start(_ head: FastCGIRequestHead, context: ChannelHandlerContext) {
-        if self.listedIdle {
+    private func start(_ head: FastCGIRequestHead, listedIdle: Bool, context: ChannelHandlerContext) {
+        if listedIdle {
             self.slots.connectionLeftIdle(id: self.connectionID)
-            self.listedIdle = false
+            self.state = .waitingForHead(listedIdle: false)
         }
         guard let environment = self.runner.environment(for: head) else {
-            self.state = .closing
+            self.beginClosing()
             context.close(promise: nil)
             return
         }
-        self.keepConnection = head.keepConnection
-        self.keepAfterResponse = false
-        self.bodyBytesReceived = 0
         let announcedBody = AnnouncedBody(environment)
-        self.announcedLongBody = announcedBody == .long
-        self.reportedUnannouncedBody = false
         self.lastRequestID = head.requestID
-        self.inputEnded = false
-        self.responseEnded = false
 
         let channel = context.channel
         // The closures a waiting request needs are made only when every slot runs.
-        let admission = self.slots.tryStartRequest() ? .start : self.admitWhileFull(channel: channel)
+        let admission = self.slots.tryStartRequest() ? .start : self.admitWhileFull(environment: environment, channel: channel)
         if admission == .turnAway {
             self.refuseNextRequestAndClose(context: context)
             return
         }
         // A waiting request's body is buffered (up to the stream's watermark) while it waits.
         let body = announcedBody == .none ? nil : FastCGIRequestBodyStream(channel: channel)
-        self.state = .running(body)
+        self.body = body
+        var request = Request(
+            id: head.requestID, keepConnection: head.keepConnection, announcedBody: announcedBody, phase: .running
+        )
         if admission == .start {
+            self.state = .serving(request)
             self.launch(environment: environment, body: body, channel: channel, immediately: true)
             return
         }
-        self.queuedEnvironment = environment
+        request.phase = .queued
+        self.state = .serving(request)
         // Apache may then send it again should this worker exit before it starts.
         context.writeAndFlush(self.wrapOutboundOut(.slotNotice(.requestWaiting, requestID: head.requestID)), promise: nil)
         self.slots.watchQueue(on: channel.eventLoop)
     }
 
     /// Every slot ran a moment ago: start, wait for a slot, or be turned away to a sibling.
-    private func admitWhileFull(channel: any Channel) -> ConnectionSlots.Admission {
+    private func admitWhileFull(environment: CGIEnvironment, channel: any Channel) -> ConnectionSlots.Admission {
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
         return self.slots.admit(
             // Apache sends a request again only when it came on a kept connection.
             connectionID: self.connectionID, mayTurnAway: self.requestsServed > 0,
             start: {
                 if channel.eventLoop.inEventLoop {
-                    handler.value.startQueued(channel: channel)
+                    handler.value.startQueued(environment: environment, channel: channel)
                 } else {
-                    channel.eventLoop.execute { handler.value.startQueued(channel: channel) }
+                    channel.eventLoop.execute { handler.value.startQueued(environment: environment, channel: channel) }
                 }
             },
             turnAway: { channel.pipeline.fireUserInboundEventTriggered(TurnAwayQueuedRequest()) }
@@ -171,27 +207,20 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
     }
 
-    /// STDIN data for a request whose variables announced no body: the application was given an
-    /// empty one, so the data is read and dropped (said once per request).
-    private func unannouncedBody() {
-        guard !self.reportedUnannouncedBody else { return }
-        self.reportedUnannouncedBody = true
-        self.runner.logger.warning("SG1121: request body data for a request without CONTENT_LENGTH or Transfer-Encoding: ignored, the application saw an empty body")
-    }
-
     /// A queued request got its slot.
-    private func startQueued(channel: any Channel) {
-        guard let environment = self.queuedEnvironment, case .running(let body) = self.state, !self.channelClosed else {
+    private func startQueued(environment: CGIEnvironment, channel: any Channel) {
+        guard case .serving(var request) = self.state, case .queued = request.phase else {
             self.slots.requestFinished()  // its connection closed meanwhile: the slot goes on
             return
         }
-        self.queuedEnvironment = nil
-        channel.writeResponsePart(.slotNotice(.requestStarted, requestID: self.lastRequestID), promise: nil)
-        self.launch(environment: environment, body: body, channel: channel, immediately: false)
+        request.phase = .running
+        self.state = .serving(request)
+        channel.writeResponsePart(.slotNotice(.requestStarted, requestID: request.id), promise: nil)
+        self.launch(environment: environment, body: self.body, channel: channel, immediately: false)
     }
 
     private func launch(environment: CGIEnvironment, body: FastCGIRequestBodyStream?, channel: any Channel, immediately: Bool) {
-        self.applicationRunning = true
+        self.applicationsRunning += 1
         let runner = self.runner
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
         // A request read just now starts on this thread (the event loop) and runs until it first
@@ -223,40 +252,58 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     }
 
     /// Both directions of a request are done: keep the connection for the next one, or close.
-    private func requestCompleted(context: ChannelHandlerContext) {
-        guard case .running = self.state else { return }
-        self.state = .waitingForHead
+    /// `keepConnection`: what END_REQUEST told Apache.
+    private func requestCompleted(keepConnection: Bool, context: ChannelHandlerContext) {
         self.requestsServed += 1
-        guard self.keepAfterResponse else {
+        self.body = nil
+        guard keepConnection else {
             // Apache was told in END_REQUEST: it does not send another request on this one.
-            self.state = .closing
+            self.beginClosing()
             context.close(promise: nil)
             return
         }
-        self.listedIdle = self.slots.connectionBecameIdle(id: self.connectionID, channel: context.channel)
-        if !self.listedIdle {
+        if self.slots.connectionBecameIdle(id: self.connectionID, channel: context.channel) {
+            self.state = .waitingForHead(listedIdle: true)
+        } else {
             self.refuseNextRequestAndClose(context: context)
         }
     }
 
     /// Closes a kept-alive connection, telling Apache its next (or waiting) request was not run.
     private func refuseNextRequestAndClose(context: ChannelHandlerContext) {
-        self.state = .closing
+        self.beginClosing()
         let channel = context.channel
         context.writeAndFlush(self.wrapOutboundOut(.overloaded(requestID: self.lastRequestID))).whenComplete { _ in
             channel.close(promise: nil)
         }
     }
 
+    /// The connection is closing (unless it is closed already): it leaves the slots' idle list or
+    /// queue if it is on one, and drops the request's body stream.
+    private func beginClosing() {
+        switch self.state {
+        case .waitingForHead(listedIdle: true):
+            self.slots.connectionLeftIdle(id: self.connectionID)
+        case .serving(let request):
+            if case .queued = request.phase { self.slots.cancelQueued(connectionID: self.connectionID) }
+        case .closed:
+            return
+        case .waitingForHead(listedIdle: false), .closing:
+            break
+        }
+        self.state = .closing
+        self.body = nil
+    }
+
     private func applicationReturned() {
-        self.applicationRunning = false
+        self.applicationsRunning -= 1
         self.slots.requestFinished()
         self.releaseSlotIfDone()
     }
 
+    /// The connection leaves `slots` once it is closed and its last application has returned.
     private func releaseSlotIfDone() {
-        guard self.channelClosed, !self.applicationRunning, !self.slotReleased else { return }
-        self.slotReleased = true
+        guard case .closed = self.state, self.applicationsRunning == 0 else { return }
         self.slots.release()
     }
 
@@ -268,15 +315,18 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             context.write(data, promise: promise)
             return
         }
-        self.keepAfterResponse = self.keepConnection
-            && self.requestsServed + 1 < Self.maximumRequestsPerConnection
-            && !self.announcedLongBody && self.bodyBytesReceived <= Self.maximumBodyBytesOfAKeptConnection
-            && self.slots.shouldKeepFinishedConnection()
-        let ending = part.ending(keepingConnection: self.keepAfterResponse)
-        guard !self.keepAfterResponse else {
+        var keepConnection = false
+        if case .serving(let request) = self.state {
+            keepConnection = request.keepConnection
+                && self.requestsServed + 1 < Self.maximumRequestsPerConnection
+                && request.announcedBody != .long && request.bodyBytesReceived <= Self.maximumBodyBytesOfAKeptConnection
+                && self.slots.shouldKeepFinishedConnection()
+        }
+        let ending = part.ending(keepingConnection: keepConnection)
+        guard !keepConnection else {
             // Nothing waits for this write: the connection stays, and a failed write closes it.
             context.write(self.wrapOutboundOut(ending), promise: promise)
-            self.responseDidEnd(context: context)
+            self.responseDidEnd(keepConnection: true, context: context)
             return
         }
         // Closing drops writes still queued: close once END_REQUEST reached the socket.
@@ -286,14 +336,14 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         written.futureResult.whenComplete { result in
             switch result {
-            case .success: handler.value.responseDidEnd(context: boundContext.value)
+            case .success: handler.value.responseDidEnd(keepConnection: false, context: boundContext.value)
             case .failure: boundContext.value.close(promise: nil)
             }
         }
     }
 
     func read(context: ChannelHandlerContext) {
-        if !self.responseEnded, case .running(let body?) = self.state, body.isReadingPaused {
+        if case .serving(let request) = self.state, request.waitsForTheApplication, let body = self.body, body.isReadingPaused {
             return  // the stream calls `channel.read()` again when the application caught up
         }
         context.read()
@@ -303,14 +353,13 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         switch event {
         case is ReclaimIdleConnection:
             // A request may have arrived since the connection was listed as idle: it runs.
-            if self.listedIdle, case .waitingForHead = self.state, !self.channelClosed {
+            if case .waitingForHead(listedIdle: true) = self.state {
                 self.refuseNextRequestAndClose(context: context)
             }
         case is TurnAwayQueuedRequest:
             // The slots no longer list it; it may have started or closed since.
-            if self.queuedEnvironment != nil, case .running(let body) = self.state, !self.channelClosed {
-                self.queuedEnvironment = nil
-                body?.finish(FastCGIConnectionError(description: "the request was turned away to a sibling worker"))
+            if case .serving(let request) = self.state, case .queued = request.phase {
+                self.body?.finish(FastCGIConnectionError(description: "the request was turned away to a sibling worker"))
                 self.refuseNextRequestAndClose(context: context)
             }
         default:
@@ -325,36 +374,29 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
 
     /// END_REQUEST reached the socket: finish now if the client finished sending, else read and
     /// discard the rest of its input first, so its last write does not fail.
-    private func responseDidEnd(context: ChannelHandlerContext) {
-        self.responseEnded = true
-        if self.inputEnded {
-            self.requestCompleted(context: context)
+    private func responseDidEnd(keepConnection: Bool, context: ChannelHandlerContext) {
+        guard case .serving(var request) = self.state else { return }
+        if request.inputEnded {
+            self.requestCompleted(keepConnection: keepConnection, context: context)
             return
         }
-        if case .running(let body?) = self.state {
-            body.finish(Self.responseCompletedFirst)
-        }
+        self.body?.finish(Self.responseCompletedFirst)
+        request.phase = .draining(keepConnection: keepConnection)
+        self.state = .serving(request)
         context.read()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if case .running(let body?) = self.state { body.finish(error) }
+        self.body?.finish(error)
         self.runner.logger.notice("SG1114: FastCGI connection failed: \(error)")
-        self.state = .closing
+        self.beginClosing()
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .running(let body?) = self.state {
-            body.finish(FastCGIConnectionError(description: "Apache closed the connection before the request body ended"))
-        }
-        self.state = .closing
-        self.channelClosed = true
-        if self.queuedEnvironment != nil {
-            self.queuedEnvironment = nil
-            self.slots.cancelQueued(connectionID: self.connectionID)
-        }
-        if self.listedIdle { self.slots.connectionLeftIdle(id: self.connectionID) }
+        self.body?.finish(FastCGIConnectionError(description: "Apache closed the connection before the request body ended"))
+        self.beginClosing()
+        self.state = .closed
         self.releaseSlotIfDone()
         context.fireChannelInactive()
     }
@@ -377,13 +419,4 @@ extension FastCGIResponsePart {
         case .stdout, .stderr, .overloaded, .slotNotice: self
         }
     }
-}
-
-/// Asks a connection's handler to turn away its request waiting in the slots' queue, with
-/// `FCGI_OVERLOADED`, because a sibling worker has room for it.
-struct TurnAwayQueuedRequest: Sendable {}
-
-/// A FastCGI connection that does not follow the protocol.
-struct FastCGIConnectionError: Error, CustomStringConvertible {
-    var description: String
 }

@@ -40,10 +40,4 @@ final class GroupSettingsTests: XCTestCase {
         XCTAssertEqual(GatewayRole.current(environment: ["SWIFT_GATEWAY_ROLE": "worker"]), .worker)
         XCTAssertEqual(GatewayRole.current(environment: [:]), .unmanaged)
     }
-
-    func testTokensCompareOnlyWhenEqual() {
-        XCTAssertTrue(constantTimeEquals("abc", "abc"))
-        XCTAssertFalse(constantTimeEquals("abc", "abd"))
-        XCTAssertFalse(constantTimeEquals("abc", "abcd"))
-    }
 }

@@ -1,0 +1,27 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+// Time as the runtime reads and writes it: clocks that never jump, and durations in log lines.
+
+/// Nanoseconds on a clock that never jumps (the same in every process).
+func monotonicNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+/// Seconds on a clock that never jumps.
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+/// A duration as log lines write it, to a tenth of a second: `1.25` → `1.3s`.
+func formatSeconds(_ seconds: Double) -> String {
+    let tenths = (seconds * 10).rounded() / 10
+    return "\(tenths)s"
+}

@@ -1,0 +1,11 @@
+import XCTest
+
+@testable import SwiftGateway
+
+final class ConstantTimeEqualsTests: XCTestCase {
+    func testTokensCompareOnlyWhenEqual() {
+        XCTAssertTrue(constantTimeEquals("abc", "abc"))
+        XCTAssertFalse(constantTimeEquals("abc", "abd"))
+        XCTAssertFalse(constantTimeEquals("abc", "abcd"))
+    }
+}

@@ -18,8 +18,11 @@ SWIFT_BUILD_FLAGS   ?= $(if $(filter release,$(CONFIG)),$(SWIFT_RELEASE_FLAGS))
 MODULE       = CModule/.libs/mod_swift_gateway.so
 MODULE_SRC   = $(wildcard CModule/*.c) $(wildcard CModule/*.h)
 EXAMPLE_BIN  = .build/$(CONFIG)/ExampleSite
-NIO_FLOOR_BIN = .build/$(CONFIG)/NIOFloorWorker
 SWIFT_SRC    = Package.swift $(shell find Sources Examples -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
+# make bench's own package (bench/Package.swift), built apart from SwiftGateway's.
+BENCH_SCRATCH = .build-bench
+NIO_FLOOR_BIN = $(BENCH_SCRATCH)/$(CONFIG)/NIOFloorWorker
+BENCH_SWIFT_SRC = bench/Package.swift $(shell find bench/Sources -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
 
 .PHONY: all module swift nio-floor test unit-test integration-test run install clean dependencies bench callgrind
 
@@ -38,8 +41,9 @@ $(EXAMPLE_BIN): $(SWIFT_SRC) Makefile
 # make bench's gateway-nio-floor: a SwiftNIO worker with no request path (bench/README.md)
 nio-floor: $(NIO_FLOOR_BIN)
 
-$(NIO_FLOOR_BIN): $(SWIFT_SRC) bench/NIOFloorWorker/main.swift Makefile
-	$(SWIFT) build -c $(CONFIG) --product NIOFloorWorker $(SWIFT_BUILD_FLAGS)
+$(NIO_FLOOR_BIN): $(BENCH_SWIFT_SRC) Makefile
+	$(SWIFT) build --package-path bench --scratch-path $(CURDIR)/$(BENCH_SCRATCH) -c $(CONFIG) \
+		--product NIOFloorWorker $(SWIFT_BUILD_FLAGS)
 
 unit-test:
 	$(SWIFT) test
@@ -75,3 +79,4 @@ install: module
 clean:
 	rm -rf CModule/.libs CModule/*.o CModule/*.lo CModule/*.la CModule/*.slo
 	$(SWIFT) package clean
+	rm -rf $(BENCH_SCRATCH)

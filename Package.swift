@@ -7,8 +7,6 @@ let package = Package(
     products: [
         .library(name: "SwiftGateway", targets: ["SwiftGateway"]),
         .executable(name: "ExampleSite", targets: ["ExampleSite"]),
-        // make bench's gateway-nio-floor (bench/README.md)
-        .executable(name: "NIOFloorWorker", targets: ["NIOFloorWorker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -38,15 +36,6 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "Examples/ExampleSite"
-        ),
-        .executableTarget(
-            name: "NIOFloorWorker",
-            dependencies: [
-                "CSwiftGatewayLinux",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-            ],
-            path: "bench/NIOFloorWorker"
         ),
         .testTarget(
             name: "SwiftGatewayTests",

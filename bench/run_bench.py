@@ -576,7 +576,7 @@ class GatewayFloorConfig(GatewayConfig):
 
 
 class GatewayNIOFloorConfig(GatewayFloorConfig):
-    """The module with a SwiftNIO worker that does nothing but answer (bench/NIOFloorWorker: one
+    """The module with a SwiftNIO worker that does nothing but answer (bench/Sources/NIOFloorWorker: one
     channel handler per connection that passes over the records and answers every request at
     its empty STDIN with the hello, keeping the connection): the best a SwiftNIO worker could do
     on this machine. Between it and `gateway` lies the worker's own request path, between it and
@@ -585,7 +585,7 @@ class GatewayNIOFloorConfig(GatewayFloorConfig):
 
     def _program(self) -> str:
         """The build `make nio-floor` made ($SG_NIO_FLOOR), copied into the server root."""
-        source = os.environ.get("SG_NIO_FLOOR") or os.path.join(REPO, ".build", "release", "NIOFloorWorker")
+        source = os.environ.get("SG_NIO_FLOOR") or os.path.join(REPO, ".build-bench", "release", "NIOFloorWorker")
         if not os.path.isfile(source):
             raise BenchError(f"{self.name}: {source} is missing (`make nio-floor` builds it)")
         program = os.path.join(self.srv.bin_dir, "NIOFloorWorker")
@@ -1287,7 +1287,7 @@ class Report:
             "- gateway-floor: `SwiftDaemonProcess bench processes=2` + `SwiftScriptAlias /` "
             "bench/null_worker.c (two C epoll loops that answer every request at once): the module "
             "with a worker that costs next to nothing; hello only, informational",
-            "- gateway-nio-floor: the same with bench/NIOFloorWorker (two SwiftNIO event loops, one "
+            "- gateway-nio-floor: the same with bench/Sources/NIOFloorWorker (two SwiftNIO event loops, one "
             "channel handler per connection that answers every request at once, no request path): "
             "the best a SwiftNIO worker could do; hello only, informational",
             f"- proxy-fcgi: ExampleSite `--fastcgi unix:PATH` (one process, as {WWW_USER}) behind "

@@ -12,7 +12,7 @@
 // this and `gateway` is the worker's own request path, and between this and `gateway-floor`
 // (the same in C) SwiftNIO's. Bench only.
 
-import CSwiftGatewayLinux
+import CParentDeathSignal
 import NIOCore
 import NIOPosix
 
@@ -127,8 +127,8 @@ func serve() throws -> Never {
     exit(0)
 }
 
-/// Starts the workers (this program again, as `worker`: its parent-death signal is set by
-/// CSwiftGatewayLinux), passes SIGTERM on, and exits when they are gone.
+/// Starts the workers (this program again, as `worker`), passes SIGTERM on, and exits when they
+/// are gone.
 func supervise() -> Never {
     let wanted = getenv("SG_NULL_WORKERS").flatMap { Int(String(cString: $0)) } ?? 2
     guard (1...16).contains(wanted) else {
@@ -176,4 +176,6 @@ signal(SIGPIPE, SIG_IGN)
 if let role = getenv("SWIFT_GATEWAY_ROLE"), String(cString: role) == "supervisor" {
     supervise()
 }
+// A worker ends with its supervisor, as SwiftGateway's do.
+nio_floor_set_parent_death_signal()
 try serve()

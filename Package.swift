@@ -6,7 +6,6 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "SwiftGateway", targets: ["SwiftGateway"]),
-        .executable(name: "ExampleSite", targets: ["ExampleSite"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -28,6 +27,7 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
+        // `make run`'s site (`swift build --product ExampleSite`; not a product: dependents need only the library).
         .executableTarget(
             name: "ExampleSite",
             dependencies: [
@@ -36,6 +36,17 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "Examples/ExampleSite"
+        ),
+        // The program the integration tests and `make bench` run (`make` builds it; not a product).
+        .executableTarget(
+            name: "GatewayFixture",
+            dependencies: [
+                "SwiftGateway",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Tests/Fixtures/GatewayFixture"
         ),
         .testTarget(
             name: "SwiftGatewayTests",

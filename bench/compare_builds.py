@@ -2,9 +2,9 @@
 """Two or more builds of the worker program side by side: alternating load runs.
 
     python3 bench/compare_builds.py [--workload hello-50] [--pairs 6] [--duration 5] \\
-        before=/tmp/bins/ExampleSite.old after=/tmp/bins/ExampleSite.new
+        before=/tmp/bins/GatewayFixture.old after=/tmp/bins/GatewayFixture.new
     python3 bench/compare_builds.py --workload upload \
-        old=/tmp/bins/ExampleSite,/tmp/mods/old.so new=/tmp/bins/ExampleSite,/tmp/mods/new.so
+        old=/tmp/bins/GatewayFixture,/tmp/mods/old.so new=/tmp/bins/GatewayFixture,/tmp/mods/new.so
 
 Each LABEL=PROGRAM[,MODULE] becomes the bench's `gateway` configuration (run_bench.GatewayConfig,
 `processes=2 threads=15`) with that program as its group's program (and that build of
@@ -119,7 +119,7 @@ def interleaved(args: argparse.Namespace, module: str, workload) -> int:
     for half, order in enumerate(((first, first_program, second, second_program),
                                   (second, second_program, first, first_program))):
         label_a, program_a, label_b, program_b = order
-        cfg = InterleavedConfig(B.H.Artifacts(module=module, example=program_a), (program_a, program_b))
+        cfg = InterleavedConfig(B.H.Artifacts(module=module, fixture=program_a), (program_a, program_b))
         try:
             cfg.start()
             B.run_wrk(cfg.url("/"), workload.connections, 2, "interleave.lua", {"BENCH_PATHS": paths})
@@ -161,7 +161,7 @@ def concurrent_half(args: argparse.Namespace, builds, module: str, workload,
     connections = max(1, workload.connections // 2)
     try:
         for label, program, own_module in builds:
-            cfg = B.GatewayConfig(B.H.Artifacts(module=own_module or module, example=program))
+            cfg = B.GatewayConfig(B.H.Artifacts(module=own_module or module, fixture=program))
             cfg.name = label
             if workload.kind == "hello":    # only /hello checked: a program may serve no other page
                 cfg.has_download = cfg.has_upload = False
@@ -252,7 +252,7 @@ def main() -> int:
     runs: dict[str, list[B.Run]] = {}
     try:
         for label, program, own_module in args.builds:
-            cfg = B.GatewayConfig(B.H.Artifacts(module=own_module or module, example=program))
+            cfg = B.GatewayConfig(B.H.Artifacts(module=own_module or module, fixture=program))
             cfg.name = label
             if workload.kind == "hello":    # only /hello checked: a program may serve no other page
                 cfg.has_download = cfg.has_upload = False

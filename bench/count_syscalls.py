@@ -10,7 +10,7 @@ hello page while `perf stat` counts, over the middle of the run, the system call
 the context switches of Apache's children and, separately, of the application's processes
 (the group's workers). Counts are divided by the requests of that window (wrk's rate times
 the window). Prints a markdown table; asserts nothing. Needs root and `perf` (Debian's
-linux-perf); SG_MODULE and SG_EXAMPLE as for make bench.
+linux-perf); SG_MODULE and SG_FIXTURE as for make bench.
 
 What to look for (docs/performance.md, items 41 and 58): under the event MPM a kept-alive
 request whose successor is not yet there when httpd looks (`ap_check_pipeline`) goes back
@@ -113,10 +113,10 @@ def main() -> int:
         return 2
     B.import_harness()
     module = os.environ.get("SG_MODULE", os.path.join(B.REPO, "CModule", ".libs", "mod_swift_gateway.so"))
-    example = os.environ.get("SG_EXAMPLE", os.path.join(B.REPO, ".build", "release", "ExampleSite"))
+    fixture = os.environ.get("SG_FIXTURE", os.path.join(B.REPO, ".build", "release", "GatewayFixture"))
     columns: list[tuple[str, dict[str, float]]] = []
     for name in args.configs:
-        cfg = CONFIGS[name](B.H.Artifacts(module=module, example=example))
+        cfg = CONFIGS[name](B.H.Artifacts(module=module, fixture=fixture))
         try:
             cfg.start()
             B.verify(cfg)

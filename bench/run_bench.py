@@ -465,7 +465,7 @@ class Config:
         return "\n".join([level, *COMMON_APACHE, *lines])
 
     def _start_program(self, args: list[str], user: str = WWW_USER) -> None:
-        """Run the private copy of the example program as `user` (not via Apache)."""
+        """Run the private copy of the fixture program as `user` (not via Apache)."""
         self.proc_log = os.path.join(self.srv.root, "program.log")
         out = open(self.proc_log, "wb")
         pw = pwd.getpwnam(user)
@@ -527,7 +527,7 @@ class GatewayConfig(Config):
         self.port = self.srv.port
 
     def _program(self) -> str:
-        """The group program: the server root's copy of the example site."""
+        """The group program: the server root's copy of the fixture program."""
         return self.srv.bin
 
     def _group_options(self) -> list[str]:
@@ -625,7 +625,7 @@ class ProxyFcgiConfig(Config):
             time.sleep(0.1)
         body = self._apache_body(
             # PATH_INFO = the URL path (like the gateway's `SwiftScriptAlias /`):
-            # without it mod_proxy_fcgi sends no PATH_INFO and the example
+            # without it mod_proxy_fcgi sends no PATH_INFO and the fixture
             # program, which picks the page by PATH_INFO, would serve its home page.
             'SetEnvIf Request_URI "^" proxy-fcgi-pathinfo=unescape',
             f'ProxyPass "/" "unix:{self.sock}|fcgi://localhost/"',
@@ -1281,7 +1281,7 @@ class Report:
             f"- Apache: {apache_v}, same settings for static, gateway, proxy-fcgi and wsgi-daemon: "
             f"{APACHE_SETTINGS_TEXT}",
             "- gateway: `SwiftDaemonProcess bench processes=2 threads=15` + "
-            "`SwiftScriptAlias / <ExampleSite copy> process-group=bench`",
+            "`SwiftScriptAlias / <GatewayFixture copy> process-group=bench`",
             "- gateway-t30: the same with `threads=30` (60 slots: room for every request at 50 "
             "connections); hello only, informational (the targets use gateway)",
             "- gateway-floor: `SwiftDaemonProcess bench processes=2` + `SwiftScriptAlias /` "
@@ -1290,13 +1290,13 @@ class Report:
             "- gateway-nio-floor: the same with bench/Sources/NIOFloorWorker (two SwiftNIO event loops, one "
             "channel handler per connection that answers every request at once, no request path): "
             "the best a SwiftNIO worker could do; hello only, informational",
-            f"- proxy-fcgi: ExampleSite `--fastcgi unix:PATH` (one process, as {WWW_USER}) behind "
+            f"- proxy-fcgi: GatewayFixture `--fastcgi unix:PATH` (one process, as {WWW_USER}) behind "
             "`ProxyPass / unix:PATH|fcgi://localhost/` (connection reuse off, mod_proxy_fcgi's default), "
             "`proxy-fcgi-pathinfo=unescape`",
             f"- wsgi-daemon: Debian mod_wsgi {wsgi_v}, `WSGIDaemonProcess bench processes=2 threads=15`, "
             "`WSGIApplicationGroup %{GLOBAL}`, bench/wsgi_hello.py",
             "- static: Apache's core file handler (`hello`, 13 bytes; `1m`, 1 MiB)",
-            f"- standalone: ExampleSite `--http 127.0.0.1:PORT` (as {STANDALONE_USER}), no Apache",
+            f"- standalone: GatewayFixture `--http 127.0.0.1:PORT` (as {STANDALONE_USER}), no Apache",
             f"- total time: {elapsed / 60:.1f} min",
         ]
 
@@ -1376,11 +1376,11 @@ def main() -> int:
         return 1
     import_harness()
     os.environ.setdefault("SG_MODULE", os.path.join(REPO, "CModule", ".libs", "mod_swift_gateway.so"))
-    os.environ.setdefault("SG_EXAMPLE", os.path.join(REPO, ".build", "release", "ExampleSite"))
+    os.environ.setdefault("SG_FIXTURE", os.path.join(REPO, ".build", "release", "GatewayFixture"))
     try:
         artifacts = H.find_artifacts()
     except H.ArtifactsMissing as e:
-        print(f"bench: {e}\n(`make module swift` builds them)", file=sys.stderr)
+        print(f"bench: {e}\n(`make` builds them)", file=sys.stderr)
         return 1
 
     configs: dict[str, Config] = {}

@@ -9,12 +9,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2")
     ],
     targets: [
-        .target(name: "CParentDeathSignal"),
         // gateway-nio-floor's group program (README.md)
         .executableTarget(
             name: "NIOFloorWorker",
             dependencies: [
-                "CParentDeathSignal",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

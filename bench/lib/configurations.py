@@ -307,16 +307,16 @@ class GatewayFloorConfig(GatewayConfig):
 
 
 class GatewayNIOFloorConfig(GatewayFloorConfig):
-    """The same with bench/Sources/NIOFloorWorker: two SwiftNIO event loops, one channel handler
-    per connection that answers every request at once."""
+    """The same with bench/Sources/NIOFloorWorker as null_worker's two workers: one SwiftNIO
+    channel handler per connection that answers every request at once."""
     name = "gateway-nio-floor"
 
-    def _program(self) -> str:
+    def _group_options(self) -> list[str]:
         """$SG_NIO_FLOOR (`make nio-floor` builds it), copied into the server root."""
         source = os.environ.get("SG_NIO_FLOOR") or os.path.join(REPO, ".build-bench", "release", "NIOFloorWorker")
         if not os.path.isfile(source):
             raise BenchError(f"{self.name}: {source} is missing (`make nio-floor` builds it)")
-        return self.srv.install_program(source)
+        return [f"env=SG_NULL_WORKER_PROGRAM={self.srv.install_program(source)}"]
 
 
 class ProxyFcgiConfig(Config):

@@ -17,7 +17,7 @@ struct ExampleSite {
             case "/stream": return stream()
             case "/body": return try await body(request)
             case "/log":
-                context.logger.info("the example's /log page was asked for", metadata: ["group": "\(context.group)"])
+                context.logger.info("the example's /log page was asked for")
                 return text("logged a line to Apache's error log\n")
             default:
                 return text("SwiftGateway example site\ngroup: \(context.group)\npages: /hello /json /stream /body /log\n")
@@ -42,7 +42,7 @@ struct ExampleSite {
             path: request.scriptName + request.pathInfo, query: request.queryString
         )
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(info)
         return GatewayResponse(
             status: .ok, headerFields: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data))

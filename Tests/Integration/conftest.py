@@ -73,14 +73,7 @@ class _Servers:
         failed = _failed(self.request)
         errors = []
         for srv in self.servers:
-            if srv.pid is not None and not srv.stopped:
-                try:
-                    srv.stop()
-                except Exception as e:  # noqa: BLE001
-                    errors.append(f"stopping {srv.root}: {e!r}")
-            leftovers = srv.kill_all()
-            if leftovers:
-                errors.append(f"had to SIGKILL leftover processes {leftovers} of {srv.root}")
+            errors += srv.stop_everything()
             if failed:
                 print(f"\n===== error.log of {srv.root} (port {srv.port}, tag {srv.tag}) =====")
                 print(srv.error_log_tail(120))

@@ -526,6 +526,19 @@ class ApacheServer:
             self.kill_all()
         self.stopped = True
 
+    def stop_everything(self) -> list[str]:
+        """stop() if it runs, then SIGKILL of whatever is left; the problems met (never raises)."""
+        problems = []
+        if self.pid is not None and not self.stopped:
+            try:
+                self.stop()
+            except Exception as e:  # noqa: BLE001 - reported by the caller
+                problems.append(f"stopping {self.root}: {e!r}")
+        leftovers = self.kill_all()
+        if leftovers:
+            problems.append(f"had to SIGKILL leftover processes {leftovers} of {self.root}")
+        return problems
+
     def kill_all(self) -> list[int]:
         """SIGKILL every process of this server (repeat until none is left, bounded)."""
         killed: list[int] = []

@@ -82,17 +82,7 @@ class Config:
             except Exception as e:  # noqa: BLE001
                 problems.append(f"{self.name}: stopping pid {self.proc.pid}: {e!r}")
         if self.srv is not None:
-            try:
-                if self.srv.pid is not None and not self.srv.stopped:
-                    self.srv.stop()
-            except Exception as e:  # noqa: BLE001
-                problems.append(f"{self.name}: stopping Apache: {e!r}")
-            try:
-                left = self.srv.kill_all()
-                if left:
-                    problems.append(f"{self.name}: had to SIGKILL leftover pids {left}")
-            except Exception as e:  # noqa: BLE001
-                problems.append(f"{self.name}: kill_all: {e!r}")
+            problems += [f"{self.name}: {problem}" for problem in self.srv.stop_everything()]
         return problems
 
     def shut_down(self) -> list[str]:
@@ -136,18 +126,9 @@ class Config:
     # -- logs
     def log_marks(self) -> dict[str, int]:
         """Current sizes of this configuration's logs (Apache's error log, the program's output)."""
-        paths = []
-        if self.srv is not None and self.srv.pid is not None:
-            paths.append(self.srv.error_log)
-        if self.proc_log:
-            paths.append(self.proc_log)
-        out = {}
-        for p in paths:
-            try:
-                out[p] = os.path.getsize(p)
-            except OSError:
-                out[p] = 0
-        return out
+        paths = [self.srv.error_log] if self.srv is not None and self.srv.pid is not None else []
+        return {path: os.path.getsize(path) if os.path.exists(path) else 0
+                for path in paths + ([self.proc_log] if self.proc_log else [])}
 
     def new_error_lines(self, marks: dict[str, int]) -> list[str]:
         """Lines at level error or worse written to the logs since marks."""

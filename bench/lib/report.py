@@ -218,27 +218,23 @@ class Report:
         ratio_target("10 MiB upload: gateway ≥ 2 × wsgi-daemon (MiB/s)", "upload", "gateway", "wsgi-daemon",
                      "mibps", 2.0, unit=" MiB/s")
 
-        idle = {k: v for k, v in self.rss.get("idle", {}).get("gateway", {}).items() if k.startswith("worker")}
-        if idle:
-            worst = max(v[1] for v in idle.values())
-            out.append(("memory: idle gateway worker ≤ 15 MiB RSS",
-                        ", ".join(f"{k} {mib(v[1])} MiB" for k, v in idle.items()),
-                        f"max {mib(worst)} MiB", "PASS" if worst <= 15 * MIB else "MISS"))
-        else:
-            out.append(("memory: idle gateway worker ≤ 15 MiB RSS", "—", "—", "n/a (not measured)"))
-        after = self.rss.get("after", {}).get("gateway", {})
-        more = self.rss.get("more", {}).get("gateway", {})
+        def memory_target(label, sizes: dict[str, int], bound: int, suffix: str = "", missing: str = "—"):
+            if not sizes:
+                out.append((label, missing, "—", "n/a (not measured)"))
+                return
+            worst = max(sizes.values())
+            out.append((label, ", ".join(f"{k} {mib(v)} MiB" for k, v in sizes.items()) + suffix,
+                        f"max {mib(worst)} MiB", "PASS" if worst <= bound else "MISS"))
+
+        rss = {phase: self.rss.get(phase, {}).get("gateway", {}) for phase in ("idle", "after", "more")}
+        memory_target("memory: idle gateway worker ≤ 15 MiB RSS",
+                      {k: v[1] for k, v in rss["idle"].items() if k.startswith("worker")}, 15 * MIB)
+        after, more = rss["after"], rss["more"]
         growth = {k: more[k][1] - after[k][1] for k in more
                   if k.startswith("worker") and k in after and more[k][0] == after[k][0]}
         n, _, failure = self.memruns.get("gateway", (0, 0.0, "not run"))
-        if growth and not failure:
-            worst = max(growth.values())
-            out.append((f"memory: gateway worker growth ≤ 5 MiB over {self.args.memory_requests:,} requests",
-                        ", ".join(f"{k} {mib(v)} MiB" for k, v in growth.items()) + f" ({n:,} requests)",
-                        f"max {mib(worst)} MiB", "PASS" if worst <= 5 * MIB else "MISS"))
-        else:
-            out.append((f"memory: gateway worker growth ≤ 5 MiB over {self.args.memory_requests:,} requests",
-                        failure or "—", "—", "n/a (not measured)"))
+        memory_target(f"memory: gateway worker growth ≤ 5 MiB over {self.args.memory_requests:,} requests",
+                      {} if failure else growth, 5 * MIB, f" ({n:,} requests)", failure or "—")
         return out
 
     def render(self, elapsed: float) -> str:
@@ -348,19 +344,13 @@ class Report:
                 return (p.stdout + p.stderr).strip()
             except Exception as e:  # noqa: BLE001
                 return f"? ({e})"
-        apache_v = cmd_out(["/usr/sbin/apache2", "-v"]).splitlines()
-        apache_v = apache_v[0].replace("Server version: ", "") if apache_v else "?"
-        wrk_v = cmd_out(["wrk", "-v"]).splitlines()
-        wrk_v = wrk_v[0] if wrk_v else "?"
-        cpu = "?"
+        apache_v = (cmd_out(["/usr/sbin/apache2", "-v"]).splitlines() or ["?"])[0].replace("Server version: ", "")
+        wrk_v = (cmd_out(["wrk", "-v"]).splitlines() or ["?"])[0]
         try:
             with open("/proc/cpuinfo") as f:
-                for line in f:
-                    if line.startswith("model name"):
-                        cpu = line.split(":", 1)[1].strip()
-                        break
+                cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
         except OSError:
-            pass
+            cpu = "?"
         wsgi_v = cmd_out(["dpkg-query", "-W", "-f=${Version}", "libapache2-mod-wsgi-py3"])
         return [
             f"- machine: {os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}; "

@@ -1,5 +1,5 @@
 # SwiftGateway: the Apache module (apxs) and the Swift runtime (SwiftPM).
-#   make            build the module and the example site (release)
+#   make            build the module, the example site and the test fixture program (release)
 #   make test       unit tests and integration tests against a real Apache
 #   make run        serve the example site on http://127.0.0.1:8080/
 #   make install    install the module and its Debian-style .load/.conf
@@ -10,16 +10,22 @@ SWIFT       ?= swift
 PYTHON      ?= python3
 CONFIG      ?= release
 # Release programs link the Swift runtime statically (no PLT or TLS look-up on every retain and
-# release) and keep exclusivity to the compiler's static checks: -25 % worker CPU per request
-# (docs/performance.md, item 54). `swift test` (debug) keeps the run-time exclusivity checks.
+# release) and keep exclusivity to the compiler's static checks: together a quarter less worker
+# CPU per hello request. `swift test` (debug) keeps the run-time exclusivity checks.
 SWIFT_RELEASE_FLAGS ?= --static-swift-stdlib -Xswiftc -enforce-exclusivity=unchecked
 SWIFT_BUILD_FLAGS   ?= $(if $(filter release,$(CONFIG)),$(SWIFT_RELEASE_FLAGS))
 
 MODULE       = CModule/.libs/mod_swift_gateway.so
 MODULE_SRC   = $(wildcard CModule/*.c) $(wildcard CModule/*.h)
 EXAMPLE_BIN  = .build/$(CONFIG)/ExampleSite
-NIO_FLOOR_BIN = .build/$(CONFIG)/NIOFloorWorker
-SWIFT_SRC    = Package.swift $(shell find Sources Examples -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
+# The program the integration tests and make bench run (Tests/Fixtures/GatewayFixture).
+FIXTURE_BIN  = .build/$(CONFIG)/GatewayFixture
+SWIFT_SRC    = Package.swift $(shell find Sources Examples Tests/Fixtures -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
+# make bench's own package (bench/Package.swift), built apart from SwiftGateway's.
+BENCH_SCRATCH = .build-bench
+NIO_FLOOR_BIN = $(BENCH_SCRATCH)/$(CONFIG)/NIOFloorWorker
+BENCH_SWIFT_SRC = bench/Package.swift $(shell find bench/Sources -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
+ARTIFACTS    = SG_MODULE=$(CURDIR)/$(MODULE) SG_FIXTURE=$(CURDIR)/$(FIXTURE_BIN)
 
 .PHONY: all module swift nio-floor test unit-test docs-test integration-test run install clean dependencies bench callgrind
 
@@ -30,16 +36,20 @@ module: $(MODULE)
 $(MODULE): $(MODULE_SRC)
 	cd CModule && $(APXS) -c -Wc,-Wall -Wc,-Wextra -Wc,-Werror -o mod_swift_gateway.la $(notdir $(filter %.c,$(MODULE_SRC)))
 
-swift: $(EXAMPLE_BIN)
+swift: $(EXAMPLE_BIN) $(FIXTURE_BIN)
 
 $(EXAMPLE_BIN): $(SWIFT_SRC) Makefile
 	$(SWIFT) build -c $(CONFIG) --product ExampleSite $(SWIFT_BUILD_FLAGS)
 
+$(FIXTURE_BIN): $(SWIFT_SRC) Makefile
+	$(SWIFT) build -c $(CONFIG) --product GatewayFixture $(SWIFT_BUILD_FLAGS)
+
 # make bench's gateway-nio-floor: a SwiftNIO worker with no request path (bench/README.md)
 nio-floor: $(NIO_FLOOR_BIN)
 
-$(NIO_FLOOR_BIN): $(SWIFT_SRC) bench/NIOFloorWorker/main.swift Makefile
-	$(SWIFT) build -c $(CONFIG) --product NIOFloorWorker $(SWIFT_BUILD_FLAGS)
+$(NIO_FLOOR_BIN): $(BENCH_SWIFT_SRC) Makefile
+	$(SWIFT) build --package-path bench --scratch-path $(CURDIR)/$(BENCH_SCRATCH) -c $(CONFIG) \
+		--product NIOFloorWorker $(SWIFT_BUILD_FLAGS)
 
 # the docs describe the code: every log message number documented, every documented one used
 docs-test:
@@ -49,8 +59,7 @@ unit-test:
 	$(SWIFT) test
 
 integration-test: all
-	SG_MODULE=$(CURDIR)/$(MODULE) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) \
-		$(PYTHON) -m pytest -q -rP Tests/Integration
+	$(ARTIFACTS) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) $(PYTHON) -m pytest -q -rP Tests/Integration
 
 test: dependencies
 	$(MAKE) unit-test docs-test integration-test
@@ -64,13 +73,11 @@ run: dependencies
 
 bench: dependencies
 	$(MAKE) all nio-floor
-	SG_MODULE=$(CURDIR)/$(MODULE) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) SG_NIO_FLOOR=$(CURDIR)/$(NIO_FLOOR_BIN) \
-		$(PYTHON) bench/run_bench.py $(BENCH_ARGS)
+	$(ARTIFACTS) SG_NIO_FLOOR=$(CURDIR)/$(NIO_FLOOR_BIN) $(PYTHON) bench/run_bench.py $(BENCH_ARGS)
 
 callgrind: dependencies
 	$(MAKE) all
-	SG_MODULE=$(CURDIR)/$(MODULE) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) \
-		$(PYTHON) bench/callgrind_apache.py $(CALLGRIND_ARGS)
+	$(ARTIFACTS) $(PYTHON) bench/callgrind_apache.py $(CALLGRIND_ARGS)
 
 install: module
 	$(APXS) -i -n swift_gateway $(MODULE)
@@ -79,3 +86,4 @@ install: module
 clean:
 	rm -rf CModule/.libs CModule/*.o CModule/*.lo CModule/*.la CModule/*.slo
 	$(SWIFT) package clean
+	rm -rf $(BENCH_SCRATCH)

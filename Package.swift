@@ -6,9 +6,6 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "SwiftGateway", targets: ["SwiftGateway"]),
-        .executable(name: "ExampleSite", targets: ["ExampleSite"]),
-        // make bench's gateway-nio-floor (bench/README.md)
-        .executable(name: "NIOFloorWorker", targets: ["NIOFloorWorker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -30,6 +27,7 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
+        // `make run`'s site (`swift build --product ExampleSite`; not a product: dependents need only the library).
         .executableTarget(
             name: "ExampleSite",
             dependencies: [
@@ -39,14 +37,16 @@ let package = Package(
             ],
             path: "Examples/ExampleSite"
         ),
+        // The program the integration tests and `make bench` run (`make` builds it; not a product).
         .executableTarget(
-            name: "NIOFloorWorker",
+            name: "GatewayFixture",
             dependencies: [
-                "CSwiftGatewayLinux",
+                "SwiftGateway",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
-            path: "bench/NIOFloorWorker"
+            path: "Tests/Fixtures/GatewayFixture"
         ),
         .testTarget(
             name: "SwiftGatewayTests",

@@ -1,17 +1,9 @@
 #!/usr/bin/env python3
 """`make callgrind`: instructions per request in Apache, counted by valgrind's callgrind.
 
-For `static` and `gateway` of `make bench` in turn: starts the configuration as the bench
-does (bench/run_bench.py), stops its Apache, and serves the same configuration again with
-`apache2 -X` (one process, the module's connection pool as in a child) under
-`valgrind --tool=callgrind`, as Apache's user so that callgrind can still write its output
-after the privilege drop. After a warm-up it zeroes the counters, runs `wrk -t1 -c4` for
---seconds, has callgrind dump, and prints instructions per request: all of Apache's, and
-the functions a gateway request spends them in.
-
-Instruction counts do not move with the machine's load the way times do: compare them
-across commits. The Swift workers are not counted (valgrind 3.19 cannot read Swift 6's
-debug information). Exit status 0, or 1 when a step failed.
+`static` and `gateway` of make bench in turn, each served again by `apache2 -X` under
+callgrind (bench/README.md, "make callgrind"): instructions per hello request, all of Apache's,
+and the functions a gateway request spends them in. Exit status 0, or 1 when a step failed.
 """
 
 from __future__ import annotations
@@ -25,7 +17,13 @@ import subprocess
 import sys
 import time
 
-import run_bench as B
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib.base import WWW_USER, BenchError, ensure_dependencies, log  # noqa: E402
+from lib.configurations import CONFIG_CLASSES, find_artifacts  # noqa: E402
+from lib.load import run_wrk  # noqa: E402
+import sg_harness as H  # noqa: E402 (lib puts it on the path)
 
 WARM_UP_SECONDS = 2
 CONNECTIONS = 4
@@ -58,15 +56,14 @@ def run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
 
 def wrk(url: str, seconds: int) -> int:
     """Requests wrk completed; fails on any error response or socket error."""
-    out = run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", url], timeout=seconds + 60).stdout
-    match = re.search(r"(\d+) requests in", out)
-    if not match or "Non-2xx" in out or "Socket errors" in out:
-        raise Failure(f"wrk against {url} went wrong:\n{out}")
-    return int(match.group(1))
+    summary = run_wrk(url, CONNECTIONS, seconds, "report.lua")
+    if any(summary["errors"].values()) or not summary["requests"]:
+        raise Failure(f"wrk against {url} went wrong: {summary}")
+    return summary["requests"]
 
 
 def as_apache_user(*cmd: str) -> list[str]:
-    return ["runuser", "-u", B.WWW_USER, "--", *cmd]
+    return ["runuser", "-u", WWW_USER, "--", *cmd]
 
 
 def wait_for_hello(url: str, valgrind: subprocess.Popen) -> None:
@@ -75,9 +72,9 @@ def wait_for_hello(url: str, valgrind: subprocess.Popen) -> None:
         if valgrind.poll() is not None:
             raise Failure(f"apache2 -X under valgrind exited (rc={valgrind.returncode})")
         try:
-            if B.requests.get(url, timeout=5).status_code == 200:
+            if requests.get(url, timeout=5).status_code == 200:
                 return
-        except B.requests.RequestException:
+        except requests.RequestException:
             pass
         time.sleep(0.5)
     raise Failure(f"no 200 from {url} within {START_TIMEOUT} s under valgrind")
@@ -87,7 +84,7 @@ def valgrind_pid(launcher: subprocess.Popen) -> int:
     """runuser forks: the process callgrind runs in is its child."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        children = B.H.proc_children(launcher.pid)
+        children = H.proc_children(launcher.pid)
         if children:
             return children[0]
         time.sleep(0.1)
@@ -115,39 +112,39 @@ def total_instructions(dump: str) -> int:
 
 def measure(name: str, artifacts, seconds: int, keep: str | None) -> tuple[int, int, dict[str, int]]:
     """(requests, instructions, inclusive counts) for one configuration under callgrind."""
-    cfg = B.CONFIG_CLASSES[name](artifacts)
+    cfg = CONFIG_CLASSES[name](artifacts)
     launcher = None
     valgrind_log = None
     try:
-        B.log(f"{name}: starting as make bench does, then again as apache2 -X under callgrind")
+        log(f"{name}: starting as make bench does, then again as apache2 -X under callgrind")
         cfg.start()
         cfg.srv.stop()
         root = cfg.srv.root
-        run(["chown", "-R", f"{B.WWW_USER}:{B.WWW_USER}", root], timeout=60)
+        run(["chown", "-R", f"{WWW_USER}:{WWW_USER}", root], timeout=60)
         for stale in [cfg.srv.pid_file, *cfg.srv.socket_files()]:
             if os.path.exists(stale):
                 os.unlink(stale)
         valgrind_log = open(os.path.join(root, "valgrind.log"), "w")
         launcher = subprocess.Popen(
             as_apache_user("valgrind", "--tool=callgrind", f"--callgrind-out-file={root}/callgrind.%p.out",
-                           B.H.APACHE_BIN, "-X", "-d", root, "-f", cfg.srv.conf_path),
+                           H.APACHE_BIN, "-X", "-d", root, "-f", cfg.srv.conf_path),
             env=cfg.srv.apache_env(), stdout=valgrind_log, stderr=subprocess.STDOUT)
         pid = valgrind_pid(launcher)
         url = cfg.url(cfg.hello_path)
         wait_for_hello(url, launcher)
         wrk(url, WARM_UP_SECONDS)
         run(as_apache_user("callgrind_control", "-z", str(pid)), timeout=CONTROL_TIMEOUT)
-        requests = wrk(url, seconds)
+        count = wrk(url, seconds)
         run(as_apache_user("callgrind_control", "-d", str(pid)), timeout=CONTROL_TIMEOUT)
         dump = f"{root}/callgrind.{pid}.out.1"
-        B.log(f"{name}: {requests:,} requests counted, reading {dump}")
+        log(f"{name}: {count:,} requests counted, reading {dump}")
         if keep:
             os.makedirs(keep, exist_ok=True)
             shutil.copy(dump, os.path.join(keep, f"callgrind.{name}.out"))
-        return requests, total_instructions(dump), inclusive_counts(dump)
+        return count, total_instructions(dump), inclusive_counts(dump)
     finally:
         if launcher is not None:
-            for child in B.H.proc_children(launcher.pid):
+            for child in H.proc_children(launcher.pid):
                 try:
                     os.kill(child, signal.SIGTERM)
                 except ProcessLookupError:
@@ -158,9 +155,7 @@ def measure(name: str, artifacts, seconds: int, keep: str | None) -> tuple[int, 
                 launcher.kill()
         if valgrind_log is not None:
             valgrind_log.close()
-        for problem in cfg.stop():
-            B.log(problem)
-        cfg.cleanup()
+        cfg.shut_down()
 
 
 def main() -> int:
@@ -169,39 +164,26 @@ def main() -> int:
     parser.add_argument("--no-install", action="store_true", help="do not apt-get valgrind, wrk, mod_wsgi")
     parser.add_argument("--keep", metavar="DIR", help="copy the dumps there (for callgrind_annotate)")
     args = parser.parse_args()
-    try:
-        B.ensure_dependencies(install=not args.no_install)
-        if not shutil.which("valgrind"):
-            if args.no_install:
-                raise B.BenchError("valgrind is missing (run without --no-install to apt-get it)")
-            sudo = [] if os.geteuid() == 0 else ["sudo"]
-            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            B.log("installing valgrind with apt-get")
-            for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "valgrind"]):
-                run(sudo + cmd, timeout=900, env=env)
-    except (Failure, B.BenchError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    B.import_harness()
-    artifacts = B.H.find_artifacts()
     results = {}
     try:
+        ensure_dependencies(install=not args.no_install, commands=("valgrind",))
+        artifacts = find_artifacts()
         for name in ("static", "gateway"):
             results[name] = measure(name, artifacts, args.seconds, args.keep)
-    except (Failure, B.BenchError, B.H.ServerStartError) as e:
+    except (Failure, BenchError, H.ServerStartError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"## Instructions per hello request in Apache (callgrind, apache2 -X, wrk -c{CONNECTIONS})\n")
     print("| configuration | requests counted | instructions per request |")
     print("|---|---|---|")
-    for name, (requests, total, _) in results.items():
-        print(f"| {name} | {requests:,} | {total / requests:,.0f} |")
-    requests, _, counts = results["gateway"]
+    for name, (count, total, _) in results.items():
+        print(f"| {name} | {count:,} | {total / count:,.0f} |")
+    count, _, counts = results["gateway"]
     print("\n### Where a gateway request spends them\n")
     print("| part | instructions per request |")
     print("|---|---|")
     for label, functions in PARTS:
-        print(f"| {label} | {sum(counts.get(f, 0) for f in functions) / requests:,.0f} |")
+        print(f"| {label} | {sum(counts.get(f, 0) for f in functions) / count:,.0f} |")
     return 0
 
 

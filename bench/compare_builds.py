@@ -2,11 +2,11 @@
 """Two or more builds of the worker program side by side: alternating load runs.
 
     python3 bench/compare_builds.py [--workload hello-50] [--pairs 6] [--duration 5] \\
-        before=/tmp/bins/ExampleSite.old after=/tmp/bins/ExampleSite.new
+        before=/tmp/bins/GatewayFixture.old after=/tmp/bins/GatewayFixture.new
     python3 bench/compare_builds.py --workload upload \
-        old=/tmp/bins/ExampleSite,/tmp/mods/old.so new=/tmp/bins/ExampleSite,/tmp/mods/new.so
+        old=/tmp/bins/GatewayFixture,/tmp/mods/old.so new=/tmp/bins/GatewayFixture,/tmp/mods/new.so
 
-Each LABEL=PROGRAM[,MODULE] becomes the bench's `gateway` configuration (run_bench.GatewayConfig,
+Each LABEL=PROGRAM[,MODULE] becomes the bench's `gateway` configuration (lib/configurations.py,
 `processes=2 threads=15`) with that program as its group's program (and that build of
 mod_swift_gateway.so, by default $SG_MODULE or the tree's); all start at once,
 then the load runs alternate between them, the order reversed every round, so that a
@@ -14,8 +14,7 @@ machine whose speed drifts (a shared VM moves by ±10 % from one minute to the n
 none. Prints each run and the medians of req/s and of CPU per request (Apache's children,
 the application's processes). A PROGRAM and every folder above it must be readable and
 executable by www-data (copy builds out of a 0700 home first). Runs as root, as make bench.
-Nothing is asserted: this is how a change to the worker is measured before it lands
-(docs/performance.md).
+Nothing is asserted: this is how a change to the worker is measured before it lands.
 
 --interleaved (two builds, hello workloads): both builds run as two groups of one Apache,
 `/a` and `/b`, and one wrk run alternates its requests between them, so both meet the same
@@ -39,19 +38,23 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run_bench as B  # noqa: E402
+from lib.base import is_root, raise_on_signals  # noqa: E402
+from lib.configurations import GatewayConfig, default_module, verify  # noqa: E402
+from lib.cpu import CLK_TCK, ForeignCpu, cpu_per_request, pid_ticks, process_ticks  # noqa: E402
+from lib.load import finish_wrk, measure, run_wrk, start_wrk, stop_wrk, wrk_target  # noqa: E402
+from lib.workloads import WORKLOAD  # noqa: E402
+import sg_harness as H  # noqa: E402 (lib puts it on the path)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("builds", nargs="+", metavar="LABEL=PROGRAM[,MODULE]")
-    parser.add_argument("--workload", default="hello-50", choices=[w.key for w in B.workloads()])
+    parser.add_argument("--workload", default="hello-50", choices=list(WORKLOAD))
     parser.add_argument("--pairs", type=int, default=6, help="rounds over all builds (default 6)")
     parser.add_argument("--duration", type=float, default=5, help="seconds per load run (default 5)")
     parser.add_argument("--interleaved", action="store_true",
@@ -83,7 +86,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-class InterleavedConfig(B.GatewayConfig):
+class InterleavedConfig(GatewayConfig):
     """Two worker programs as the groups `a` and `b` of one Apache, mounted at `/a` and `/b`."""
     name = "interleaved"
     groups = ("a", "b")
@@ -93,7 +96,7 @@ class InterleavedConfig(B.GatewayConfig):
         self.programs = programs
 
     def start(self) -> None:
-        self.srv = B.H.ApacheServer(self.artifacts, name="bench-interleaved")
+        self.srv = H.ApacheServer(self.artifacts, name="bench-interleaved")
         lines = []
         for group, program in zip(self.groups, self.programs):
             lines += [self.srv.daemon(group, "processes=2", f"threads={self.threads}"),
@@ -106,7 +109,7 @@ class InterleavedConfig(B.GatewayConfig):
 
     def worker_ticks(self, group: str) -> int:
         """utime + stime (clock ticks) of the group's workers now."""
-        return sum(B.pid_ticks(pid) or 0 for pid in self.srv.workers(group))
+        return sum(pid_ticks(pid) or 0 for pid in self.srv.workers(group))
 
 
 def interleaved(args: argparse.Namespace, module: str, workload) -> int:
@@ -119,20 +122,20 @@ def interleaved(args: argparse.Namespace, module: str, workload) -> int:
     for half, order in enumerate(((first, first_program, second, second_program),
                                   (second, second_program, first, first_program))):
         label_a, program_a, label_b, program_b = order
-        cfg = InterleavedConfig(B.H.Artifacts(module=module, example=program_a), (program_a, program_b))
+        cfg = InterleavedConfig(H.Artifacts(module=module, fixture=program_a), (program_a, program_b))
         try:
             cfg.start()
-            B.run_wrk(cfg.url("/"), workload.connections, 2, "interleave.lua", {"BENCH_PATHS": paths})
+            run_wrk(cfg.url("/"), workload.connections, 2, "interleave.lua", {"BENCH_PATHS": paths})
             us: dict[str, list[float]] = {label_a: [], label_b: []}
             for rnd in range(args.pairs):
                 before = {g: cfg.worker_ticks(g) for g in cfg.groups}
-                summary = B.run_wrk(cfg.url("/"), workload.connections, args.duration, "interleave.lua",
-                                    {"BENCH_PATHS": paths})
+                summary = run_wrk(cfg.url("/"), workload.connections, args.duration, "interleave.lua",
+                                  {"BENCH_PATHS": paths})
                 after = {g: cfg.worker_ticks(g) for g in cfg.groups}
                 errors = sum(summary["errors"].values())
                 each = summary["requests"] / 2
                 for group, label in zip(cfg.groups, (label_a, label_b)):
-                    us[label].append((after[group] - before[group]) * 1e6 / B.CLK_TCK / each)
+                    us[label].append((after[group] - before[group]) * 1e6 / CLK_TCK / each)
                 failed |= errors > 0
                 print(f"half {half + 1} run {rnd + 1}: {summary['requests'] * 1e6 / summary['duration_us']:,.0f} req/s "
                       f"in all; workers' CPU per request: {label_a} (/a) {us[label_a][-1]:.2f} µs, "
@@ -142,9 +145,7 @@ def interleaved(args: argparse.Namespace, module: str, workload) -> int:
                 per_build[label] += us[label]
             ratios.append(statistics.median(us[second]) / statistics.median(us[first]))
         finally:
-            for problem in cfg.stop():
-                print(problem, file=sys.stderr)
-            cfg.cleanup()
+            cfg.shut_down()
     ratio = math.sqrt(ratios[0] * ratios[1])
     print(f"\nworkers' CPU per request, medians over {2 * args.pairs} runs, {workload.title}: "
           f"{first} {statistics.median(per_build[first]):.2f} µs, {second} {statistics.median(per_build[second]):.2f} µs")
@@ -156,38 +157,32 @@ def interleaved(args: argparse.Namespace, module: str, workload) -> int:
 def concurrent_half(args: argparse.Namespace, builds, module: str, workload,
                     results: dict[str, dict[str, list[float]]], half: int) -> bool:
     """One half: the builds started in this order, each its own Apache; True if a run failed."""
-    configs: list[tuple[str, B.GatewayConfig]] = []
+    configs: list[tuple[str, GatewayConfig]] = []
     failed = False
     connections = max(1, workload.connections // 2)
     try:
         for label, program, own_module in builds:
-            cfg = B.GatewayConfig(B.H.Artifacts(module=own_module or module, example=program))
-            cfg.name = label
-            if workload.kind == "hello":    # only /hello checked: a program may serve no other page
-                cfg.has_download = cfg.has_upload = False
-            configs.append((label, cfg))
-            cfg.start()
-            B.verify(cfg)
+            configs.append((label, started_build(label, program, own_module or module, workload)))
         for label, cfg in configs:
-            url, script, env = B.wrk_target(cfg, workload)
-            B.run_wrk(url, connections, 2, script, env)   # warm-up, not recorded
+            url, script, env = wrk_target(cfg, workload)
+            run_wrk(url, connections, 2, script, env)   # warm-up, not recorded
         for rnd in range(args.pairs):
             order = configs if rnd % 2 == 0 else list(reversed(configs))
-            before = {label: B.process_ticks(cfg) for label, cfg in configs}
+            before = {label: process_ticks(cfg) for label, cfg in configs}
             started = []
             for label, cfg in order:
-                url, script, env = B.wrk_target(cfg, workload)
-                started.append((label, B.start_wrk(url, connections, args.duration, script, env)))
+                url, script, env = wrk_target(cfg, workload)
+                started.append((label, start_wrk(url, connections, args.duration, script, env)))
             try:
-                summaries = {label: B.finish_wrk(run) for label, run in started}
+                summaries = {label: finish_wrk(run) for label, run in started}
             finally:    # a failed run leaves no wrk behind
                 for _, run in started:
-                    B.stop_wrk(run)
-            after = {label: B.process_ticks(cfg) for label, cfg in configs}
+                    stop_wrk(run)
+            after = {label: process_ticks(cfg) for label, cfg in configs}
             line = []
             for label, _ in configs:
                 summary = summaries[label]
-                apache, workers = B.cpu_per_request(before[label], after[label], summary["requests"])
+                apache, workers = cpu_per_request(before[label], after[label], summary["requests"])
                 for key, value in (("Apache", apache), ("workers", workers), ("total", apache + workers)):
                     results[label][key].append(value)
                 errors = sum(summary["errors"].values())
@@ -197,9 +192,7 @@ def concurrent_half(args: argparse.Namespace, builds, module: str, workload,
             print(f"half {half} run {rnd + 1} ({order[0][0]}'s wrk first): " + "; ".join(line), flush=True)
     finally:
         for _, cfg in configs:
-            for problem in cfg.stop():
-                print(problem, file=sys.stderr)
-            cfg.cleanup()
+            cfg.shut_down()
     return failed
 
 
@@ -224,48 +217,31 @@ def concurrent(args: argparse.Namespace, module: str, workload) -> int:
     return 1 if failed else 0
 
 
-def main() -> int:
-    args = parse_args()
-    if os.geteuid() != 0:
-        print("compare_builds runs Apache and the programs as www-data: run it as root", file=sys.stderr)
-        return 1
+def started_build(label: str, program: str, module: str, workload) -> GatewayConfig:
+    """The bench's `gateway` with this build, started and checked."""
+    cfg = GatewayConfig(H.Artifacts(module=module, fixture=program))
+    cfg.name = label
+    if workload.kind == "hello":    # only /hello checked: a program may serve no other page
+        cfg.has_download = cfg.has_upload = False
+    cfg.start()
+    verify(cfg)
+    return cfg
 
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
 
-    B.import_harness()
-    module = os.environ.get("SG_MODULE", os.path.join(B.REPO, "CModule", ".libs", "mod_swift_gateway.so"))
-    workload = next(w for w in B.workloads() if w.key == args.workload)
-    if args.concurrent:
-        try:
-            return concurrent(args, module, workload)
-        except KeyboardInterrupt:
-            return 130
-    if args.interleaved:
-        try:
-            return interleaved(args, args.builds[0][2] or module, workload)
-        except KeyboardInterrupt:
-            return 130
-    configs: dict[str, B.Config] = {}
-    runs: dict[str, list[B.Run]] = {}
+def alternating(args: argparse.Namespace, module: str, workload) -> int:
+    """Each build its own Apache, the load runs alternating; prints runs and medians."""
+    configs: dict[str, GatewayConfig] = {}
+    runs: dict[str, list] = {}
     try:
         for label, program, own_module in args.builds:
-            cfg = B.GatewayConfig(B.H.Artifacts(module=own_module or module, example=program))
-            cfg.name = label
-            if workload.kind == "hello":    # only /hello checked: a program may serve no other page
-                cfg.has_download = cfg.has_upload = False
-            configs[label] = cfg
-            cfg.start()
-            B.verify(cfg)
-            B.run_wrk(cfg.url(cfg.hello_path), 50, 2, "report.lua")   # warm-up, not recorded
+            configs[label] = cfg = started_build(label, program, own_module or module, workload)
+            run_wrk(cfg.url(cfg.hello_path), 50, 2, "report.lua")   # warm-up, not recorded
             runs[label] = []
-        foreign = B.ForeignCpu(configs)
+        foreign = ForeignCpu(configs)
         for rnd in range(args.pairs):
             order = list(configs) if rnd % 2 == 0 else list(reversed(configs))
             for label in order:
-                run = B.measure(configs[label], workload, rnd + 1, args.duration, foreign)
+                run = measure(configs[label], workload, rnd + 1, args.duration, foreign)
                 runs[label].append(run)
                 print(f"round {rnd + 1} {label}: {run.rps:,.0f} req/s, Apache {run.cpu_apache_us:.1f} µs, "
                       f"application {run.cpu_app_us:.1f} µs, total {run.cpu_total_us:.1f} µs"
@@ -280,13 +256,26 @@ def main() -> int:
                   f"application {statistics.median(r.cpu_app_us for r in good):.1f} µs, "
                   f"total {statistics.median(r.cpu_total_us for r in good):.1f} µs")
         return 1 if any(r.failure for rs in runs.values() for r in rs) else 0
-    except KeyboardInterrupt:
-        return 130
     finally:
         for cfg in configs.values():
-            for problem in cfg.stop():
-                print(problem, file=sys.stderr)
-            cfg.cleanup()
+            cfg.shut_down()
+
+
+def main() -> int:
+    args = parse_args()
+    if not is_root("compare_builds"):
+        return 1
+    raise_on_signals()
+    module = default_module()
+    workload = WORKLOAD[args.workload]
+    try:
+        if args.concurrent:
+            return concurrent(args, module, workload)
+        if args.interleaved:
+            return interleaved(args, args.builds[0][2] or module, workload)
+        return alternating(args, module, workload)
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,13 +10,12 @@ hello page while `perf stat` counts, over the middle of the run, the system call
 the context switches of Apache's children and, separately, of the application's processes
 (the group's workers). Counts are divided by the requests of that window (wrk's rate times
 the window). Prints a markdown table; asserts nothing. Needs root and `perf` (Debian's
-linux-perf); SG_MODULE and SG_EXAMPLE as for make bench.
+linux-perf); SG_MODULE and SG_FIXTURE as for make bench.
 
-What to look for (docs/performance.md, items 41 and 58): under the event MPM a kept-alive
-request whose successor is not yet there when httpd looks (`ap_check_pipeline`) goes back
-through the MPM's listener, two `epoll_ctl` in Apache per such request, and a `futex`
-hand-off each way; so `epoll_ctl` per request runs from 0 (the next request always
-waiting) to 2 (never).
+What to look for: under the event MPM a kept-alive request whose successor is not yet there
+when httpd looks (`ap_check_pipeline`) goes back through the MPM's listener, two `epoll_ctl`
+in Apache per such request, and a `futex` hand-off each way; so `epoll_ctl` per request runs
+from 0 (the next request always waiting) to 2 (never).
 """
 
 from __future__ import annotations
@@ -29,13 +28,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run_bench as B  # noqa: E402
+from lib.base import BenchError, is_root, log  # noqa: E402
+from lib.configurations import CONFIG_CLASSES, Config, GatewayConfig, find_artifacts, verify  # noqa: E402
+from lib.load import finish_wrk, run_wrk, start_wrk, stop_wrk  # noqa: E402
 
 SYSCALLS = ("read", "write", "writev", "sendmsg", "recvfrom", "poll", "epoll_wait", "epoll_ctl",
             "futex", "accept4", "connect", "close")
 EVENTS = [f"syscalls:sys_enter_{name}" for name in SYSCALLS] + ["context-switches"]
 # make bench's configurations served by Apache with a hello page and nothing else to start
-CONFIGS = {name: cls for name, cls in B.CONFIG_CLASSES.items() if name == "static" or name.startswith("gateway")}
+CONFIGS = {name: cls for name, cls in CONFIG_CLASSES.items() if name == "static" or name.startswith("gateway")}
 
 
 def parse_args() -> argparse.Namespace:
@@ -75,26 +76,26 @@ def perf_counts(proc: subprocess.Popen) -> dict[str, float]:
             except ValueError:      # "<not counted>", "<not supported>"
                 pass
     if len(counts) != len(EVENTS):
-        raise B.BenchError(f"perf stat counted {len(counts)} of {len(EVENTS)} events:\n{err[-2000:]}")
+        raise BenchError(f"perf stat counted {len(counts)} of {len(EVENTS)} events:\n{err[-2000:]}")
     return counts
 
 
-def application_pids(cfg: B.Config) -> list[int]:
-    return list(cfg.worker_pids().values()) if isinstance(cfg, B.GatewayConfig) else []
+def application_pids(cfg: Config) -> list[int]:
+    return list(cfg.worker_pids().values()) if isinstance(cfg, GatewayConfig) else []
 
 
-def count(cfg: B.Config, connections: int, duration: float) -> dict[str, dict[str, float]]:
+def count(cfg: Config, connections: int, duration: float) -> dict[str, dict[str, float]]:
     """Per-request counts of one run: {"Apache": {...}, "application": {...}}."""
     window = duration - 2
-    started = B.start_wrk(cfg.url(cfg.hello_path), connections, duration, "report.lua")
+    started = start_wrk(cfg.url(cfg.hello_path), connections, duration, "report.lua")
     try:
         time.sleep(1)   # past wrk's connects: the window sees the steady state only
         groups = {"Apache": cfg.srv.apache_children(), "application": application_pids(cfg)}
         stats = {name: perf_stat(pids, window) for name, pids in groups.items() if pids}
         counts = {name: perf_counts(proc) for name, proc in stats.items()}
-        summary = B.finish_wrk(started)
+        summary = finish_wrk(started)
     finally:    # a failed count leaves no wrk behind
-        B.stop_wrk(started)
+        stop_wrk(started)
     requests = summary["requests"] / summary["duration_us"] * 1e6 * window
     return {name: {event: value / requests for event, value in c.items()} for name, c in counts.items()}
 
@@ -105,30 +106,25 @@ def label(event: str) -> str:
 
 def main() -> int:
     args = parse_args()
-    if os.geteuid() != 0:
-        print("count_syscalls.py: run as root (Apache and the groups run as www-data)", file=sys.stderr)
+    if not is_root("count_syscalls.py"):
         return 2
     if shutil.which("perf") is None:
         print("count_syscalls.py: perf is missing (apt-get install linux-perf)", file=sys.stderr)
         return 2
-    B.import_harness()
-    module = os.environ.get("SG_MODULE", os.path.join(B.REPO, "CModule", ".libs", "mod_swift_gateway.so"))
-    example = os.environ.get("SG_EXAMPLE", os.path.join(B.REPO, ".build", "release", "ExampleSite"))
+    artifacts = find_artifacts()
     columns: list[tuple[str, dict[str, float]]] = []
     for name in args.configs:
-        cfg = CONFIGS[name](B.H.Artifacts(module=module, example=example))
+        cfg = CONFIGS[name](artifacts)
         try:
             cfg.start()
-            B.verify(cfg)
-            B.run_wrk(cfg.url(cfg.hello_path), max(args.connections), 2, "report.lua")   # warm-up
+            verify(cfg)
+            run_wrk(cfg.url(cfg.hello_path), max(args.connections), 2, "report.lua")   # warm-up
             for connections in args.connections:
-                B.log(f"{name}, {connections} connections")
+                log(f"{name}, {connections} connections")
                 for group, per_request in count(cfg, connections, args.duration).items():
                     columns.append((f"{name} {connections}: {group}", per_request))
         finally:
-            for problem in cfg.stop():
-                B.log(problem)
-            cfg.cleanup()
+            cfg.shut_down()
     print("| per hello request | " + " | ".join(title for title, _ in columns) + " |")
     print("|---|" + "---|" * len(columns))
     for event in EVENTS:

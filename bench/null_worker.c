@@ -5,7 +5,8 @@
  * Run by SwiftDaemonProcess like any group program: fd 3 is the group's
  * listening socket.  The first process (SWIFT_GATEWAY_ROLE=supervisor) starts
  * N copies of itself as workers (N = SG_NULL_WORKERS, default 2, like the
- * bench's processes=2) and passes SIGTERM on to them.  Each worker is one
+ * bench's processes=2), or N of the program SG_NULL_WORKER_PROGRAM names
+ * (gateway-nio-floor's NIOFloorWorker), and passes SIGTERM on to them.  Each worker is one
  * epoll loop: it reads FastCGI records without keeping their contents, and
  * answers every request when its empty STDIN record arrives with the bench's
  * hello (13 bytes), in one write, keeping the connection (appStatus "SGKA").
@@ -210,11 +211,13 @@ static void pass_on_sigterm(int sig)
     _exit(0);
 }
 
-/* The supervisor: workers are this program again, exec'd with ROLE=worker
- * (so they show as workers in /proc, as a Swift group's do). */
+/* The supervisor: workers are this program again (or SG_NULL_WORKER_PROGRAM),
+ * exec'd with ROLE=worker (so they show as workers in /proc, as a Swift
+ * group's do) and a parent-death signal, which exec keeps. */
 static int supervise(char **argv)
 {
     const char *count = getenv("SG_NULL_WORKERS");
+    const char *program = getenv("SG_NULL_WORKER_PROGRAM");
     int wanted = count ? atoi(count) : 2;
     int i;
 
@@ -229,7 +232,7 @@ static int supervise(char **argv)
         if (pid == 0) {
             prctl(PR_SET_PDEATHSIG, SIGTERM);
             setenv("SWIFT_GATEWAY_ROLE", "worker", 1);
-            execv("/proc/self/exe", argv);
+            execv(program ? program : "/proc/self/exe", argv);
             perror("null_worker: exec of a worker");
             _exit(1);
         }

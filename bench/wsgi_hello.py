@@ -1,6 +1,7 @@
 """The WSGI application of `make bench`'s wsgi-daemon configuration.
 
-It mirrors the example site's pages (chosen by the last segment of PATH_INFO):
+It mirrors the pages of the test fixture program (Tests/Fixtures/GatewayFixture), chosen by
+the last segment of PATH_INFO:
 
 * ``/hello``      exactly ``Hello world!\\n`` (13 bytes, text/plain)
 * ``/bytes?n=N``  N bytes (byte i is i % 256), yielded 64 KiB at a time, with Content-Length

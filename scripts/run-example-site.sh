@@ -33,9 +33,10 @@ cat <<MSG
 
 SwiftGateway example site (Apache pid $(cat "$root/httpd.pid" 2>/dev/null || echo '?')):
   http://127.0.0.1:$port/            group site (processes=3)
-  http://127.0.0.1:$port/env         the request environment as JSON
   http://127.0.0.1:$port/admin/      group site-admin (processes=1)
-  http://127.0.0.1:$port/bytes?n=N   N streamed bytes;  /echo streams the request body back
+  http://127.0.0.1:$port/hello       plain text;  /json a Codable value as JSON
+  http://127.0.0.1:$port/stream      a body written line by line
+  curl --data-binary @FILE http://127.0.0.1:$port/body   reads the request body;  /log logs a line
 Error log: $root/error.log   (Ctrl-C stops Apache and every process it started)
 
 MSG

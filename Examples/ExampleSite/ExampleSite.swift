@@ -1,219 +1,70 @@
+import FoundationEssentials
 import HTTPTypes
 import NIOCore
 import SwiftGateway
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// The example site used by `make run` and the integration tests.
+/// The example site `make run` serves: one page for each thing an application does most.
 ///
-/// The page is chosen by the last segment of PATH_INFO, so `/admin/env` is the env page too.
+/// Apache gives the program the part of the URL below its `SwiftScriptAlias` as PATH_INFO;
+/// every other path (`/`, `/admin/`) is the home page, which names the group that answered.
 @main
 struct ExampleSite {
     static func main() async throws {
-        try await Gateway.run(makeResponder: { ExampleResponder() })
-    }
-}
-
-struct ExampleResponder: GatewayResponder {
-    /// Fault pages exist only where the group asks for them (`env=SWIFT_GATEWAY_EXAMPLE_FAULTS=1`).
-    let faultsEnabled = getenv("SWIFT_GATEWAY_EXAMPLE_FAULTS").map { String(cString: $0) } == "1"
-    let pid = getpid()
-    /// Made once: every page carries the pid.
-    private let pidText = String(getpid())
-    private static let groupField = HTTPField.Name("X-Gateway-Group")
-    private static let pidField = HTTPField.Name("X-Gateway-Pid")
-
-    nonisolated(nonsending) func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
-        var response = try await self.page(for: request, context: context)
-        if let group = Self.groupField, let pid = Self.pidField {
-            // One copy of the page's fields with room for both, not a copy and a regrowth.
-            response.headerFields.reserveCapacity(response.headerFields.count + 2)
-            response.headerFields.append(HTTPField(name: group, value: context.group))
-            response.headerFields.append(HTTPField(name: pid, value: self.pidText))
-        }
-        return response
-    }
-
-    private nonisolated(nonsending) func page(for request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
-        let path = request.pathInfo
-        // The last non-empty segment, as a slice of the path: no array, no copy.
-        let end = path.utf8.lastIndex(where: { $0 != UInt8(ascii: "/") }).map { path.utf8.index(after: $0) } ?? path.startIndex
-        let start = path.utf8[..<end].lastIndex(of: UInt8(ascii: "/")).map { path.utf8.index(after: $0) } ?? path.startIndex
-        let page = path[start..<end]
-        switch page {
-        case "hello": return Self.hello
-        case "env": return self.environmentPage(request, context: context)
-        case "echo": return self.echo(request)
-        case "upload": return try await self.upload(request)
-        case "bytes": return self.bytes(request)
-        case "log":
-            context.logger.warning("example log line from \(context.group)")
-            return self.text("logged\n")
-        case "crash", "segfault", "hang", "sleep", "leak":
-            guard self.faultsEnabled else { return self.text("Not Found\n", status: .notFound) }
-            return try await self.fault(String(page), request: request, context: context)
-        default: return self.home(request, context: context)
-        }
-    }
-
-    /// The 13-byte page `make bench` measures against a static file of the same bytes.
-    private static let hello = GatewayResponse(
-        status: .ok, headerFields: [.contentType: "text/plain"], body: .init(string: "Hello world!\n")
-    )
-
-    private func home(_ request: GatewayRequest, context: GatewayContext) -> GatewayResponse {
-        self.text(
-            """
-            SwiftGateway example site
-            group: \(context.group)
-            pid: \(self.pid)
-            script_name: \(request.scriptName)
-            path_info: \(request.pathInfo)
-
-            """
-        )
-    }
-
-    private func environmentPage(_ request: GatewayRequest, context: GatewayContext) -> GatewayResponse {
-        let variables = request.environment.sorted { $0.key < $1.key }
-            .map { "\(jsonString($0.key)): \(jsonString($0.value))" }
-            .joined(separator: ", ")
-        let json = "{\"group\": \(jsonString(context.group)), \"pid\": \(self.pid), \"environment\": {\(variables)}}\n"
-        return GatewayResponse(
-            status: .ok, headerFields: [.contentType: "application/json"], body: .init(string: json)
-        )
-    }
-
-    /// Writes each chunk back as soon as it is read: upload and download run at once.
-    private func echo(_ request: GatewayRequest) -> GatewayResponse {
-        GatewayResponse(
-            status: .ok,
-            headerFields: [.contentType: "application/octet-stream"],
-            body: .stream { writer in
-                for try await chunk in request.body {
-                    try await writer.write(chunk)
-                }
+        try await Gateway.run { request, context in
+            switch request.pathInfo {
+            case "/hello": return text("Hello world!\n")
+            case "/json": return try json(request, context: context)
+            case "/stream": return stream()
+            case "/body": return try await body(request)
+            case "/log":
+                context.logger.info("the example's /log page was asked for")
+                return text("logged a line to Apache's error log\n")
+            default:
+                return text("SwiftGateway example site\ngroup: \(context.group)\npages: /hello /json /stream /body /log\n")
             }
-        )
-    }
-
-    /// Reads the whole body, keeps none of it, and answers with its length.
-    private func upload(_ request: GatewayRequest) async throws -> GatewayResponse {
-        var total = 0
-        for try await chunk in request.body { total += chunk.readableBytes }
-        return self.text("\(total)\n")
-    }
-
-    /// 64 KiB of the /bytes pattern, made once: the page measures the gateway, not the filling.
-    private static let pattern = ByteBuffer(bytes: (0..<65536).map { UInt8(truncatingIfNeeded: $0) })
-
-    /// N bytes where byte i is i % 256, produced 64 KiB at a time.
-    private func bytes(_ request: GatewayRequest) -> GatewayResponse {
-        let count = queryValue("n", in: request.queryString).flatMap(Int.init) ?? 1024
-        var fields: HTTPFields = [.contentType: "application/octet-stream"]
-        fields[.contentLength] = String(max(0, count))
-        return GatewayResponse(
-            status: .ok,
-            headerFields: fields,
-            body: .stream { writer in
-                let pattern = Self.pattern
-                var remaining = max(0, count)
-                while remaining > 0 {
-                    let length = min(remaining, pattern.readableBytes)
-                    try await writer.write(pattern.getSlice(at: pattern.readerIndex, length: length) ?? ByteBuffer())
-                    remaining -= length
-                }
-            }
-        )
-    }
-
-    private func fault(_ page: String, request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
-        switch page {
-        case "crash":
-            fatalError("/crash requested: the example site crashes on purpose")
-        case "segfault":
-            // A real invalid access (raise() would be caught and resumed by the backtracer).
-            let invalid = UnsafeMutablePointer<Int>(bitPattern: Int(self.pid & 0) + 16)
-            invalid?.pointee = 42
-            return self.text("unreachable\n")
-        case "hang":
-            // Tests wait for this line to know a worker holds the request.
-            context.logger.notice("hanging on purpose in pid \(self.pid)")
-            while true { try await Task.sleep(for: .seconds(3600)) }
-        case "sleep":
-            // Holds a request slot for ms milliseconds (at most a minute), then answers.
-            let milliseconds = min(60_000, max(0, queryValue("ms", in: request.queryString).flatMap(Int.init) ?? 1000))
-            context.logger.notice("sleeping \(milliseconds) ms on purpose in pid \(self.pid)")
-            try await Task.sleep(for: .milliseconds(milliseconds))
-            return self.text("slept \(milliseconds) ms\n")
-        default:
-            let megabytes = queryValue("mb", in: request.queryString).flatMap(Int.init) ?? 10
-            Leak.keep(megabytes: megabytes)
-            return self.text("leaked \(megabytes) MiB, \(Leak.total) MiB in all\n")
         }
     }
 
-    private func text(_ body: String, status: HTTPResponse.Status = .ok) -> GatewayResponse {
+    static func text(_ body: String, status: HTTPResponse.Status = .ok) -> GatewayResponse {
         GatewayResponse(status: status, headerFields: [.contentType: "text/plain; charset=utf-8"], body: .init(string: body))
     }
-}
 
-/// Memory the /leak page allocates and never frees.
-enum Leak {
-    nonisolated(unsafe) private static var blocks: [UnsafeMutableRawPointer] = []
-    private static let lock = NIOLockShim()
+    /// A Codable value as JSON.
+    static func json(_ request: GatewayRequest, context: GatewayContext) throws -> GatewayResponse {
+        struct RequestInfo: Codable {
+            var group: String
+            var method: String
+            var path: String
+            var query: String
+        }
+        let info = RequestInfo(
+            group: context.group, method: request.head.method.rawValue,
+            path: request.scriptName + request.pathInfo, query: request.queryString
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(info)
+        return GatewayResponse(
+            status: .ok, headerFields: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
 
-    static var total: Int { lock.withLock { blocks.count } }
-
-    static func keep(megabytes: Int) {
-        lock.withLock {
-            for _ in 0..<max(0, min(megabytes, 4096)) {
-                guard let block = malloc(1 << 20) else { return }
-                memset(block, 0x5a, 1 << 20)  // touch every page so it counts in RSS
-                blocks.append(block)
+    /// A body written piece by piece: each line reaches the client as it is written.
+    static func stream() -> GatewayResponse {
+        GatewayResponse(status: .ok, headerFields: [.contentType: "text/plain; charset=utf-8"], body: .stream { writer in
+            for line in 1...10 {
+                try await writer.write("line \(line) of 10\n")
             }
+        })
+    }
+
+    /// Reads the request body (at most 1 MiB) and says how long it was.
+    static func body(_ request: GatewayRequest) async throws -> GatewayResponse {
+        do {
+            let body = try await request.body.collect(upTo: 1 << 20)
+            return text("received \(body.readableBytes) bytes\n")
+        } catch is GatewayRequestBodyTooLarge {
+            return text("at most 1 MiB, please\n", status: .contentTooLarge)
         }
     }
-}
-
-/// A pthread mutex, so the example needs no more than SwiftGateway's own dependencies.
-final class NIOLockShim: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&self.mutex, nil) }
-    func withLock<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&self.mutex)
-        defer { pthread_mutex_unlock(&self.mutex) }
-        return body()
-    }
-}
-
-func queryValue(_ name: String, in query: String) -> String? {
-    for pair in query.split(separator: "&") {
-        let parts = pair.split(separator: "=", maxSplits: 1)
-        if parts.first.map(String.init) == name { return parts.count > 1 ? String(parts[1]) : "" }
-    }
-    return nil
-}
-
-func jsonString(_ value: String) -> String {
-    var result = "\""
-    for scalar in value.unicodeScalars {
-        switch scalar {
-        case "\"": result += "\\\""
-        case "\\": result += "\\\\"
-        case "\n": result += "\\n"
-        case "\r": result += "\\r"
-        case "\t": result += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                result.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return result + "\""
 }

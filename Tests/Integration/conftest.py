@@ -3,7 +3,8 @@
 The ApacheServer helper class lives in sg_harness.py (importable by the test
 modules); this file wires it into pytest:
 
-* ``artifacts``: SG_MODULE / SG_EXAMPLE, or a clear *failure* (never a skip).
+* ``artifacts``: SG_MODULE / SG_FIXTURE, or a clear *failure* (never a skip).
+* ``example``: SG_EXAMPLE, the example site's program, likewise.
 * ``apache``: a factory ``apache(body, ready_path="/", ...) -> ApacheServer`` that
   writes the config, starts the server and waits until it is ready.  Every
   server it made is stopped at teardown (SIGTERM by pid, bounded wait, SIGKILL
@@ -38,13 +39,23 @@ def _failed(request) -> bool:
     return any(getattr(getattr(node, f"rep_{w}", None), "failed", False) for w in ("setup", "call"))
 
 
-@pytest.fixture(scope="session")
-def artifacts() -> sg_harness.Artifacts:
+def _found(find):
     try:
-        return sg_harness.find_artifacts()
+        return find()
     except ArtifactsMissing as e:
         message = str(e)
     pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> sg_harness.Artifacts:
+    return _found(sg_harness.find_artifacts)
+
+
+@pytest.fixture(scope="session")
+def example() -> str:
+    """The built example site (Examples/ExampleSite)."""
+    return _found(sg_harness.find_example)
 
 
 class _Servers:
@@ -62,14 +73,7 @@ class _Servers:
         failed = _failed(self.request)
         errors = []
         for srv in self.servers:
-            if srv.pid is not None and not srv.stopped:
-                try:
-                    srv.stop()
-                except Exception as e:  # noqa: BLE001
-                    errors.append(f"stopping {srv.root}: {e!r}")
-            leftovers = srv.kill_all()
-            if leftovers:
-                errors.append(f"had to SIGKILL leftover processes {leftovers} of {srv.root}")
+            errors += srv.stop_everything()
             if failed:
                 print(f"\n===== error.log of {srv.root} (port {srv.port}, tag {srv.tag}) =====")
                 print(srv.error_log_tail(120))
@@ -84,7 +88,7 @@ def _test_name(request) -> str:
 
 @pytest.fixture
 def new_server(artifacts, request):
-    """Factory for unstarted servers (with the module and the example copied in)."""
+    """Factory for unstarted servers (with the module and the fixture program copied in)."""
     servers = _Servers(artifacts, request)
     yield lambda with_module=True: servers.new(_test_name(request), with_module)
     servers.teardown()

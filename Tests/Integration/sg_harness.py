@@ -1,12 +1,13 @@
 """Harness for the SwiftGateway integration tests.
 
 Everything here drives *real* parts: Debian's /usr/sbin/apache2, the built
-mod_swift_gateway.so and the built example program.  Nothing is mocked.
+mod_swift_gateway.so and the built test fixture program
+(Tests/Fixtures/GatewayFixture).  Nothing is mocked.
 
 The pieces:
 
 * ``ApacheServer``: a private server root under /tmp (0755, traversable by
-  www-data) holding copies of the module and of the example program, a
+  www-data) holding copies of the module and of the fixture program, a
   generated self-contained httpd.conf, the error log, the pid file and the
   socket directory.  It starts Apache on a free 127.0.0.1 port, waits for
   readiness with bounded polls, finds the gateway's processes through /proc
@@ -72,33 +73,46 @@ class ArtifactsMissing(Exception):
 @dataclass(frozen=True)
 class Artifacts:
     module: str
-    example: str
+    fixture: str
+
+
+def _built_file(variable: str, what: str, executable: bool = True) -> tuple[str, str]:
+    """(the path in $variable, or "" and what is wrong with it)."""
+    path = os.environ.get(variable, "")
+    if not path:
+        return "", f"{variable} is not set (absolute path of {what})"
+    if not os.path.isabs(path) or not os.path.isfile(path):
+        return "", f"{variable}={path!r} is not an absolute path of an existing file"
+    if executable and not os.access(path, os.X_OK):
+        return "", f"{variable}={path!r} is not executable"
+    return path, ""
+
+
+def _missing(problems: list[str], variables: str) -> ArtifactsMissing:
+    return ArtifactsMissing(
+        "SwiftGateway integration tests cannot run:\n  - " + "\n  - ".join(problems)
+        + f"\nRun them through `make test`, or set {variables} yourself.")
 
 
 def find_artifacts() -> Artifacts:
-    """SG_MODULE / SG_EXAMPLE, validated.  Raises ArtifactsMissing with a clear text."""
-    problems = []
-    module = os.environ.get("SG_MODULE", "")
-    example = os.environ.get("SG_EXAMPLE", "")
-    if not module:
-        problems.append("SG_MODULE is not set (absolute path of the built mod_swift_gateway.so)")
-    elif not os.path.isabs(module) or not os.path.isfile(module):
-        problems.append(f"SG_MODULE={module!r} is not an absolute path of an existing file")
-    if not example:
-        problems.append("SG_EXAMPLE is not set (absolute path of the built example program, ExampleSite)")
-    elif not os.path.isabs(example) or not os.path.isfile(example):
-        problems.append(f"SG_EXAMPLE={example!r} is not an absolute path of an existing file")
-    elif not os.access(example, os.X_OK):
-        problems.append(f"SG_EXAMPLE={example!r} is not executable")
+    """SG_MODULE / SG_FIXTURE, validated.  Raises ArtifactsMissing with a clear text."""
+    module, module_problem = _built_file("SG_MODULE", "the built mod_swift_gateway.so", executable=False)
+    fixture, fixture_problem = _built_file(
+        "SG_FIXTURE", "the built test fixture program, GatewayFixture")
+    problems = [p for p in (module_problem, fixture_problem) if p]
     if not os.access(APACHE_BIN, os.X_OK):
         problems.append(f"{APACHE_BIN} is missing (install Debian's apache2)")
     if problems:
-        raise ArtifactsMissing(
-            "SwiftGateway integration tests cannot run:\n  - "
-            + "\n  - ".join(problems)
-            + "\nRun them through `make test`, or set SG_MODULE and SG_EXAMPLE yourself."
-        )
-    return Artifacts(module=module, example=example)
+        raise _missing(problems, "SG_MODULE and SG_FIXTURE")
+    return Artifacts(module=module, fixture=fixture)
+
+
+def find_example() -> str:
+    """SG_EXAMPLE (the built example site, Examples/ExampleSite), validated."""
+    example, problem = _built_file("SG_EXAMPLE", "the built example program, ExampleSite")
+    if problem:
+        raise _missing([problem], "SG_EXAMPLE")
+    return example
 
 
 # --------------------------------------------------------------------------
@@ -272,9 +286,7 @@ class ApacheServer:
             self.module_path = os.path.join(self.modules_dir, "mod_swift_gateway.so")
             shutil.copy2(artifacts.module, self.module_path)
             os.chmod(self.module_path, 0o755)
-            self.bin = os.path.join(self.bin_dir, "ExampleSite")
-            shutil.copy2(artifacts.example, self.bin)
-            os.chmod(self.bin, 0o755)
+            self.bin = self.install_program(artifacts.fixture)
         self.port = 0
         self.pid: int | None = None
         self.with_module = artifacts is not None
@@ -282,6 +294,13 @@ class ApacheServer:
         self.body = ""
         self.stopped = False
         self._known_pids: set[int] = set()
+
+    def install_program(self, source: str) -> str:
+        """A copy of the program at source in this root's bin/, readable by www-data."""
+        program = os.path.join(self.bin_dir, os.path.basename(source))
+        shutil.copy2(source, program)
+        os.chmod(program, 0o755)
+        return program
 
     # ---- configuration -------------------------------------------------
 
@@ -291,7 +310,7 @@ class ApacheServer:
 
     def seed_config(self, django: Iterable[str] = (), admin: Iterable[str] = (),
                     mount: str = "/") -> str:
-        """SPEC §3's seed configuration, translated, with the example program."""
+        """Groups django (3 processes) and django-admin (1, for /admin) serving the fixture at mount."""
         return "\n".join([
             self.daemon("django", "processes=3", "threads=10", *django),
             self.daemon("django-admin", "processes=1", "threads=10", *admin),
@@ -304,9 +323,7 @@ class ApacheServer:
 
     def fake_program_config(self, mode: str, *options: str) -> str:
         """Group `fake` running fake_fastcgi_program.py in FAKE_MODE=mode, mounted at /fake."""
-        program = os.path.join(self.bin_dir, "fake_fastcgi_program.py")
-        shutil.copy2(os.path.join(os.path.dirname(__file__), "fake_fastcgi_program.py"), program)
-        os.chmod(program, 0o755)
+        program = self.install_program(os.path.join(os.path.dirname(__file__), "fake_fastcgi_program.py"))
         return "\n".join([
             self.daemon("fake", f"program={program}", f"env=FAKE_MODE={mode}", *options),
             "SwiftProcessGroup fake",
@@ -509,6 +526,19 @@ class ApacheServer:
             self.kill_all()
         self.stopped = True
 
+    def stop_everything(self) -> list[str]:
+        """stop() if it runs, then SIGKILL of whatever is left; the problems met (never raises)."""
+        problems = []
+        if self.pid is not None and not self.stopped:
+            try:
+                self.stop()
+            except Exception as e:  # noqa: BLE001 - reported by the caller
+                problems.append(f"stopping {self.root}: {e!r}")
+        leftovers = self.kill_all()
+        if leftovers:
+            problems.append(f"had to SIGKILL leftover processes {leftovers} of {self.root}")
+        return problems
+
     def kill_all(self) -> list[int]:
         """SIGKILL every process of this server (repeat until none is left, bounded)."""
         killed: list[int] = []
@@ -666,9 +696,9 @@ def parallel_get(url: str, count: int, concurrency: int = 16, timeout: float = R
 
 
 def parse_text_page(body: str) -> dict[str, str]:
-    """The example's default page: 'key: value' lines after the title line."""
+    """The fixture's default page: 'key: value' lines after the title line."""
     lines = body.splitlines()
-    assert lines and lines[0] == "SwiftGateway example site", f"unexpected page body: {body[:300]!r}"
+    assert lines and lines[0] == "SwiftGateway test fixture", f"unexpected page body: {body[:300]!r}"
     out = {}
     for line in lines[1:]:
         key, sep, value = line.partition(": ")

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sg_harness import listen_queue, wait_until
 
-FAULTS = "env=SWIFT_GATEWAY_EXAMPLE_FAULTS=1"
+FAULTS = "env=SWIFT_GATEWAY_FIXTURE_FAULTS=1"
 
 
 def test_a_worker_with_no_free_slot_gets_no_request_while_a_sibling_is_idle(apache):

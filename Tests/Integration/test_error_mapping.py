@@ -1,4 +1,4 @@
-"""Error mapping (SPEC §5): what the client sees when the gateway cannot get an answer."""
+"""Error mapping: what the client sees when the gateway cannot get an answer."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import uuid
 import pytest
 import requests
 
-FAULTS = "env=SWIFT_GATEWAY_EXAMPLE_FAULTS=1"
-# SPEC §5: each mapped error has its own error-level log line naming the group
+FAULTS = "env=SWIFT_GATEWAY_FIXTURE_FAULTS=1"
+# Each mapped error has its own error-level log line naming the group
 ERROR_LINE = re.compile(r":error\].*\bsite\b")
 
 
@@ -75,7 +75,7 @@ def test_worker_dying_before_headers_is_502(apache, page):
 
 
 def test_fault_pages_do_not_exist_without_the_fault_switch(apache):
-    """Guard for the tests above: without SWIFT_GATEWAY_EXAMPLE_FAULTS the pages are 404."""
+    """Guard for the tests above: without SWIFT_GATEWAY_FIXTURE_FAULTS the pages are 404."""
     srv = apache(lambda s: _site(s))
     (worker,) = srv.wait_workers("site", 1)
     r = srv.get("/crash")

@@ -1,6 +1,6 @@
 """Self-test of the harness with a real Apache but WITHOUT the module (static file).
 
-Needs neither SG_MODULE nor SG_EXAMPLE: it proves that start, readiness, process
+Needs neither SG_MODULE nor SG_FIXTURE: it proves that start, readiness, process
 discovery, stop by pid and the teardown work, so a failure elsewhere points at the
 product, not at the harness.
 """

@@ -23,7 +23,7 @@ import requests
 
 from sg_harness import listen_queue, parallel_get, pid_alive, wait_until
 
-FAULTS = "env=SWIFT_GATEWAY_EXAMPLE_FAULTS=1"
+FAULTS = "env=SWIFT_GATEWAY_FIXTURE_FAULTS=1"
 
 
 def _site(s, *options: str) -> str:

@@ -1,4 +1,4 @@
-"""Routing: the seed configuration (SPEC §3) and SCRIPT_NAME / PATH_INFO of a mount."""
+"""Routing: the django and django-admin groups of one program and SCRIPT_NAME / PATH_INFO of a mount."""
 
 from __future__ import annotations
 

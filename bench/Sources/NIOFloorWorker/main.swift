@@ -1,18 +1,15 @@
 // SwiftNIO's own floor behind mod_swift_gateway, for `make bench`'s `gateway-nio-floor`: what a
 // request costs when the worker is a SwiftNIO channel that does nothing but answer.
 //
-// Run by SwiftDaemonProcess like any group program (fd 3 is the group's listening socket), as
-// bench/null_worker.c is: the first process (SWIFT_GATEWAY_ROLE=supervisor) starts
-// SG_NULL_WORKERS copies of itself (default 2, the bench's processes=2) as workers and passes
-// SIGTERM on to them. A worker is one event loop with one `ChannelInboundHandler` per
-// connection, on a `ServerBootstrap` over fd 3 (which sets SwiftNIO's own listen backlog): it
+// A worker of bench/null_worker.c's supervisor (SG_NULL_WORKER_PROGRAM names this program; fd 3
+// is the group's listening socket): one event loop with one `ChannelInboundHandler` per
+// connection, on a `ServerBootstrap` over fd 3 (which sets SwiftNIO's own listen backlog). It
 // passes over FastCGI records without keeping them and answers each request at its empty STDIN
 // record with the bench's hello in one `writeAndFlush`, keeping the connection. No record
 // decoder, no token, no slots, no task, no CGI variables, no application: the distance between
 // this and `gateway` is the worker's own request path, and between this and `gateway-floor`
 // (the same in C) SwiftNIO's. Bench only.
 
-import CSwiftGatewayLinux
 import NIOCore
 import NIOPosix
 
@@ -127,53 +124,5 @@ func serve() throws -> Never {
     exit(0)
 }
 
-/// Starts the workers (this program again, as `worker`: its parent-death signal is set by
-/// CSwiftGatewayLinux), passes SIGTERM on, and exits when they are gone.
-func supervise() -> Never {
-    let wanted = getenv("SG_NULL_WORKERS").flatMap { Int(String(cString: $0)) } ?? 2
-    guard (1...16).contains(wanted) else {
-        complain("SG_NULL_WORKERS is not 1...16")
-        exit(1)
-    }
-    var signals = sigset_t()
-    sigemptyset(&signals)
-    sigaddset(&signals, SIGTERM)
-    sigaddset(&signals, SIGCHLD)
-    sigprocmask(SIG_BLOCK, &signals, nil)
-    setenv("SWIFT_GATEWAY_ROLE", "worker", 1)
-
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    var unblocked = sigset_t()
-    sigemptyset(&unblocked)
-    posix_spawnattr_setsigmask(&attributes, &unblocked)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-    var workers: [pid_t] = []
-    for _ in 0..<wanted {
-        var pid = pid_t()
-        let status = posix_spawn(&pid, "/proc/self/exe", nil, &attributes, CommandLine.unsafeArgv, environ)
-        guard status == 0 else {
-            complain("spawning a worker failed: \(String(cString: strerror(status)))")
-            for worker in workers { kill(worker, SIGTERM) }
-            exit(1)
-        }
-        workers.append(pid)
-    }
-    close(3)
-    while !workers.isEmpty {
-        var received: CInt = 0
-        sigwait(&signals, &received)
-        if received == SIGTERM {
-            for worker in workers { kill(worker, SIGTERM) }
-            exit(0)
-        }
-        workers.removeAll { waitpid($0, nil, WNOHANG) == $0 }
-    }
-    exit(0)
-}
-
 signal(SIGPIPE, SIG_IGN)
-if let role = getenv("SWIFT_GATEWAY_ROLE"), String(cString: role) == "supervisor" {
-    supervise()
-}
 try serve()

@@ -1,0 +1,127 @@
+import HTTPTypes
+import NIOCore
+import SwiftGateway
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every page carries the group and the worker's pid (`X-Gateway-Group`, `X-Gateway-Pid`): the
+/// tests tell workers apart by them.
+struct FixtureResponder: GatewayResponder {
+    /// Fault pages exist only where the group asks for them (`env=SWIFT_GATEWAY_FIXTURE_FAULTS=1`).
+    let faultsEnabled = getenv("SWIFT_GATEWAY_FIXTURE_FAULTS").map { String(cString: $0) } == "1"
+    let pid = getpid()
+    /// Made once: every page carries the pid.
+    private let pidText = String(getpid())
+    private static let groupField = HTTPField.Name("X-Gateway-Group")
+    private static let pidField = HTTPField.Name("X-Gateway-Pid")
+
+    nonisolated(nonsending) func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
+        var response = try await self.page(for: request, context: context)
+        if let group = Self.groupField, let pid = Self.pidField {
+            // One copy of the page's fields with room for both, not a copy and a regrowth.
+            response.headerFields.reserveCapacity(response.headerFields.count + 2)
+            response.headerFields.append(HTTPField(name: group, value: context.group))
+            response.headerFields.append(HTTPField(name: pid, value: self.pidText))
+        }
+        return response
+    }
+
+    private nonisolated(nonsending) func page(for request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
+        let path = request.pathInfo
+        // The last non-empty segment, as a slice of the path: no array, no copy.
+        let end = path.utf8.lastIndex(where: { $0 != UInt8(ascii: "/") }).map { path.utf8.index(after: $0) } ?? path.startIndex
+        let start = path.utf8[..<end].lastIndex(of: UInt8(ascii: "/")).map { path.utf8.index(after: $0) } ?? path.startIndex
+        let page = path[start..<end]
+        switch page {
+        case "hello": return Self.hello
+        case "env": return self.environmentPage(request, context: context)
+        case "echo": return self.echo(request)
+        case "upload": return try await self.upload(request)
+        case "bytes": return self.bytes(request)
+        case "log":
+            context.logger.warning("fixture log line from \(context.group)")
+            return self.text("logged\n")
+        case "crash", "segfault", "hang", "sleep", "leak":
+            guard self.faultsEnabled else { return self.text("Not Found\n", status: .notFound) }
+            return try await self.fault(String(page), request: request, context: context)
+        default: return self.home(request, context: context)
+        }
+    }
+
+    /// The 13-byte page `make bench` measures against a static file of the same bytes.
+    private static let hello = GatewayResponse(
+        status: .ok, headerFields: [.contentType: "text/plain"], body: .init(string: "Hello world!\n")
+    )
+
+    private func home(_ request: GatewayRequest, context: GatewayContext) -> GatewayResponse {
+        self.text(
+            """
+            SwiftGateway test fixture
+            group: \(context.group)
+            pid: \(self.pid)
+            script_name: \(request.scriptName)
+            path_info: \(request.pathInfo)
+
+            """
+        )
+    }
+
+    private func environmentPage(_ request: GatewayRequest, context: GatewayContext) -> GatewayResponse {
+        let variables = request.environment.sorted { $0.key < $1.key }
+            .map { "\(jsonString($0.key)): \(jsonString($0.value))" }
+            .joined(separator: ", ")
+        let json = "{\"group\": \(jsonString(context.group)), \"pid\": \(self.pid), \"environment\": {\(variables)}}\n"
+        return GatewayResponse(
+            status: .ok, headerFields: [.contentType: "application/json"], body: .init(string: json)
+        )
+    }
+
+    /// Writes each chunk back as soon as it is read: upload and download run at once.
+    private func echo(_ request: GatewayRequest) -> GatewayResponse {
+        GatewayResponse(
+            status: .ok,
+            headerFields: [.contentType: "application/octet-stream"],
+            body: .stream { writer in
+                for try await chunk in request.body {
+                    try await writer.write(chunk)
+                }
+            }
+        )
+    }
+
+    /// Reads the whole body, keeps none of it, and answers with its length.
+    private func upload(_ request: GatewayRequest) async throws -> GatewayResponse {
+        var total = 0
+        for try await chunk in request.body { total += chunk.readableBytes }
+        return self.text("\(total)\n")
+    }
+
+    /// 64 KiB of the /bytes pattern, made once: the page measures the gateway, not the filling.
+    private static let pattern = ByteBuffer(bytes: (0..<65536).map { UInt8(truncatingIfNeeded: $0) })
+
+    /// N bytes where byte i is i % 256, produced 64 KiB at a time.
+    private func bytes(_ request: GatewayRequest) -> GatewayResponse {
+        let count = queryValue("n", in: request.queryString).flatMap(Int.init) ?? 1024
+        var fields: HTTPFields = [.contentType: "application/octet-stream"]
+        fields[.contentLength] = String(max(0, count))
+        return GatewayResponse(
+            status: .ok,
+            headerFields: fields,
+            body: .stream { writer in
+                let pattern = Self.pattern
+                var remaining = max(0, count)
+                while remaining > 0 {
+                    let length = min(remaining, pattern.readableBytes)
+                    try await writer.write(pattern.getSlice(at: pattern.readerIndex, length: length) ?? ByteBuffer())
+                    remaining -= length
+                }
+            }
+        )
+    }
+
+    func text(_ body: String, status: HTTPResponse.Status = .ok) -> GatewayResponse {
+        GatewayResponse(status: status, headerFields: [.contentType: "text/plain; charset=utf-8"], body: .init(string: body))
+    }
+}

@@ -23,12 +23,13 @@ params = b"".join(pair(n, v) for n, v in [(b"REQUEST_METHOD", b"GET"), (b"REQUES
 conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 conn.settimeout(20)
 conn.connect(sys.argv[1])
-conn.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, params) + record(4) + record(5))
 answer = b""
+# A refused peer's connection is closed at once: sending may already find it gone.
 try:
+    conn.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, params) + record(4) + record(5))
     while chunk := conn.recv(65536):
         answer += chunk
-except ConnectionResetError:
+except (BrokenPipeError, ConnectionResetError):
     pass
 sys.stdout.write(answer.hex())
 '''

@@ -9,6 +9,10 @@
  */
 
 #include "mod_swift_gateway.h"
+#include "sg_daemon.h"
+#include "sg_handler.h"
+#include "sg_pool.h"
+#include "sg_route.h"
 
 #include "http_core.h"
 #include "http_main.h"
@@ -1290,6 +1294,7 @@ static void sg_register_hooks(apr_pool_t *p)
     ap_hook_check_config(sg_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(sg_daemon_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(sg_daemon_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(sg_pool_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_monitor(sg_daemon_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(sg_translate_name, after_rewrite, before_alias,
                            APR_HOOK_MIDDLE);

@@ -3,9 +3,10 @@
  * process group (Apache children).
  *
  * translate_name maps SwiftScriptAlias mounts (longest match) to the
- * "swift-gateway" handler and notes the mount on the request.  The
- * gateway's handler (sg_handler.c) then resolves the request's process
- * group here.
+ * "swift-gateway" handler and notes the mount on the request; a handler
+ * hook that runs before every other refuses such a request to any other
+ * handler, so that the program file is never served.  The gateway's
+ * handler (sg_handler.c) then resolves the request's process group here.
  */
 
 #include "sg_route.h"
@@ -62,6 +63,36 @@ int sg_type_checker(request_rec *r)
     r->content_encoding = NULL;
     r->content_languages = NULL;
     return OK;
+}
+
+/* handler hook, before every other: a request a SwiftScriptAlias mapped has
+ * the program as its file name, which another handler (a SetHandler in a
+ * section: default-handler, a name no module provides, ...) would serve as
+ * a file.  Such a request is the gateway's or nobody's.  (SetHandler None
+ * leaves the gateway's handler in place.)  A sub-request or an internal
+ * redirect to an aliased URI goes through translate_name itself, so it
+ * carries its own note. */
+int sg_refuse_other_handler(request_rec *r)
+{
+    const sg_request_conf *rconf;
+    const sg_alias *a;
+
+    if (r->handler && !strcmp(r->handler, SG_HANDLER)) {
+        return DECLINED;
+    }
+    rconf = ap_get_module_config(r->request_config, &swift_gateway_module);
+    if (!rconf) {
+        return DECLINED;
+    }
+    a = rconf->alias;
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                  "SG0407: handler %s took %s, which SwiftScriptAlias %s (%s) "
+                  "maps to program %s; refused so that the program file is "
+                  "never served: remove the SetHandler that applies here, "
+                  "or move its section out of the mount",
+                  r->handler && *r->handler ? r->handler : "(default)",
+                  r->uri, a->len ? a->path : "/", a->defined_at, a->program);
+    return HTTP_FORBIDDEN;
 }
 
 /* ------------------------------------------------------------------------

@@ -8,6 +8,7 @@
  * to the client's response.
  */
 
+#include "sg_config.h"
 #include "sg_exchange.h"
 #include "sg_handler.h"
 #include "sg_route.h"

@@ -9,6 +9,7 @@
  * handler (sg_handler.c) then resolves the request's process group here.
  */
 
+#include "sg_config.h"
 #include "sg_route.h"
 
 #include "http_core.h"

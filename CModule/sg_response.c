@@ -23,6 +23,10 @@ APLOG_USE_MODULE(swift_gateway);
 #define SG_STDERR_LINE_MAX  8192
 #define SG_HEADER_CHUNK     4096
 
+/* ------------------------------------------------------------------------
+ * STDERR: the worker's log lines for the request
+ */
+
 /* One line of the worker's stderr to the error log, control characters
  * escaped (into a buffer allocated once per request: a chatty worker must
  * not grow the request pool). */
@@ -102,6 +106,10 @@ void sg_stderr_flush(sg_exchange *ex)
         ex->errlog.elen = 0;
     }
 }
+
+/* ------------------------------------------------------------------------
+ * STDOUT: the response header block, checked as it arrives, then the body
+ */
 
 /* RFC 9110 token characters (letters, digits and !#$%&'*+-.^_`|~), one bit
  * per byte value: the test runs for every byte of every header name. */
@@ -222,7 +230,7 @@ static void sg_keep_header_bytes(sg_exchange *ex, const char *data, apr_size_t n
  * names of token characters, at most header-buffer-size bytes), keeps it for
  * httpd's scanner, and tells in *used how much of data belonged to it; the
  * rest is body.  The scan state lives in locals: stores into the block could
- * alias ex's fields and would make the compiler reload them per byte. */
+ * alias the exchange's fields and would make the compiler reload them per byte. */
 static sg_outcome sg_header_bytes(sg_exchange *ex, const char *data,
                                   apr_size_t len, apr_size_t *used)
 {
@@ -323,6 +331,10 @@ static sg_outcome sg_stdout(sg_exchange *ex, const char *data, apr_size_t len)
     }
     return SG_DONE;
 }
+
+/* ------------------------------------------------------------------------
+ * The records
+ */
 
 /* FastCGI's four-byte big-endian integer at p */
 static apr_uint32_t sg_uint32_at(const unsigned char *p)

@@ -155,8 +155,19 @@ typedef struct {
     apr_status_t why_rv;
 } sg_exchange;
 
+/* A record header of request SG_REQUEST_ID, without padding; inline, as it
+ * was when one file built all the records: a call of its own per record
+ * cost some 100 instructions per request. */
+static APR_INLINE void sg_put_header(unsigned char *dest, unsigned char type,
+                                     apr_size_t len)
+{
+    ap_fcgi_header h;
+
+    ap_fcgi_fill_in_header(&h, type, SG_REQUEST_ID, (apr_uint16_t)len, 0);
+    ap_fcgi_header_to_array(&h, dest);
+}
+
 /* sg_params.c */
-void sg_put_header(unsigned char *dest, unsigned char type, apr_size_t len);
 void sg_build_env(request_rec *r, const sg_dir_conf *dconf, const sg_group *g,
                   const char *script_name, const char *path_info);
 void sg_build_params(sg_exchange *ex);

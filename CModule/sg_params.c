@@ -24,15 +24,6 @@ APLOG_USE_MODULE(swift_gateway);
 
 #define SG_PARAMS_RECORD    (16 * 1024)
 
-/* A record header of request SG_REQUEST_ID, without padding. */
-void sg_put_header(unsigned char *dest, unsigned char type, apr_size_t len)
-{
-    ap_fcgi_header h;
-
-    ap_fcgi_fill_in_header(&h, type, SG_REQUEST_ID, (apr_uint16_t)len, 0);
-    ap_fcgi_header_to_array(&h, dest);
-}
-
 /* Variables only this module sets: the control parameters SWIFT_GATEWAY_*,
  * HTTP_PROXY (httpoxy: never a client-controlled proxy setting), REMOTE_USER
  * and AUTH_TYPE (from authentication only).  Any case, as apr_table_unset. */

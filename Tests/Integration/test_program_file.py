@@ -91,5 +91,5 @@ def test_sethandler_none_on_an_alias_mount_leaves_it_to_the_gateway(server):
 
 
 def test_the_gateway_still_answers_beside_the_refused_locations(server):
-    for path in ("/app", "/app/hello", "/app/other/env", "/app/defaults"):
+    for path in ("/app", "/app/hello", "/app/other/env"):
         _assert_from_a_worker(server, path)

@@ -81,7 +81,7 @@ const char *sg_check_program(cmd_parms *cmd, const char *arg,
 }
 
 /* ------------------------------------------------------------------------
- * Values
+ * Words and values: quoting, whole numbers, sizes, users and groups
  */
 
 /* Split the next word off *line.  Words are separated by white space; a

@@ -1,11 +1,22 @@
 /*
  * mod_swift_gateway: mod_wsgi-style daemon mode for Swift programs.
  *
- * Shared declarations of the module's translation units:
- *   mod_swift_gateway.c  module record, hooks, directives, configuration check
+ * The configuration structures shared by the module's translation units:
+ *   mod_swift_gateway.c  the module record and its hooks
+ *   sg_config.c          configuration records, directives, look-ups
+ *   sg_options.c         the options of SwiftDaemonProcess
+ *   sg_config_check.c    the configuration check: implicit groups, programs
  *   sg_daemon.c          Apache parent: group sockets, supervisor fork/exec/restart
- *   sg_request.c         Apache children: alias translation, FastCGI request
- *                        path, idle worker connections
+ *   sg_route.c           SwiftScriptAlias mounts, process group resolution
+ *   sg_pool.c            each Apache child's idle connections to the groups
+ *   sg_handler.c         the handler: one request forwarded to a worker
+ *   sg_params.c          its first records: CGI variables as PARAMS
+ *   sg_connect.c         its connection: an idle one, or a new one
+ *   sg_exchange.c        its full-duplex exchange: STDIN out, records in
+ *   sg_response.c        the records from the worker: headers, body, stderr
+ * Each file's own header (sg_config.h, sg_route.h, ...; sg_exchange.h for
+ * the last five) declares what it offers the others; no file calls into
+ * one that calls it back.
  *
  * Every log message carries a number "SGnnnn"; docs/operations.md lists them.
  */
@@ -141,24 +152,6 @@ typedef struct {
 } sg_globals_t;
 
 extern module AP_MODULE_DECLARE_DATA swift_gateway_module;
-extern sg_globals_t sg_globals;
-
-/* mod_swift_gateway.c */
-sg_group *sg_find_group(server_rec *s, const char *name, sg_group **elsewhere);
-int sg_path_covers(const char *prefix, const char *path);
-const sg_alias *sg_match_alias(const sg_server_conf *sconf, const char *uri);
-
-/* sg_daemon.c */
-int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
-                          apr_pool_t *ptemp, server_rec *s);
-void sg_daemon_child_init(apr_pool_t *p, server_rec *s);
-int sg_daemon_monitor(apr_pool_t *p, server_rec *s);
-const char *sg_socket_prefix(apr_pool_t *p, server_rec *s);
-
-/* sg_request.c */
-int sg_translate_name(request_rec *r);
-int sg_type_checker(request_rec *r);
-int sg_handler(request_rec *r);
-void sg_conn_pools_create(apr_pool_t *pchild, server_rec *s);
+extern sg_globals_t sg_globals;     /* sg_config.c */
 
 #endif /* MOD_SWIFT_GATEWAY_H */

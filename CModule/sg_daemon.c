@@ -12,7 +12,7 @@
  * The contract with the supervisor is docs/architecture.md.
  */
 
-#include "mod_swift_gateway.h"
+#include "sg_daemon.h"
 
 #include "http_core.h"
 #include "http_main.h"
@@ -1127,14 +1127,15 @@ int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
-/* Apache children never touch the listening sockets; each keeps its own
- * idle connections to the groups.  With -X the parent serves requests
- * itself: it keeps the sockets (its supervisors may restart) and pools too,
- * so that a profile of -X shows the request path children run. */
+/* Apache children never touch the listening sockets (their idle
+ * connections to the groups are sg_pool.c's).  With -X the parent serves
+ * requests itself: it keeps the sockets, since its supervisors may restart. */
 void sg_daemon_child_init(apr_pool_t *p, server_rec *s)
 {
     int i;
 
+    (void)p;
+    (void)s;
     if (!sg_daemons) {
         return;
     }
@@ -1143,5 +1144,4 @@ void sg_daemon_child_init(apr_pool_t *p, server_rec *s)
             sg_close_listener(APR_ARRAY_IDX(sg_daemons, i, sg_daemon *));
         }
     }
-    sg_conn_pools_create(p, s);
 }

@@ -1,0 +1,21 @@
+/*
+ * mod_swift_gateway: the Apache parent's side, group sockets and
+ * supervisors (sg_daemon.c).
+ */
+
+#ifndef SG_DAEMON_H
+#define SG_DAEMON_H
+
+#include "mod_swift_gateway.h"
+
+/* post_config: creates every group's socket and starts its supervisor. */
+int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp, server_rec *s);
+/* child_init: an Apache child closes the groups' listening sockets. */
+void sg_daemon_child_init(apr_pool_t *p, server_rec *s);
+/* monitor: restarts supervisors whose fork failed, escalates their stop. */
+int sg_daemon_monitor(apr_pool_t *p, server_rec *s);
+/* The directory of the groups' sockets (SwiftSocketPrefix or its default). */
+const char *sg_socket_prefix(apr_pool_t *p, server_rec *s);
+
+#endif /* SG_DAEMON_H */

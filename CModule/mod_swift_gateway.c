@@ -32,8 +32,11 @@ static void sg_register_hooks(apr_pool_t *p)
     ap_hook_translate_name(sg_translate_name, after_rewrite, before_alias,
                            APR_HOOK_MIDDLE);
     ap_hook_type_checker(sg_type_checker, NULL, before_mime, APR_HOOK_FIRST);
-    /* before any handler that could serve an aliased request's program */
-    ap_hook_handler(sg_refuse_other_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* an aliased request's file is the program: no handler may serve it */
+    ap_hook_handler(sg_refuse_file_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* after every handler but httpd's default one (REALLY_LAST); a successor
+     * constraint on core.c would also put it before core's REALLY_FIRST one */
+    ap_hook_handler(sg_refuse_unserved, NULL, NULL, APR_HOOK_REALLY_LAST - 1);
     ap_hook_handler(sg_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 

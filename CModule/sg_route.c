@@ -3,9 +3,10 @@
  * process group (Apache children).
  *
  * translate_name maps SwiftScriptAlias mounts (longest match) to the
- * "swift-gateway" handler and notes the mount on the request; a handler
- * hook that runs before every other refuses such a request to any other
- * handler, so that the program file is never served.  The gateway's
+ * "swift-gateway" handler and notes the mount on the request; two handler
+ * hooks, one before every other handler and one just before httpd's default
+ * handler, refuse such a request to a handler that would serve the program
+ * file.  The gateway's
  * handler (sg_handler.c) then resolves the request's process group here.
  */
 
@@ -66,26 +67,23 @@ int sg_type_checker(request_rec *r)
     return OK;
 }
 
-/* handler hook, before every other: a request a SwiftScriptAlias mapped has
- * the program as its file name, which another handler (a SetHandler in a
- * section: default-handler, a name no module provides, ...) would serve as
- * a file.  Such a request is the gateway's or nobody's.  (SetHandler None
- * leaves the gateway's handler in place.)  A sub-request or an internal
- * redirect to an aliased URI goes through translate_name itself, so it
- * carries its own note. */
-int sg_refuse_other_handler(request_rec *r)
-{
-    const sg_request_conf *rconf;
-    const sg_alias *a;
+/* A request a SwiftScriptAlias mapped has the program as its file name
+ * (so that <Directory> sections of the program apply), which a handler that
+ * serves files would send: httpd's default handler (SetHandler
+ * default-handler, or a handler name no module provides), mod_include,
+ * mod_asis, a script interpreter.  Such a request is the gateway's, one of
+ * the handlers below that never read the request's file, or nobody's.
+ * (SetHandler None leaves the gateway's handler in place.)  A sub-request
+ * or an internal redirect to an aliased URI goes through translate_name
+ * itself, so it carries its own note. */
+static const char * const sg_handlers_without_file[] = {
+    "server-status", "server-info", SG_STATUS_HANDLER, NULL
+};
 
-    if (r->handler && !strcmp(r->handler, SG_HANDLER)) {
-        return DECLINED;
-    }
-    rconf = ap_get_module_config(r->request_config, &swift_gateway_module);
-    if (!rconf) {
-        return DECLINED;
-    }
-    a = rconf->alias;
+static int sg_refuse(request_rec *r, const sg_request_conf *rconf)
+{
+    const sg_alias *a = rconf->alias;
+
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                   "SG0407: handler %s took %s, which SwiftScriptAlias %s (%s) "
                   "maps to program %s; refused so that the program file is "
@@ -94,6 +92,37 @@ int sg_refuse_other_handler(request_rec *r)
                   r->handler && *r->handler ? r->handler : "(default)",
                   r->uri, a->len ? a->path : "/", a->defined_at, a->program);
     return HTTP_FORBIDDEN;
+}
+
+static const sg_request_conf *sg_aliased(request_rec *r)
+{
+    if (r->handler && !strcmp(r->handler, SG_HANDLER)) {
+        return NULL;
+    }
+    return ap_get_module_config(r->request_config, &swift_gateway_module);
+}
+
+int sg_refuse_file_handler(request_rec *r)
+{
+    const sg_request_conf *rconf = sg_aliased(r);
+    int i;
+
+    if (!rconf) {
+        return DECLINED;
+    }
+    for (i = 0; r->handler && sg_handlers_without_file[i]; ++i) {
+        if (!strcmp(r->handler, sg_handlers_without_file[i])) {
+            return DECLINED;
+        }
+    }
+    return sg_refuse(r, rconf);
+}
+
+int sg_refuse_unserved(request_rec *r)
+{
+    const sg_request_conf *rconf = sg_aliased(r);
+
+    return rconf ? sg_refuse(r, rconf) : DECLINED;
 }
 
 /* ------------------------------------------------------------------------

@@ -13,9 +13,14 @@ int sg_translate_name(request_rec *r);
 /* type_checker: an aliased request keeps the gateway's handler and gets no
  * content type from the program's file name. */
 int sg_type_checker(request_rec *r);
-/* handler, before every other: 403 for an aliased request that another
- * handler took (SG0407). */
-int sg_refuse_other_handler(request_rec *r);
+/* handler, before every other: 403 for an aliased request that a handler
+ * other than the gateway's, and not one known to ignore the request's file
+ * (server-status, ...), took (SG0407). */
+int sg_refuse_file_handler(request_rec *r);
+/* handler, just before httpd's default handler: 403 for an aliased request
+ * that no handler served, which the default handler would send as a file
+ * (SG0407). */
+int sg_refuse_unserved(request_rec *r);
 
 /* Which setting chose the group: described only when a message names it,
  * so a request that resolves normally formats nothing. */

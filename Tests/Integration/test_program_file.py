@@ -5,7 +5,8 @@ of the program apply).  When another handler took such a request (a SetHandler i
 section: default-handler, a handler no module provides), httpd's default handler sent the
 program's bytes for the mount's own URL (without PATH_INFO; below it, a 404).  Now the
 gateway answers such a request itself or refuses it with 403 and an error-level log line
-naming the handler that tried (SG0407).
+naming the handler that tried (SG0407); only handlers known never to read the request's
+file (mod_status's server-status, ...) still serve their own page under a mount.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ ELF_MAGIC = b"\x7fELF"
 OTHER_HANDLERS = {
     "/default": "default-handler",
     "/status": "swift-gateway-status",
+    "/asis": "send-as-is",      # mod_asis: sends the request's file with its own headers
+    "/typo": "swift-gatewya",   # no module provides it
 }
 
 
@@ -38,12 +41,14 @@ def _mounts_with_other_handlers(s) -> str:
               "</Location>"]
     # another handler for a part of a mount only
     lines += ["<Location /app/default>", "    SetHandler default-handler", "</Location>"]
+    # a handler that never reads the request's file keeps its page under a mount
+    lines += ["<Location /app/server-status>", "    SetHandler server-status", "</Location>"]
     return "\n".join(lines)
 
 
 @pytest.fixture
 def server(apache):
-    srv = apache(_mounts_with_other_handlers, ready_path="/app/")
+    srv = apache(_mounts_with_other_handlers, ready_path="/app/", extra_modules=("asis", "status"))
     with open(srv.bin, "rb") as f:
         assert f.read(4) == ELF_MAGIC, "the example program is expected to be an ELF file"
     return srv
@@ -88,6 +93,16 @@ def _assert_from_a_worker(srv, path: str) -> None:
 def test_sethandler_none_on_an_alias_mount_leaves_it_to_the_gateway(server):
     for path in ("/none", "/none/", "/none/x"):
         _assert_from_a_worker(server, path)
+
+
+def test_server_status_under_a_mount_is_mod_status_page(server):
+    since = server.log_offset()
+    r = server.get("/app/server-status?auto")
+    assert ELF_MAGIC not in r.content, f"sent the program file: {r.status_code}, {len(r.content)} bytes"
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    assert "ServerUptimeSeconds" in r.text, r.text[:300]
+    assert "X-Gateway-Pid" not in r.headers, dict(r.headers)
+    assert "SG0407" not in server.error_log_text(since)
 
 
 def test_the_gateway_still_answers_beside_the_refused_locations(server):

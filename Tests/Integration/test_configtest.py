@@ -43,6 +43,11 @@ CASES = [
          ("root",)),
     Case("duplicate-group", "SwiftDaemonProcess django processes=2", "SwiftDaemonProcess",
          ("django",)),
+    # the variables the module sets for the supervisor (docs/architecture.md) are its own
+    Case("env-reserved-token", "SwiftDaemonProcess extra-{u} env=SWIFT_GATEWAY_TOKEN=x", "SwiftDaemonProcess",
+         ("SWIFT_GATEWAY_TOKEN", "reserved")),
+    Case("env-reserved-queue-timeout", "SwiftDaemonProcess extra-{u} env=SWIFT_GATEWAY_QUEUE_TIMEOUT=1",
+         "SwiftDaemonProcess", ("SWIFT_GATEWAY_QUEUE_TIMEOUT", "reserved")),
     Case("alias-missing-program", "SwiftScriptAlias /missing-{u} {root}/bin/NoSuchProgram-{u}",
          "SwiftScriptAlias", ("{root}/bin/NoSuchProgram-{u}",)),
 ]

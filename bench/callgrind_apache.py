@@ -37,7 +37,7 @@ PARTS = [
     ("in the handler: CGI variables (ap_add_common_vars, ap_add_cgi_vars)", ["ap_add_common_vars", "ap_add_cgi_vars"]),
     ("in the handler: FastCGI encoding (ap_fcgi_encode_env, ap_fcgi_encoded_env_len)",
      ["ap_fcgi_encode_env", "ap_fcgi_encoded_env_len"]),
-    ("in the handler: the exchange with the worker (sg_exchange)", ["sg_exchange"]),
+    ("in the handler: the exchange with the worker (sg_exchange_run)", ["sg_exchange_run"]),
     ("in the exchange: httpd's CGI header parser (ap_scan_script_header_err_core_ex)",
      ["ap_scan_script_header_err_core_ex"]),
 ]

@@ -5,7 +5,7 @@ let package = Package(
     name: "SwiftGateway",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "SwiftGateway", targets: ["SwiftGateway"]),
+        .library(name: "SwiftGateway", targets: ["SwiftGateway"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

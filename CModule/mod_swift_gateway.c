@@ -18,9 +18,9 @@
 
 static void sg_register_hooks(apr_pool_t *p)
 {
-    static const char * const before_alias[] = { "mod_alias.c", NULL };
-    static const char * const after_rewrite[] = { "mod_rewrite.c", NULL };
-    static const char * const before_mime[] = { "mod_mime.c", NULL };
+    static const char *const before_alias[] = {"mod_alias.c", NULL};
+    static const char *const after_rewrite[] = {"mod_rewrite.c", NULL};
+    static const char *const before_mime[] = {"mod_mime.c", NULL};
 
     (void)p;
     ap_hook_pre_config(sg_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -42,11 +42,11 @@ static void sg_register_hooks(apr_pool_t *p)
 
 AP_DECLARE_MODULE(swift_gateway) = {
     STANDARD20_MODULE_STUFF,
-    sg_create_dir_config,       /* create per-directory config structure */
-    sg_merge_dir_config,        /* merge per-directory config structures */
-    sg_create_server_config,    /* create per-server config structure */
-    sg_merge_server_config,     /* merge per-server config structures */
-    sg_cmds,                    /* command table */
-    sg_register_hooks,          /* register hooks */
-    AP_MODULE_FLAG_NONE         /* flags */
+    sg_create_dir_config,    /* create per-directory config structure */
+    sg_merge_dir_config,     /* merge per-directory config structures */
+    sg_create_server_config, /* create per-server config structure */
+    sg_merge_server_config,  /* merge per-server config structures */
+    sg_cmds,                 /* command table */
+    sg_register_hooks,       /* register hooks */
+    AP_MODULE_FLAG_NONE      /* flags */
 };

@@ -34,15 +34,15 @@
 
 #include <sys/types.h>
 
-#define SG_HANDLER          "swift-gateway"
-#define SG_STATUS_HANDLER   "swift-gateway-status"
+#define SG_HANDLER        "swift-gateway"
+#define SG_STATUS_HANDLER "swift-gateway-status"
 
 /* Name prefix of implicit groups (one per program served by an alias that no
  * SwiftProcessGroup / process-group= covers).  Declared names cannot start
  * with it, so the two never collide. */
-#define SG_IMPLICIT_PREFIX  "@"
+#define SG_IMPLICIT_PREFIX "@"
 
-#define SG_TOKEN_BYTES      32
+#define SG_TOKEN_BYTES 32
 
 typedef struct sg_daemon sg_daemon;
 typedef struct sg_conn_pool sg_conn_pool;
@@ -53,35 +53,35 @@ typedef struct sg_conn_pool sg_conn_pool;
  * child only sets its own conn_pool, in child_init). */
 typedef struct {
     const char *name;
-    const char *defined_at;         /* "file:line" of the directive */
-    server_rec *server;             /* server (main or vhost) declaring it */
-    int is_main;                    /* declared at main-server level */
+    const char *defined_at; /* "file:line" of the directive */
+    server_rec *server;     /* server (main or vhost) declaring it */
+    int is_main;            /* declared at main-server level */
     int is_implicit;
 
-    const char *program;            /* absolute path; NULL until derived */
-    const char *program_real;       /* realpath() of program, for comparisons */
-    int program_explicit;           /* program= was given */
+    const char *program;      /* absolute path; NULL until derived */
+    const char *program_real; /* realpath() of program, for comparisons */
+    int program_explicit;     /* program= was given */
 
-    apr_array_header_t *arguments;  /* const char *, from arguments= */
-    apr_array_header_t *env;        /* const char * "NAME=VALUE", from env= */
+    apr_array_header_t *arguments; /* const char *, from arguments= */
+    apr_array_header_t *env;       /* const char * "NAME=VALUE", from env= */
 
     int processes;
-    int maximum_processes;          /* 0 = same as processes */
+    int maximum_processes; /* 0 = same as processes */
     int threads;
     int listen_backlog;
 
-    const char *user;               /* user= as written, NULL = Apache's User */
+    const char *user; /* user= as written, NULL = Apache's User */
     uid_t uid;
-    const char *group;              /* group= as written, NULL = Apache's Group */
+    const char *group; /* group= as written, NULL = Apache's Group */
     gid_t gid;
     apr_array_header_t *supp_groups; /* gid_t, NULL = initgroups() of the user */
     const char *supp_groups_spec;
 
     const char *home;
     const char *display_name;
-    int umask;                      /* -1 = inherit Apache's */
+    int umask; /* -1 = inherit Apache's */
 
-    int connect_timeout;            /* seconds */
+    int connect_timeout; /* seconds */
     int socket_timeout;
     int graceful_timeout;
     int shutdown_timeout;
@@ -100,40 +100,40 @@ typedef struct {
     /* Filled in by post_config in the parent, inherited by children. */
     const char *socket_path;
     const char *token;
-    sg_daemon *daemon;              /* parent-side process state */
+    sg_daemon *daemon; /* parent-side process state */
 
     /* Filled in by child_init in each Apache child; NULL elsewhere (-X). */
-    sg_conn_pool *conn_pool;        /* idle kept-alive connections */
+    sg_conn_pool *conn_pool; /* idle kept-alive connections */
 } sg_group;
 
 typedef struct {
-    const char *path;               /* URL-PATH without trailing '/'; "" for "/" */
+    const char *path; /* URL-PATH without trailing '/'; "" for "/" */
     apr_size_t len;
     const char *program;
     const char *program_real;
-    const char *group_name;         /* process-group=, or NULL */
-    sg_group *implicit;             /* implicit group, when one is needed */
+    const char *group_name; /* process-group=, or NULL */
+    sg_group *implicit;     /* implicit group, when one is needed */
     const char *defined_at;
 } sg_alias;
 
 typedef struct {
-    apr_array_header_t *aliases;    /* sg_alias *, declared in this server */
-    apr_array_header_t *all_aliases;/* sg_alias *, own then inherited (main) */
-    apr_hash_t *groups;             /* name -> sg_group *, declared here */
-    const char *socket_prefix;      /* SwiftSocketPrefix (main server only) */
+    apr_array_header_t *aliases;     /* sg_alias *, declared in this server */
+    apr_array_header_t *all_aliases; /* sg_alias *, own then inherited (main) */
+    apr_hash_t *groups;              /* name -> sg_group *, declared here */
+    const char *socket_prefix;       /* SwiftSocketPrefix (main server only) */
 } sg_server_conf;
 
 #define SG_UNSET (-1)
 
 typedef struct {
-    const char *path;               /* section path (NULL at server level) */
-    const char *group;              /* SwiftProcessGroup NAME, or NULL */
-    const char *group_env;          /* variable of SwiftProcessGroup %{ENV:var} */
+    const char *path;      /* section path (NULL at server level) */
+    const char *group;     /* SwiftProcessGroup NAME, or NULL */
+    const char *group_env; /* variable of SwiftProcessGroup %{ENV:var} */
     int group_set;
-    int group_in_section;           /* SwiftProcessGroup written inside a section */
-    const char *group_at;           /* "file:line" of SwiftProcessGroup */
-    apr_array_header_t *restrict_to;/* SwiftRestrictProcess names, NULL = any */
-    int pass_auth;                  /* SwiftPassAuthorization, SG_UNSET = core */
+    int group_in_section; /* SwiftProcessGroup written inside a section */
+    const char *group_at; /* "file:line" of SwiftProcessGroup */
+    apr_array_header_t *restrict_to; /* SwiftRestrictProcess names, NULL = any */
+    int pass_auth; /* SwiftPassAuthorization, SG_UNSET = core */
 } sg_dir_conf;
 
 /* Per-request note set by translate_name when an alias matched. */
@@ -145,13 +145,13 @@ typedef struct {
 
 /* Configuration-time state of the whole server (parent process only). */
 typedef struct {
-    apr_pool_t *pool;               /* pconf of the generation */
-    apr_array_header_t *groups;     /* sg_group *, declared + implicit */
-    apr_hash_t *by_name;            /* name -> sg_group *, all servers */
-    apr_hash_t *implicit;           /* program_real -> sg_group * */
+    apr_pool_t *pool;           /* pconf of the generation */
+    apr_array_header_t *groups; /* sg_group *, declared + implicit */
+    apr_hash_t *by_name;        /* name -> sg_group *, all servers */
+    apr_hash_t *implicit;       /* program_real -> sg_group * */
 } sg_globals_t;
 
 extern module AP_MODULE_DECLARE_DATA swift_gateway_module;
-extern sg_globals_t sg_globals;     /* sg_config.c */
+extern sg_globals_t sg_globals; /* sg_config.c */
 
 #endif /* MOD_SWIFT_GATEWAY_H */

@@ -65,8 +65,7 @@ const sg_alias *sg_match_alias(const sg_server_conf *sconf, const char *uri)
     for (i = 0; i < sconf->all_aliases->nelts; ++i) {
         const sg_alias *a = APR_ARRAY_IDX(sconf->all_aliases, i, sg_alias *);
 
-        if ((!best || a->len > best->len)
-            && strncmp(uri, a->path, a->len) == 0
+        if ((!best || a->len > best->len) && strncmp(uri, a->path, a->len) == 0
             && (uri[a->len] == '/' || uri[a->len] == '\0')) {
             best = a;
         }
@@ -90,14 +89,15 @@ sg_group *sg_find_group(server_rec *s, const char *name, sg_group **elsewhere)
         g = apr_hash_get(sconf->groups, name, APR_HASH_KEY_STRING);
     }
     if (!g && s != ap_server_conf && ap_server_conf) {
-        sg_server_conf *mconf = ap_get_module_config(ap_server_conf->module_config,
-                                                     &swift_gateway_module);
+        sg_server_conf *mconf = ap_get_module_config(
+            ap_server_conf->module_config, &swift_gateway_module);
         if (mconf->groups) {
             g = apr_hash_get(mconf->groups, name, APR_HASH_KEY_STRING);
         }
     }
     if (!g && elsewhere && sg_globals.by_name) {
-        *elsewhere = apr_hash_get(sg_globals.by_name, name, APR_HASH_KEY_STRING);
+        *elsewhere = apr_hash_get(sg_globals.by_name, name,
+                                  APR_HASH_KEY_STRING);
     }
     return g;
 }
@@ -226,18 +226,21 @@ static const char *sg_cmd_daemon_process(cmd_parms *cmd, void *dummy,
         return "SwiftDaemonProcess: a group name is required";
     }
     if (!sg_valid_group_name(name)) {
-        return apr_psprintf(cmd->pool, "SwiftDaemonProcess %s: invalid group "
+        return apr_psprintf(cmd->pool,
+                            "SwiftDaemonProcess %s: invalid group "
                             "name; use letters, digits, '.', '_' and '-' "
                             "(starting with a letter or digit, at most %d "
-                            "characters)", name, SG_MAX_NAME_LEN);
+                            "characters)",
+                            name, SG_MAX_NAME_LEN);
     }
     other = apr_hash_get(sg_globals.by_name, name, APR_HASH_KEY_STRING);
     if (other) {
-        return apr_psprintf(cmd->pool, "SwiftDaemonProcess %s: duplicate group "
+        return apr_psprintf(cmd->pool,
+                            "SwiftDaemonProcess %s: duplicate group "
                             "name; a group '%s' is already declared at %s "
                             "(group names are unique across the whole server, "
-                            "virtual hosts included)", name, name,
-                            other->defined_at);
+                            "virtual hosts included)",
+                            name, name, other->defined_at);
     }
 
     g = sg_new_group(cmd->pool, name);
@@ -270,8 +273,10 @@ static const char *sg_cmd_script_alias(cmd_parms *cmd, void *dummy,
         return err;
     }
     if (url[0] != '/') {
-        return apr_psprintf(cmd->pool, "SwiftScriptAlias %s: the URL path must "
-                            "start with '/'", url);
+        return apr_psprintf(cmd->pool,
+                            "SwiftScriptAlias %s: the URL path must "
+                            "start with '/'",
+                            url);
     }
     a = apr_pcalloc(cmd->pool, sizeof(*a));
     len = strlen(url);
@@ -286,22 +291,27 @@ static const char *sg_cmd_script_alias(cmd_parms *cmd, void *dummy,
     }
     if (opt) {
         if (strncmp(opt, "process-group=", 14) != 0) {
-            return apr_psprintf(cmd->pool, "SwiftScriptAlias %s: unknown option "
+            return apr_psprintf(cmd->pool,
+                                "SwiftScriptAlias %s: unknown option "
                                 "'%s' (the only option is process-group=NAME)",
                                 url, opt);
         }
         a->group_name = opt + 14;
         if (!sg_valid_group_name(a->group_name)) {
-            return apr_psprintf(cmd->pool, "SwiftScriptAlias %s: option '%s': "
-                                "invalid group name", url, opt);
+            return apr_psprintf(cmd->pool,
+                                "SwiftScriptAlias %s: option '%s': "
+                                "invalid group name",
+                                url, opt);
         }
     }
     for (i = 0; i < sconf->aliases->nelts; ++i) {
         sg_alias *o = APR_ARRAY_IDX(sconf->aliases, i, sg_alias *);
 
         if (!strcmp(o->path, a->path)) {
-            return apr_psprintf(cmd->pool, "SwiftScriptAlias %s: this URL path "
-                                "is already mounted at %s", url, o->defined_at);
+            return apr_psprintf(cmd->pool,
+                                "SwiftScriptAlias %s: this URL path "
+                                "is already mounted at %s",
+                                url, o->defined_at);
         }
     }
     APR_ARRAY_PUSH(sconf->aliases, sg_alias *) = a;
@@ -323,9 +333,11 @@ static const char *sg_cmd_process_group(cmd_parms *cmd, void *dconfv,
         dconf->group_env = NULL;
     }
     else {
-        return apr_psprintf(cmd->pool, "SwiftProcessGroup %s: not a group name "
-                            "(letters, digits, '.', '_', '-') nor %%{ENV:variable}",
-                            arg);
+        return apr_psprintf(
+            cmd->pool,
+            "SwiftProcessGroup %s: not a group name "
+            "(letters, digits, '.', '_', '-') nor %%{ENV:variable}",
+            arg);
     }
     dconf->group_set = 1;
     dconf->group_in_section = cmd->path != NULL;
@@ -339,8 +351,10 @@ static const char *sg_cmd_restrict_process(cmd_parms *cmd, void *dconfv,
     sg_dir_conf *dconf = dconfv;
 
     if (!sg_valid_group_name(arg)) {
-        return apr_psprintf(cmd->pool, "SwiftRestrictProcess %s: not a valid "
-                            "group name", arg);
+        return apr_psprintf(cmd->pool,
+                            "SwiftRestrictProcess %s: not a valid "
+                            "group name",
+                            arg);
     }
     if (!dconf->restrict_to) {
         dconf->restrict_to = apr_array_make(cmd->pool, 4, sizeof(const char *));
@@ -371,20 +385,24 @@ static const char *sg_cmd_socket_prefix(cmd_parms *cmd, void *dummy,
     }
     sconf->socket_prefix = ap_runtime_dir_relative(cmd->pool, arg);
     if (!sconf->socket_prefix) {
-        return apr_psprintf(cmd->pool, "SwiftSocketPrefix %s: invalid path", arg);
+        return apr_psprintf(cmd->pool, "SwiftSocketPrefix %s: invalid path",
+                            arg);
     }
     return NULL;
 }
 
 const command_rec sg_cmds[] = {
-    AP_INIT_RAW_ARGS("SwiftDaemonProcess", sg_cmd_daemon_process, NULL, RSRC_CONF,
+    AP_INIT_RAW_ARGS("SwiftDaemonProcess", sg_cmd_daemon_process, NULL,
+                     RSRC_CONF,
                      "NAME [option=value ...] - declare a process group "
                      "running a Swift program"),
-    AP_INIT_TAKE1("SwiftProcessGroup", sg_cmd_process_group, NULL,
-                  RSRC_CONF | ACCESS_CONF,
-                  "NAME or %{ENV:variable} - the process group serving requests"),
-    AP_INIT_TAKE23("SwiftScriptAlias", sg_cmd_script_alias, NULL, RSRC_CONF,
-                   "URL-PATH PROGRAM [process-group=NAME] - mount a Swift program"),
+    AP_INIT_TAKE1(
+        "SwiftProcessGroup", sg_cmd_process_group, NULL,
+        RSRC_CONF | ACCESS_CONF,
+        "NAME or %{ENV:variable} - the process group serving requests"),
+    AP_INIT_TAKE23(
+        "SwiftScriptAlias", sg_cmd_script_alias, NULL, RSRC_CONF,
+        "URL-PATH PROGRAM [process-group=NAME] - mount a Swift program"),
     AP_INIT_ITERATE("SwiftRestrictProcess", sg_cmd_restrict_process, NULL,
                     RSRC_CONF | ACCESS_CONF,
                     "NAME ... - groups that SwiftProcessGroup may select here"),
@@ -393,5 +411,4 @@ const command_rec sg_cmds[] = {
                  "On|Off - forward the Authorization header (default Off)"),
     AP_INIT_TAKE1("SwiftSocketPrefix", sg_cmd_socket_prefix, NULL, RSRC_CONF,
                   "PATH - directory of the process groups' sockets"),
-    { NULL }
-};
+    {NULL}};

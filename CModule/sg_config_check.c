@@ -30,15 +30,15 @@
 
 typedef struct {
     apr_pool_t *p;
-    int phase;                  /* 1: collect programs, 2: report mismatches */
-    apr_hash_t *candidates;     /* sg_group * -> apr_hash_t (real -> alias) */
-    apr_hash_t *reported;       /* messages already logged */
+    int phase;              /* 1: collect programs, 2: report mismatches */
+    apr_hash_t *candidates; /* sg_group * -> apr_hash_t (real -> alias) */
+    apr_hash_t *reported;   /* messages already logged */
     int errors;
 } sg_check_ctx;
 
 typedef struct {
     const char *path;
-    int regex;                  /* regex or wildcard: not statically decidable */
+    int regex; /* regex or wildcard: not statically decidable */
     const sg_dir_conf *dconf;
 } sg_section;
 
@@ -66,15 +66,19 @@ static void sg_usage(sg_check_ctx *ctx, server_rec *s, sg_group *g,
 
             if (!h) {
                 h = apr_hash_make(ctx->p);
-                apr_hash_set(ctx->candidates, apr_pmemdup(ctx->p, &g, sizeof(g)),
-                             sizeof(g), h);
+                apr_hash_set(ctx->candidates,
+                             apr_pmemdup(ctx->p, &g, sizeof(g)), sizeof(g), h);
             }
             apr_hash_set(h, a->program_real, APR_HASH_KEY_STRING, a);
         }
         return;
     }
-    if (certain && g->program_real && strcmp(g->program_real, a->program_real)) {
-        sg_once(ctx, APLOG_ERR, s, apr_psprintf(ctx->p,
+    if (certain && g->program_real
+        && strcmp(g->program_real, a->program_real)) {
+        sg_once(
+            ctx, APLOG_ERR, s,
+            apr_psprintf(
+                ctx->p,
                 "SG0106: %s routes requests for SwiftScriptAlias %s (%s, %s) "
                 "to SwiftDaemonProcess %s, which runs %s (%s): a group serves "
                 "one program; give that alias its own group "
@@ -118,10 +122,11 @@ static int sg_sections_cover(apr_array_header_t *secs, const char *path,
         const sg_section *sec = &APR_ARRAY_IDX(secs, i, sg_section);
 
         if (sec->regex) {
-            return 1;   /* cannot tell: assume it might */
+            return 1; /* cannot tell: assume it might */
         }
-        if (below && (!sg_path_covers(below, sec->path)
-                      || strlen(sec->path) <= strlen(below))) {
+        if (below
+            && (!sg_path_covers(below, sec->path)
+                || strlen(sec->path) <= strlen(below))) {
             continue;
         }
         if (sg_path_covers(sec->path, path)) {
@@ -137,18 +142,25 @@ static sg_group *sg_static_group(sg_check_ctx *ctx, server_rec *s,
     sg_group *g, *other;
 
     if (!d->group) {
-        return NULL;    /* %{ENV:...}: decided per request */
+        return NULL; /* %{ENV:...}: decided per request */
     }
     g = sg_find_group(s, d->group, &other);
     if (!g && ctx->phase == 1) {
-        sg_once(ctx, APLOG_WARNING, s, apr_psprintf(ctx->p,
+        sg_once(
+            ctx, APLOG_WARNING, s,
+            apr_psprintf(
+                ctx->p,
                 "SG0102: SwiftProcessGroup %s (%s) names a group that is not "
                 "declared %s; requests there will get 500 until you declare "
                 "SwiftDaemonProcess %s in the main server or in this virtual "
-                "host", d->group, d->group_at,
-                other ? apr_psprintf(ctx->p, "for this virtual host (it is "
-                                     "declared at %s)", other->defined_at)
-                      : "anywhere", d->group));
+                "host",
+                d->group, d->group_at,
+                other ? apr_psprintf(ctx->p,
+                                     "for this virtual host (it is "
+                                     "declared at %s)",
+                                     other->defined_at)
+                      : "anywhere",
+                d->group));
     }
     return g;
 }
@@ -178,16 +190,21 @@ static void sg_walk_server(sg_check_ctx *ctx, server_rec *s)
         }
         g = sg_find_group(s, a->group_name, &other);
         if (g) {
-            sg_usage(ctx, s, g, a, apr_psprintf(ctx->p, "process-group=%s",
-                     a->group_name), 1);
+            sg_usage(ctx, s, g, a,
+                     apr_psprintf(ctx->p, "process-group=%s", a->group_name),
+                     1);
         }
         else if (ctx->phase == 1) {
-            sg_once(ctx, APLOG_WARNING, s, apr_psprintf(ctx->p,
+            sg_once(
+                ctx, APLOG_WARNING, s,
+                apr_psprintf(
+                    ctx->p,
                     "SG0103: SwiftScriptAlias %s (%s) uses process-group=%s, "
                     "which is not declared %s; its requests will get 500 until "
                     "you declare SwiftDaemonProcess %s in the main server or in "
-                    "this virtual host", a->len ? a->path : "/", a->defined_at,
-                    a->group_name, other ? "for this virtual host" : "anywhere",
+                    "this virtual host",
+                    a->len ? a->path : "/", a->defined_at, a->group_name,
+                    other ? "for this virtual host" : "anywhere",
                     a->group_name));
         }
     }
@@ -202,7 +219,8 @@ static void sg_walk_server(sg_check_ctx *ctx, server_rec *s)
         if (l->regex || !(g = sg_static_group(ctx, s, l->dconf))) {
             continue;
         }
-        what = apr_psprintf(ctx->p, "SwiftProcessGroup %s in <Location %s> (%s)",
+        what = apr_psprintf(ctx->p,
+                            "SwiftProcessGroup %s in <Location %s> (%s)",
                             g->name, l->path, l->dconf->group_at);
         if ((a0 = sg_match_alias(sconf, l->path)) != NULL) {
             sg_usage(ctx, s, g, a0, what, 1);
@@ -228,7 +246,8 @@ static void sg_walk_server(sg_check_ctx *ctx, server_rec *s)
         if (d->regex || !(g = sg_static_group(ctx, s, d->dconf))) {
             continue;
         }
-        what = apr_psprintf(ctx->p, "SwiftProcessGroup %s in <Directory %s> (%s)",
+        what = apr_psprintf(ctx->p,
+                            "SwiftProcessGroup %s in <Directory %s> (%s)",
                             g->name, d->path, d->dconf->group_at);
         for (j = 0; j < aliases->nelts; ++j) {
             const sg_alias *a = APR_ARRAY_IDX(aliases, j, sg_alias *);
@@ -257,8 +276,12 @@ static void sg_walk_server(sg_check_ctx *ctx, server_rec *s)
 
                 covered = d->regex || sg_path_covers(d->path, a->program);
             }
-            sg_usage(ctx, s, g, a, apr_psprintf(ctx->p, "SwiftProcessGroup %s "
-                     "(%s)", g->name, sd->group_at), !covered);
+            sg_usage(ctx, s, g, a,
+                     apr_psprintf(ctx->p,
+                                  "SwiftProcessGroup %s "
+                                  "(%s)",
+                                  g->name, sd->group_at),
+                     !covered);
         }
     }
 }
@@ -291,11 +314,13 @@ static void sg_make_implicit_groups(apr_pool_t *pconf, server_rec *main_s)
             if (!g) {
                 const char *base = ap_strrchr_c(a->program_real, '/');
                 const char *name = apr_pstrcat(pconf, SG_IMPLICIT_PREFIX,
-                                               base ? base + 1 : a->program_real,
+                                               base ? base + 1
+                                                    : a->program_real,
                                                NULL);
                 int n = 1;
 
-                while (apr_hash_get(sg_globals.by_name, name, APR_HASH_KEY_STRING)) {
+                while (apr_hash_get(sg_globals.by_name, name,
+                                    APR_HASH_KEY_STRING)) {
                     name = apr_psprintf(pconf, "%s%s-%d", SG_IMPLICIT_PREFIX,
                                         base ? base + 1 : a->program_real, ++n);
                 }
@@ -309,12 +334,14 @@ static void sg_make_implicit_groups(apr_pool_t *pconf, server_rec *main_s)
                 g->program_explicit = 1;
                 apr_hash_set(sg_globals.implicit, g->program_real,
                              APR_HASH_KEY_STRING, g);
-                apr_hash_set(sg_globals.by_name, g->name, APR_HASH_KEY_STRING, g);
+                apr_hash_set(sg_globals.by_name, g->name, APR_HASH_KEY_STRING,
+                             g);
                 APR_ARRAY_PUSH(sg_globals.groups, sg_group *) = g;
                 ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, main_s,
                              "SG0111: implicit process group %s runs %s for "
-                             "SwiftScriptAlias %s (%s)", g->name, g->program,
-                             a->len ? a->path : "/", a->defined_at);
+                             "SwiftScriptAlias %s (%s)",
+                             g->name, g->program, a->len ? a->path : "/",
+                             a->defined_at);
             }
             a->implicit = g;
         }
@@ -339,13 +366,14 @@ static void sg_resolve_programs(sg_check_ctx *ctx, server_rec *main_s)
         h = apr_hash_get(ctx->candidates, &g, sizeof(g));
         if (!h || apr_hash_count(h) == 0) {
             /* nothing routes to it statically: the aliases of its own scope */
-            sg_server_conf *sconf = ap_get_module_config(g->server->module_config,
-                                                         &swift_gateway_module);
+            sg_server_conf *sconf = ap_get_module_config(
+                g->server->module_config, &swift_gateway_module);
             int j;
 
             h = apr_hash_make(ctx->p);
             for (j = 0; j < sconf->all_aliases->nelts; ++j) {
-                const sg_alias *x = APR_ARRAY_IDX(sconf->all_aliases, j, sg_alias *);
+                const sg_alias *x = APR_ARRAY_IDX(sconf->all_aliases, j,
+                                                  sg_alias *);
 
                 apr_hash_set(h, x->program_real, APR_HASH_KEY_STRING, x);
             }
@@ -364,22 +392,29 @@ static void sg_resolve_programs(sg_check_ctx *ctx, server_rec *main_s)
             g->program_real = a->program_real;
         }
         else if (apr_hash_count(h) == 0) {
-            sg_once(ctx, APLOG_ERR, main_s, apr_psprintf(ctx->p,
+            sg_once(
+                ctx, APLOG_ERR, main_s,
+                apr_psprintf(
+                    ctx->p,
                     "SG0105: SwiftDaemonProcess %s (%s) has no program= and no "
                     "SwiftScriptAlias in its scope to take the program from; "
-                    "add program=/path/to/executable", g->name, g->defined_at));
+                    "add program=/path/to/executable",
+                    g->name, g->defined_at));
         }
         else {
-            sg_once(ctx, APLOG_ERR, main_s, apr_psprintf(ctx->p,
-                    "SG0104: SwiftDaemonProcess %s (%s) has no program= and "
-                    "several programs could apply: %s; add program= to say "
-                    "which one it runs", g->name, g->defined_at, list));
+            sg_once(ctx, APLOG_ERR, main_s,
+                    apr_psprintf(
+                        ctx->p,
+                        "SG0104: SwiftDaemonProcess %s (%s) has no program= and "
+                        "several programs could apply: %s; add program= to say "
+                        "which one it runs",
+                        g->name, g->defined_at, list));
         }
     }
 }
 
-int sg_check_config(apr_pool_t *pconf, apr_pool_t *plog,
-                           apr_pool_t *ptemp, server_rec *s)
+int sg_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                    server_rec *s)
 {
     sg_check_ctx ctx;
     server_rec *vs;
@@ -411,7 +446,10 @@ int sg_check_config(apr_pool_t *pconf, apr_pool_t *plog,
 
         if (strlen(prefix) + 1 + strlen(g->name) + SG_SOCKNAME_OVERHEAD
             >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-            sg_once(&ctx, APLOG_ERR, s, apr_psprintf(ptemp,
+            sg_once(
+                &ctx, APLOG_ERR, s,
+                apr_psprintf(
+                    ptemp,
                     "SG0109: the socket path of group %s (%s/<pid>.<generation>."
                     "%s.sock) may exceed the %d bytes a Unix socket path can "
                     "have; use a shorter SwiftSocketPrefix or group name",

@@ -34,7 +34,8 @@ static apr_status_t sg_release(void *data)
     sg_exchange *ex = data;
 
     if (ex->conn.fd >= 0) {
-        if (!ex->conn.reusable || !sg_pool_put(ex->group->conn_pool, ex->conn.fd)) {
+        if (!ex->conn.reusable
+            || !sg_pool_put(ex->group->conn_pool, ex->conn.fd)) {
             close(ex->conn.fd);
         }
         ex->conn.fd = -1;
@@ -80,7 +81,8 @@ static int sg_connect_queued(int fd, const struct sockaddr_un *sa,
     int err = 0;
 
     if (left < apr_time_from_msec(1)) {
-        left = apr_time_from_msec(1);   /* a zero SO_SNDTIMEO would never time out */
+        left = apr_time_from_msec(
+            1); /* a zero SO_SNDTIMEO would never time out */
     }
     tv.tv_sec = apr_time_sec(left);
     tv.tv_usec = apr_time_usec(left);
@@ -125,8 +127,8 @@ static int sg_connected(sg_exchange *ex, int fd)
     if (err != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, err, ex->r,
                       "SG0416: group %s: cannot set the read timeout of a "
-                      "connection to socket %s", ex->group->name,
-                      ex->group->socket_path);
+                      "connection to socket %s",
+                      ex->group->name, ex->group->socket_path);
         sg_detach(ex);
         return HTTP_SERVICE_UNAVAILABLE;
     }
@@ -148,7 +150,8 @@ int sg_connect(sg_exchange *ex)
     if (!g->socket_path) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SG0406: process group %s has no socket (it was not "
-                      "started); see the startup messages", g->name);
+                      "started); see the startup messages",
+                      g->name);
         return HTTP_SERVICE_UNAVAILABLE;
     }
     memset(&sa, 0, sizeof(sa));
@@ -218,7 +221,8 @@ int sg_connect(sg_exchange *ex)
             ap_log_rerror(APLOG_MARK, APLOG_ERR, err, r,
                           "SG0412: group %s: connection refused on socket %s; "
                           "nothing listens on it (stale socket of an older "
-                          "Apache generation?)", g->name, g->socket_path);
+                          "Apache generation?)",
+                          g->name, g->socket_path);
         }
         else {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, err, r,
@@ -245,8 +249,8 @@ int sg_open(sg_exchange *ex)
         if (dropped) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
                           "SG0516: group %s: dropped %d idle connection(s) "
-                          "that the worker side had closed", ex->group->name,
-                          dropped);
+                          "that the worker side had closed",
+                          ex->group->name, dropped);
         }
         if (fd >= 0) {
             sg_attach(ex, fd, 1);

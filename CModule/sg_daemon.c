@@ -46,29 +46,29 @@
 
 APLOG_USE_MODULE(swift_gateway);
 
-#define SG_LISTEN_FD        3
-#define SG_BACKOFF_MAX      30      /* seconds */
-#define SG_QUICK_DEATH      10      /* a supervisor dying sooner backs off */
-#define SG_KILL_GRACE       2       /* seconds to reap after SIGKILL */
+#define SG_LISTEN_FD   3
+#define SG_BACKOFF_MAX 30 /* seconds */
+#define SG_QUICK_DEATH 10 /* a supervisor dying sooner backs off */
+#define SG_KILL_GRACE  2  /* seconds to reap after SIGKILL */
 
 struct sg_daemon {
     sg_group *group;
     server_rec *server;
-    apr_pool_t *pool;           /* pconf */
-    apr_pool_t *oc_pool;        /* holds the other-child registration */
+    apr_pool_t *pool;    /* pconf */
+    apr_pool_t *oc_pool; /* holds the other-child registration */
     int listen_fd;
 
     apr_proc_t proc;
-    int running;                /* forked and not reaped yet */
-    int registered;             /* registered as other child */
+    int running;    /* forked and not reaped yet */
+    int registered; /* registered as other child */
     int term_sent;
     int kill_sent;
-    int stopping;               /* pconf is being cleaned up */
-    int restart_pending;        /* fork failed: the monitor hook retries */
+    int stopping;        /* pconf is being cleaned up */
+    int restart_pending; /* fork failed: the monitor hook retries */
     apr_time_t retry_at;
-    apr_time_t started;         /* when the exec was due (fork + backoff) */
-    apr_time_t deadline;        /* shutdown: next escalation */
-    int backoff;                /* seconds the next child sleeps before exec */
+    apr_time_t started;  /* when the exec was due (fork + backoff) */
+    apr_time_t deadline; /* shutdown: next escalation */
+    int backoff;         /* seconds the next child sleeps before exec */
     int restarts;
 
     /* exec plan, prepared in the parent so the child only makes syscalls */
@@ -83,12 +83,12 @@ struct sg_daemon {
     const char *program;
     char **argv;
     char **envp;
-    char *listen_pid_env;       /* "LISTEN_PID=" + room for the pid */
+    char *listen_pid_env; /* "LISTEN_PID=" + room for the pid */
 };
 
 /* Configuration-time state of the parent: the daemons of this generation. */
 static apr_array_header_t *sg_daemons;
-static apr_pool_t *sg_gen_pool;     /* pconf of the running generation */
+static apr_pool_t *sg_gen_pool; /* pconf of the running generation */
 static pid_t sg_parent_pid;
 
 const char *sg_socket_prefix(apr_pool_t *p, server_rec *s)
@@ -216,17 +216,20 @@ static void sg_child_drop_privileges(sg_daemon *d)
         apr_snprintf(what, sizeof(what), "setuid(%ld)", (long)d->uid);
         sg_child_fail(d, "SG0306", what, errno);
     }
-    if (getuid() != d->uid || geteuid() != d->uid
-        || getgid() != d->gid || getegid() != d->gid) {
-        apr_snprintf(what, sizeof(what), "credentials are uid %ld/%ld gid "
+    if (getuid() != d->uid || geteuid() != d->uid || getgid() != d->gid
+        || getegid() != d->gid) {
+        apr_snprintf(what, sizeof(what),
+                     "credentials are uid %ld/%ld gid "
                      "%ld/%ld after the switch, expected uid %ld gid %ld",
                      (long)getuid(), (long)geteuid(), (long)getgid(),
                      (long)getegid(), (long)d->uid, (long)d->gid);
         sg_child_fail(d, "SG0307", what, 0);
     }
     if (setuid(0) != -1) {
-        sg_child_fail(d, "SG0308", "root privileges could be regained after "
-                      "setuid()", 0);
+        sg_child_fail(d, "SG0308",
+                      "root privileges could be regained after "
+                      "setuid()",
+                      0);
     }
 }
 
@@ -254,7 +257,7 @@ static void sg_child_exec(sg_daemon *d)
 
     /* A supervisor that keeps dying waits here, in the child, so the
      * parent never blocks and never forks in a tight loop. */
-    for (left = (unsigned int)d->backoff; left > 0; ) {
+    for (left = (unsigned int)d->backoff; left > 0;) {
         left = sleep(left);
     }
 
@@ -308,7 +311,8 @@ static void sg_term(sg_daemon *d)
         if (kill(d->proc.pid, SIGTERM) != 0 && errno != ESRCH) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, errno, d->server,
                          "SG0220: group %s: cannot send SIGTERM to supervisor "
-                         "pid %" APR_PID_T_FMT, d->group->name, d->proc.pid);
+                         "pid %" APR_PID_T_FMT,
+                         d->group->name, d->proc.pid);
         }
     }
 }
@@ -334,7 +338,8 @@ static apr_status_t sg_start(sg_daemon *d)
     if (rv != APR_INPARENT) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, d->server,
                      "SG0211: group %s: cannot fork the supervisor; retrying "
-                     "in %d s", d->group->name, d->backoff ? d->backoff : 1);
+                     "in %d s",
+                     d->group->name, d->backoff ? d->backoff : 1);
         d->restart_pending = 1;
         d->retry_at = apr_time_now()
                       + apr_time_from_sec(d->backoff ? d->backoff : 1);
@@ -352,7 +357,8 @@ static apr_status_t sg_start(sg_daemon *d)
                  d->group->name, d->proc.pid,
                  d->restarts ? "restarted" : "started",
                  d->backoff ? apr_psprintf(d->oc_pool, " after a %d s backoff",
-                                           d->backoff) : "",
+                                           d->backoff)
+                            : "",
                  d->program, d->user_name, (long)d->uid, (long)d->gid,
                  d->group->socket_path);
     return APR_SUCCESS;
@@ -384,8 +390,10 @@ static const char *sg_describe_status(apr_pool_t *p, int reason, int status)
         return "exited with status 0";
     }
     if (status > 0 && status < NSIG) {
-        return apr_psprintf(p, "exited with status %d or was killed by signal "
-                            "%d (%s)", status, status, strsignal(status));
+        return apr_psprintf(p,
+                            "exited with status %d or was killed by signal "
+                            "%d (%s)",
+                            status, status, strsignal(status));
     }
     if (status > 0 && status < 256) {
         return apr_psprintf(p, "exited with status %d", status);
@@ -409,7 +417,8 @@ static void sg_died(sg_daemon *d, int reason, int status)
     if (d->stopping || sg_mpm_stopping()) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, d->server,
                      "SG0214: group %s: supervisor pid %" APR_PID_T_FMT " %s "
-                     "while Apache stops", d->group->name, d->proc.pid, how);
+                     "while Apache stops",
+                     d->group->name, d->proc.pid, how);
         return;
     }
 
@@ -426,7 +435,8 @@ static void sg_died(sg_daemon *d, int reason, int status)
                  "SG0213: group %s: supervisor pid %" APR_PID_T_FMT " %s after "
                  "%" APR_TIME_T_FMT " s; restarting it%s",
                  d->group->name, d->proc.pid, how, apr_time_sec(lived),
-                 d->backoff ? apr_psprintf(d->oc_pool, " in %d s (it keeps "
+                 d->backoff ? apr_psprintf(d->oc_pool,
+                                           " in %d s (it keeps "
                                            "dying within %d s of starting)",
                                            d->backoff, SG_QUICK_DEATH)
                             : " now");
@@ -466,14 +476,14 @@ static void sg_maintenance(int reason, void *data, int status)
  * pconf, reaped by the next generation and SIGKILLed when they overstay.
  */
 
-#define SG_RETAINED_KEY     "mod_swift_gateway.draining"
-#define SG_MAX_DRAINING     128
+#define SG_RETAINED_KEY "mod_swift_gateway.draining"
+#define SG_MAX_DRAINING 128
 
 typedef struct {
-    pid_t pid;                  /* 0: free slot */
+    pid_t pid; /* 0: free slot */
     int kill_sent;
     int shutdown_timeout;
-    apr_time_t deadline;        /* SIGKILL after it */
+    apr_time_t deadline; /* SIGKILL after it */
     char group[80];
 } sg_drain_entry;
 
@@ -498,8 +508,9 @@ static void sg_drain_maintenance(int reason, void *data, int status)
     if (reason == APR_OC_REASON_DEATH || reason == APR_OC_REASON_LOST) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf,
                      "SG0214: group %s: supervisor pid %" APR_PID_T_FMT
-                     " of an earlier generation %s after draining", e->group,
-                     e->pid, sg_describe_status(sg_gen_pool, reason, status));
+                     " of an earlier generation %s after draining",
+                     e->group, e->pid,
+                     sg_describe_status(sg_gen_pool, reason, status));
         e->pid = 0;
         apr_proc_other_child_unregister(e);
     }
@@ -520,7 +531,8 @@ static void sg_adopt_draining(apr_pool_t *pconf)
         }
         proc = apr_pcalloc(pconf, sizeof(*proc));
         proc->pid = e->pid;
-        apr_proc_other_child_register(proc, sg_drain_maintenance, e, NULL, pconf);
+        apr_proc_other_child_register(proc, sg_drain_maintenance, e, NULL,
+                                      pconf);
     }
 }
 
@@ -535,8 +547,10 @@ static int sg_stop_step(server_rec *s, const char *group, pid_t pid,
     if (w == pid || (w < 0 && errno == ECHILD)) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                      "SG0214: group %s: supervisor pid %" APR_PID_T_FMT
-                     " %s while Apache stops", group, pid,
-                     w < 0 ? "was already reaped" : sg_describe_wait(p, status));
+                     " %s while Apache stops",
+                     group, pid,
+                     w < 0 ? "was already reaped"
+                           : sg_describe_wait(p, status));
         return 1;
     }
     if (now < *deadline) {
@@ -544,10 +558,11 @@ static int sg_stop_step(server_rec *s, const char *group, pid_t pid,
     }
     if (!*kill_sent) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "SG0216: group %s: supervisor pid %" APR_PID_T_FMT " still "
+                     "SG0216: group %s: supervisor pid %" APR_PID_T_FMT
+                     " still "
                      "runs %d s after SIGTERM (shutdown-timeout=%d); sending "
-                     "SIGKILL", group, pid, shutdown_timeout + 1,
-                     shutdown_timeout);
+                     "SIGKILL",
+                     group, pid, shutdown_timeout + 1, shutdown_timeout);
         kill(pid, SIGKILL);
         *kill_sent = 1;
         *deadline = now + apr_time_from_sec(SG_KILL_GRACE);
@@ -555,7 +570,8 @@ static int sg_stop_step(server_rec *s, const char *group, pid_t pid,
     }
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                  "SG0217: group %s: supervisor pid %" APR_PID_T_FMT " did not "
-                 "exit even after SIGKILL; giving up on it", group, pid);
+                 "exit even after SIGKILL; giving up on it",
+                 group, pid);
     return 1;
 }
 
@@ -587,7 +603,8 @@ int sg_daemon_monitor(apr_pool_t *p, server_rec *s)
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                          "SG0216: group %s: supervisor pid %" APR_PID_T_FMT
                          " of an earlier generation still runs after its "
-                         "shutdown-timeout; sending SIGKILL", e->group, e->pid);
+                         "shutdown-timeout; sending SIGKILL",
+                         e->group, e->pid);
             kill(e->pid, SIGKILL);
             e->kill_sent = 1;
         }
@@ -616,7 +633,7 @@ static apr_status_t sg_daemons_cleanup(void *data)
         d->stopping = 1;
         d->restart_pending = 0;
         if (d->registered) {
-            apr_proc_other_child_unregister(d);     /* sends SIGTERM */
+            apr_proc_other_child_unregister(d); /* sends SIGTERM */
         }
         sg_term(d);
         d->deadline = now + apr_time_from_sec(d->group->shutdown_timeout + 1);
@@ -642,15 +659,16 @@ static apr_status_t sg_daemons_cleanup(void *data)
                 d->running = 0;
                 ap_log_error(APLOG_MARK, APLOG_INFO, 0, d->server,
                              "SG0214: group %s: supervisor pid %" APR_PID_T_FMT
-                             " %s while Apache restarts", d->group->name,
-                             d->proc.pid, sg_describe_wait(d->pool, status));
+                             " %s while Apache restarts",
+                             d->group->name, d->proc.pid,
+                             sg_describe_wait(d->pool, status));
                 continue;
             }
             while (slot < SG_MAX_DRAINING && rt->e[slot].pid) {
                 slot++;
             }
             if (slot == SG_MAX_DRAINING) {
-                break;      /* no room: wait for the rest below */
+                break; /* no room: wait for the rest below */
             }
             rt->e[slot].pid = d->proc.pid;
             rt->e[slot].kill_sent = d->kill_sent;
@@ -661,8 +679,8 @@ static apr_status_t sg_daemons_cleanup(void *data)
             d->running = 0;
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, d->server,
                          "SG0215: group %s: supervisor pid %" APR_PID_T_FMT
-                         " drains while Apache restarts", d->group->name,
-                         rt->e[slot].pid);
+                         " drains while Apache restarts",
+                         d->group->name, rt->e[slot].pid);
         }
     }
 
@@ -688,9 +706,8 @@ static apr_status_t sg_daemons_cleanup(void *data)
 
             if (e->pid) {
                 if (sg_stop_step(ap_server_conf, e->group, e->pid,
-                                 e->shutdown_timeout,
-                                 &e->deadline, &e->kill_sent, now,
-                                 sg_gen_pool)) {
+                                 e->shutdown_timeout, &e->deadline,
+                                 &e->kill_sent, now, sg_gen_pool)) {
                     e->pid = 0;
                 }
                 else {
@@ -722,15 +739,20 @@ static int sg_make_socket_dir(apr_pool_t *p, server_rec *s, const char *dir)
 
         if (errno == ENOENT && slash && slash != parent) {
             *slash = '\0';
-            rv = apr_dir_make_recursive(parent, APR_FPROT_UREAD | APR_FPROT_UWRITE
-                                        | APR_FPROT_UEXECUTE | APR_FPROT_GREAD
-                                        | APR_FPROT_GEXECUTE | APR_FPROT_WREAD
-                                        | APR_FPROT_WEXECUTE, p);
+            rv = apr_dir_make_recursive(parent,
+                                        APR_FPROT_UREAD | APR_FPROT_UWRITE
+                                            | APR_FPROT_UEXECUTE
+                                            | APR_FPROT_GREAD
+                                            | APR_FPROT_GEXECUTE
+                                            | APR_FPROT_WREAD
+                                            | APR_FPROT_WEXECUTE,
+                                        p);
         }
         if (rv != APR_SUCCESS || (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
                          "SG0201: cannot create the socket directory %s; "
-                         "create it or fix SwiftSocketPrefix", dir);
+                         "create it or fix SwiftSocketPrefix",
+                         dir);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -738,7 +760,8 @@ static int sg_make_socket_dir(apr_pool_t *p, server_rec *s, const char *dir)
     if (fd < 0 || fstat(fd, &st) != 0) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
                      "SG0202: socket directory %s is not a directory (or is a "
-                     "symbolic link); remove it or fix SwiftSocketPrefix", dir);
+                     "symbolic link); remove it or fix SwiftSocketPrefix",
+                     dir);
         if (fd >= 0) {
             close(fd);
         }
@@ -748,7 +771,8 @@ static int sg_make_socket_dir(apr_pool_t *p, server_rec *s, const char *dir)
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                      "SG0202: socket directory %s belongs to uid %ld, neither "
                      "root nor Apache's User; refusing to use it (remove it or "
-                     "fix SwiftSocketPrefix)", dir, (long)st.st_uid);
+                     "fix SwiftSocketPrefix)",
+                     dir, (long)st.st_uid);
         close(fd);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -756,7 +780,8 @@ static int sg_make_socket_dir(apr_pool_t *p, server_rec *s, const char *dir)
         || fchmod(fd, 0700) != 0) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
                      "SG0203: cannot give socket directory %s mode 0700 and "
-                     "owner uid %ld", dir, (long)owner);
+                     "owner uid %ld",
+                     dir, (long)owner);
         close(fd);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -791,7 +816,8 @@ static void sg_remove_stale_sockets(apr_pool_t *p, server_rec *s,
             if (unlink(path) == 0) {
                 ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                              "SG0218: removed stale socket %s of a former "
-                             "Apache (pid %ld)", path, pid);
+                             "Apache (pid %ld)",
+                             path, pid);
             }
         }
     }
@@ -808,8 +834,8 @@ static int sg_make_socket(sg_daemon *d)
     if (strlen(path) >= sizeof(sa.sun_path)) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, d->server,
                      "SG0204: group %s: socket path %s is too long for a Unix "
-                     "socket; use a shorter SwiftSocketPrefix", d->group->name,
-                     path);
+                     "socket; use a shorter SwiftSocketPrefix",
+                     d->group->name, path);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     memset(&sa, 0, sizeof(sa));
@@ -833,17 +859,19 @@ static int sg_make_socket(sg_daemon *d)
     umask(omask);
     if (rc != 0) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, errno, d->server,
-                     "SG0206: group %s: cannot bind socket %s",
-                     d->group->name, path);
+                     "SG0206: group %s: cannot bind socket %s", d->group->name,
+                     path);
         close(fd);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (chmod(path, 0600) != 0
-        || (sg_am_root() && chown(path, ap_unixd_config.user_id,
-                                  ap_unixd_config.group_id) != 0)) {
+        || (sg_am_root()
+            && chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id)
+                   != 0)) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, errno, d->server,
                      "SG0207: group %s: cannot give socket %s mode 0600 and "
-                     "Apache's User as owner", d->group->name, path);
+                     "Apache's User as owner",
+                     d->group->name, path);
         close(fd);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -879,8 +907,8 @@ static const char *sg_display_name(apr_pool_t *p, const sg_group *g)
     return apr_pstrcat(p, out, name, NULL);
 }
 
-static void sg_env_set(apr_array_header_t *env, apr_pool_t *p,
-                       const char *name, apr_size_t nlen, const char *value)
+static void sg_env_set(apr_array_header_t *env, apr_pool_t *p, const char *name,
+                       apr_size_t nlen, const char *value)
 {
     const char *entry = apr_pstrcat(p, apr_pstrmemdup(p, name, nlen), "=",
                                     value, NULL);
@@ -917,15 +945,16 @@ static int sg_prepare(sg_daemon *d, apr_pool_t *p)
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, d->server,
                          "SG0123: group %s: Apache's User or Group is not set "
                          "(uid %ld gid %ld); set User and Group, or user= and "
-                         "group=", g->name, (long)d->uid, (long)d->gid);
+                         "group=",
+                         g->name, (long)d->uid, (long)d->gid);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         if (d->uid == 0 || d->gid == 0) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, d->server,
                          "SG0121: group %s would run as root (uid %ld gid %ld); "
                          "set user= and group= or Apache's User/Group to an "
-                         "unprivileged account", g->name, (long)d->uid,
-                         (long)d->gid);
+                         "unprivileged account",
+                         g->name, (long)d->uid, (long)d->gid);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -947,9 +976,9 @@ static int sg_prepare(sg_daemon *d, apr_pool_t *p)
     d->user_name = pw ? apr_pstrdup(p, pw->pw_name)
                       : apr_psprintf(p, "#%ld", (long)d->uid);
     d->home_explicit = g->home != NULL;
-    d->home = g->home ? g->home
-                      : (pw && pw->pw_dir && *pw->pw_dir)
-                        ? apr_pstrdup(p, pw->pw_dir) : "/";
+    d->home = g->home                             ? g->home
+              : (pw && pw->pw_dir && *pw->pw_dir) ? apr_pstrdup(p, pw->pw_dir)
+                                                  : "/";
 
     if (g->supp_groups) {
         d->ngroups = g->supp_groups->nelts + 1;
@@ -973,7 +1002,8 @@ static int sg_prepare(sg_daemon *d, apr_pool_t *p)
             if (want <= n || n > 65536) {
                 ap_log_error(APLOG_MARK, APLOG_EMERG, 0, d->server,
                              "SG0122: group %s: cannot list the groups of "
-                             "user %s", g->name, pw->pw_name);
+                             "user %s",
+                             g->name, pw->pw_name);
                 return HTTP_INTERNAL_SERVER_ERROR;
             }
             n = want;
@@ -1010,8 +1040,7 @@ static int sg_prepare(sg_daemon *d, apr_pool_t *p)
     SG_SETENV(env, p, "SWIFT_GATEWAY_TOKEN", g->token);
     SG_SETENV(env, p, "SWIFT_GATEWAY_PEER_UID",
               apr_psprintf(p, "%ld", (long)peer_uid));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_PROCESSES",
-              apr_itoa(p, g->processes));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_PROCESSES", apr_itoa(p, g->processes));
     SG_SETENV(env, p, "SWIFT_GATEWAY_THREADS", apr_itoa(p, g->threads));
     SG_SETENV(env, p, "SWIFT_GATEWAY_LISTEN_BACKLOG",
               apr_itoa(p, g->listen_backlog));
@@ -1097,7 +1126,7 @@ int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         sg_daemon *d;
 
         if (!g->program) {
-            continue;   /* reported by check_config */
+            continue; /* reported by check_config */
         }
         d = apr_pcalloc(pconf, sizeof(*d));
         d->group = g;

@@ -34,7 +34,7 @@ static apr_status_t sg_queue_stdin(sg_exchange *ex, apr_bucket_brigade *bb,
 {
     apr_bucket *b;
     apr_size_t len = 0;
-    int hdr = ex->to.outv_n;       /* the record header's slot */
+    int hdr = ex->to.outv_n; /* the record header's slot */
     int n = hdr + 1;
     int flat = 0;
 
@@ -66,7 +66,7 @@ static apr_status_t sg_queue_stdin(sg_exchange *ex, apr_bucket_brigade *bb,
             continue;
         }
         if (n == SG_STDIN_IOV - 1) {
-            flat = 1;           /* keep the last slot for the empty STDIN */
+            flat = 1; /* keep the last slot for the empty STDIN */
         }
         else {
             ex->to.outv[n].iov_base = (void *)data;
@@ -122,7 +122,7 @@ static apr_status_t sg_read_stdin_batch(sg_exchange *ex, int *last)
     int k;
 
     *last = 0;
-    apr_brigade_cleanup(ex->to.ib);        /* the pieces sent last time */
+    apr_brigade_cleanup(ex->to.ib); /* the pieces sent last time */
     ex->to.outv_i = ex->to.outv_n = 0;
     ex->to.outlen = 0;
     for (k = 0; k < SG_STDIN_BATCH && !*last; ++k) {
@@ -137,7 +137,7 @@ static apr_status_t sg_read_stdin_batch(sg_exchange *ex, int *last)
                             k == 0 ? APR_BLOCK_READ : APR_NONBLOCK_READ,
                             SG_STDIN_CHUNK);
         if (k > 0 && APR_STATUS_IS_EAGAIN(rv)) {
-            break;              /* send what is here; the client is slower */
+            break; /* send what is here; the client is slower */
         }
         if (rv == APR_SUCCESS) {
             rv = sg_queue_stdin(ex, ex->to.ib_next, k, last);
@@ -148,7 +148,7 @@ static apr_status_t sg_read_stdin_batch(sg_exchange *ex, int *last)
             return rv;
         }
         if (!got) {
-            break;              /* nothing more has arrived */
+            break; /* nothing more has arrived */
         }
     }
     return APR_SUCCESS;
@@ -257,7 +257,7 @@ static sg_outcome sg_pass(sg_exchange *ex, int headers_now, int flush)
                                 apr_bucket_flush_create(ex->c->bucket_alloc));
     }
     if (ex->resp.headers_done) {
-        ex->resp.headers_passed = 1;     /* from now on the response has begun */
+        ex->resp.headers_passed = 1; /* from now on the response has begun */
     }
     rv = ap_pass_brigade(ex->r->output_filters, ex->ob);
     apr_brigade_cleanup(ex->ob);
@@ -281,8 +281,8 @@ static sg_outcome sg_receive(sg_exchange *ex, int wait)
     sg_outcome o;
 
     while (!ex->from.end_seen && used < SG_RECV_BUF_SIZE) {
-        ssize_t n = recv(ex->conn.fd, ex->from.iobuf + used, SG_RECV_BUF_SIZE - used,
-                         wait ? 0 : MSG_DONTWAIT);
+        ssize_t n = recv(ex->conn.fd, ex->from.iobuf + used,
+                         SG_RECV_BUF_SIZE - used, wait ? 0 : MSG_DONTWAIT);
         apr_status_t rv = n < 0 ? errno : APR_SUCCESS;
 
         if (n < 0 && rv == EINTR) {
@@ -298,7 +298,8 @@ static sg_outcome sg_receive(sg_exchange *ex, int wait)
         wait = 0;
         if (n > 0) {
             ex->from.received += n;
-            if ((o = sg_parse(ex, ex->from.iobuf + used, (apr_size_t)n)) != SG_DONE) {
+            if ((o = sg_parse(ex, ex->from.iobuf + used, (apr_size_t)n))
+                != SG_DONE) {
                 return o;
             }
             used += (apr_size_t)n;
@@ -330,7 +331,7 @@ void sg_exchange_reset(sg_exchange *ex)
     ex->to.outv_n = 1;
     ex->to.outlen = ex->to.params_len;
     ex->to.sent = 0;
-    ex->to.stdin_last_queued = ex->replayable;     /* empty STDIN is in params */
+    ex->to.stdin_last_queued = ex->replayable; /* empty STDIN is in params */
     ex->to.stdin_done = 0;
     ex->to.stdin_broken = 0;
     ex->to.body_sent = 0;

@@ -21,76 +21,76 @@
 
 #include <sys/uio.h>
 
-#define SG_REQUEST_ID       1
+#define SG_REQUEST_ID 1
 /* Request body chunks: one STDIN record each, as large as a record allows
  * (65535 bytes), rounded down to a multiple of 8. */
-#define SG_STDIN_CHUNK      (64 * 1024 - 8)
+#define SG_STDIN_CHUNK (64 * 1024 - 8)
 /* Up to this many STDIN records go out in one sendmsg(), read from the client
  * without waiting after the first: the worker then wakes once for about as
  * much as the socket buffers (some 200K) instead of once per record. */
-#define SG_STDIN_BATCH      3
+#define SG_STDIN_BATCH 3
 /* Pieces sent without copying: per record its header and the client body's
  * buckets (usually 8000 bytes each), and the empty STDIN after the last. */
-#define SG_STDIN_IOV        64
+#define SG_STDIN_IOV 64
 /* Responses are read up to 256K per wake-up: fewer poll, recv and filter
  * passes per MiB (the worker socket buffers about 200K). */
-#define SG_RECV_BUF_SIZE    (256 * 1024)
+#define SG_RECV_BUF_SIZE (256 * 1024)
 
 /* protocolStatus of END_REQUEST */
-#define SG_FCGI_REQUEST_COMPLETE    0
-#define SG_FCGI_OVERLOADED          2
+#define SG_FCGI_REQUEST_COMPLETE 0
+#define SG_FCGI_OVERLOADED       2
 /* Empty records of types FastCGI leaves unassigned, by which a worker whose
  * request slots are all running says a request waits for one, and later
  * that it starts: a worker that closes the connection in between never ran
  * it.  Other FastCGI applications send neither. */
-#define SG_FCGI_REQUEST_WAITING     0x57    /* 'W' */
-#define SG_FCGI_REQUEST_STARTED     0x53    /* 'S' */
+#define SG_FCGI_REQUEST_WAITING 0x57 /* 'W' */
+#define SG_FCGI_REQUEST_STARTED 0x53 /* 'S' */
 /* appStatus of END_REQUEST by which a worker says it keeps the connection
  * ("SGKA"); a program that does not say so closes it, so it is not reused. */
-#define SG_APP_STATUS_KEPT          0x53474b41UL
+#define SG_APP_STATUS_KEPT 0x53474b41UL
 
 /* Why the exchange with the worker ended. */
 typedef enum {
-    SG_DONE = 0,            /* END_REQUEST */
-    SG_WORKER_EOF,          /* closed (or reset) before END_REQUEST */
-    SG_WORKER_TIMEOUT,      /* socket-timeout without any I/O */
-    SG_BAD_HEADERS,         /* response headers refused: status in bad_status */
-    SG_PROTOCOL,            /* not FastCGI */
-    SG_CLIENT_BODY,         /* reading the request body failed */
-    SG_CLIENT_GONE,         /* passing the response failed */
-    SG_IO_ERROR,            /* poll/recv failure */
-    SG_NOT_SENT             /* idle connection dead: nothing reached it */
+    SG_DONE = 0,       /* END_REQUEST */
+    SG_WORKER_EOF,     /* closed (or reset) before END_REQUEST */
+    SG_WORKER_TIMEOUT, /* socket-timeout without any I/O */
+    SG_BAD_HEADERS,    /* response headers refused: status in bad_status */
+    SG_PROTOCOL,       /* not FastCGI */
+    SG_CLIENT_BODY,    /* reading the request body failed */
+    SG_CLIENT_GONE,    /* passing the response failed */
+    SG_IO_ERROR,       /* poll/recv failure */
+    SG_NOT_SENT        /* idle connection dead: nothing reached it */
 } sg_outcome;
 
 /* The connection to the worker. */
 typedef struct {
-    apr_socket_t *sock;         /* wraps fd, which this request owns */
+    apr_socket_t *sock; /* wraps fd, which this request owns */
     apr_pollfd_t pfd;
-    int fd;                     /* -1 once closed or back in the pool */
-    int pooled;                 /* fd came from the group's idle connections */
-    int reusable;               /* the exchange left fd fit for another request */
+    int fd;       /* -1 once closed or back in the pool */
+    int pooled;   /* fd came from the group's idle connections */
+    int reusable; /* the exchange left fd fit for another request */
 } sg_worker_conn;
 
 /* To the worker: the request's records, then its body as STDIN records. */
 typedef struct {
-    const char *params;         /* BEGIN_REQUEST .. empty PARAMS [STDIN ..
+    const char *params; /* BEGIN_REQUEST .. empty PARAMS [STDIN ..
                                    empty STDIN] */
     apr_size_t params_len;
-    apr_size_t small_body_len;  /* a short body's length, or 0 */
-    char *small_body;           /* where it goes in params */
-    struct iovec outv[SG_STDIN_IOV];    /* what is left to send */
+    apr_size_t small_body_len;       /* a short body's length, or 0 */
+    char *small_body;                /* where it goes in params */
+    struct iovec outv[SG_STDIN_IOV]; /* what is left to send */
     int outv_i, outv_n;
-    apr_size_t outlen;          /* bytes in outv[outv_i..outv_n) */
-    apr_off_t sent;             /* bytes sent on this connection */
+    apr_size_t outlen; /* bytes in outv[outv_i..outv_n) */
+    apr_off_t sent;    /* bytes sent on this connection */
     /* a STDIN header per record of a batch, then the empty STDIN */
     unsigned char stdin_hdr[(SG_STDIN_BATCH + 1) * AP_FCGI_HEADER_LEN];
-    char *stdin_flat[SG_STDIN_BATCH];   /* SG_STDIN_CHUNK each, made when a
+    char *stdin_flat[SG_STDIN_BATCH]; /* SG_STDIN_CHUNK each, made when a
                                          * record's pieces do not fit outv */
-    apr_bucket_brigade *ib;     /* the buckets outv points into */
-    apr_bucket_brigade *ib_next;        /* one record's, before it joins ib */
+    apr_bucket_brigade *ib;           /* the buckets outv points into */
+    apr_bucket_brigade *ib_next;      /* one record's, before it joins ib */
     int stdin_last_queued;
-    int stdin_done;             /* nothing more will be sent */
-    int stdin_broken;           /* the worker stopped reading */
+    int stdin_done;   /* nothing more will be sent */
+    int stdin_broken; /* the worker stopped reading */
     apr_off_t body_sent;
 } sg_to_worker;
 
@@ -100,32 +100,32 @@ typedef struct {
     unsigned char rhdr[AP_FCGI_HEADER_LEN];
     apr_size_t rhdr_have;
     unsigned char rtype;
-    apr_size_t rclen;           /* content left in the current record */
-    apr_size_t rplen;           /* padding left */
+    apr_size_t rclen; /* content left in the current record */
+    apr_size_t rplen; /* padding left */
     int in_content;
-    unsigned char rbody[8];     /* content of END_REQUEST or REQUEST_WAITING */
+    unsigned char rbody[8]; /* content of END_REQUEST or REQUEST_WAITING */
     apr_size_t rbody_have;
     int end_seen;
-    int protocol_status;        /* -1 until END_REQUEST tells */
+    int protocol_status; /* -1 until END_REQUEST tells */
     apr_uint32_t app_status;
-    int answered;               /* a record other than END_REQUEST came first */
-    int waiting;                /* the worker said it waits for a slot and has
+    int answered;        /* a record other than END_REQUEST came first */
+    int waiting;         /* the worker said it waits for a slot and has
                                  * not said it started */
-    apr_size_t received;        /* bytes read from the worker */
-    int leftover;               /* bytes followed END_REQUEST */
+    apr_size_t received; /* bytes read from the worker */
+    int leftover;        /* bytes followed END_REQUEST */
 } sg_from_worker;
 
 /* The response: its header block as checked so far, then its body. */
 typedef struct {
     char *hbuf;
     apr_size_t hlen, hcap;
-    apr_size_t line_len;        /* 0: at the start of a header line */
+    apr_size_t line_len; /* 0: at the start of a header line */
     int in_name;
     int prev_cr;
     int headers_done;
-    int headers_passed;         /* something went to the output filters */
+    int headers_passed; /* something went to the output filters */
     int ignore_body;
-    int bad_status;             /* HTTP status for SG_BAD_HEADERS */
+    int bad_status; /* HTTP status for SG_BAD_HEADERS */
     const char *bad_why;
     apr_off_t body_bytes;
 } sg_response;
@@ -134,7 +134,7 @@ typedef struct {
 typedef struct {
     char *ebuf;
     apr_size_t elen;
-    char *eline;                /* escaped line for the log */
+    char *eline; /* escaped line for the log */
 } sg_stderr_lines;
 
 /* One request's exchange with a worker. */
@@ -142,7 +142,7 @@ typedef struct {
     request_rec *r;
     conn_rec *c;
     const sg_group *group;
-    int replayable;             /* the whole request is in params: may be sent
+    int replayable; /* the whole request is in params: may be sent
                                    a second time */
     sg_worker_conn conn;
     sg_to_worker to;
@@ -150,8 +150,8 @@ typedef struct {
     sg_response resp;
     sg_stderr_lines errlog;
 
-    apr_bucket_brigade *ob;     /* to the output filters */
-    const char *why;            /* detail for the log */
+    apr_bucket_brigade *ob; /* to the output filters */
+    const char *why;        /* detail for the log */
     apr_status_t why_rv;
 } sg_exchange;
 

@@ -25,7 +25,7 @@ APLOG_USE_MODULE(swift_gateway);
 
 /* A request body of known length up to this is read whole before the
  * worker is contacted (one STDIN record): see sg_read_small_body(). */
-#define SG_SMALL_BODY       (16 * 1024)
+#define SG_SMALL_BODY (16 * 1024)
 /* A response body up to this long ends with a flush (sg_flush_to_client):
  * httpd's core output filter holds less than 4K (THRESHOLD_MIN_WRITE) and
  * writes more at once by itself, leaving what the client cannot take yet to
@@ -47,8 +47,10 @@ static void sg_abort_response(sg_exchange *ex)
     if (r->main) {
         r->main->no_cache = 1;
     }
-    APR_BRIGADE_INSERT_TAIL(ex->ob, ap_bucket_error_create(HTTP_BAD_GATEWAY,
-                            NULL, ex->c->pool, ex->c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(ex->ob,
+                            ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL,
+                                                   ex->c->pool,
+                                                   ex->c->bucket_alloc));
     APR_BRIGADE_INSERT_TAIL(ex->ob, apr_bucket_eos_create(ex->c->bucket_alloc));
     ap_pass_brigade(r->output_filters, ex->ob);
     apr_brigade_cleanup(ex->ob);
@@ -63,8 +65,11 @@ static void sg_log_client_body_failure(request_rec *r, const sg_group *g,
      * (bad chunk, LimitRequestBody) and logged why itself */
     ap_log_rerror(APLOG_MARK, APLOG_INFO, rv == AP_FILTER_ERROR ? 0 : rv, r,
                   "SG0509: group %s: %s failed after %" APR_OFF_T_FMT
-                  " bytes%s", g->name, what, got, rv == AP_FILTER_ERROR
-                  ? " (httpd refused the body and answers the client)" : "");
+                  " bytes%s",
+                  g->name, what, got,
+                  rv == AP_FILTER_ERROR
+                      ? " (httpd refused the body and answers the client)"
+                      : "");
 }
 
 /* A finished short response leaves now, not after httpd has looked for the
@@ -91,10 +96,11 @@ static int sg_conclude(sg_exchange *ex, sg_outcome o)
     sg_stderr_flush(ex);
 
     if (o == SG_CLIENT_GONE) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, ex->why_rv, r,
-                      "SG0508: group %s: the client went away after %"
-                      APR_OFF_T_FMT " response body bytes", g->name,
-                      ex->resp.body_bytes);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_INFO, ex->why_rv, r,
+            "SG0508: group %s: the client went away after %" APR_OFF_T_FMT
+            " response body bytes",
+            g->name, ex->resp.body_bytes);
         ex->c->keepalive = AP_CONN_CLOSE;
         return OK;
     }
@@ -112,15 +118,15 @@ static int sg_conclude(sg_exchange *ex, sg_outcome o)
             if (ex->from.protocol_status == SG_FCGI_OVERLOADED) {
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                               "SG0506: group %s: the worker refused the "
-                              "request as overloaded (socket %s)", g->name,
-                              g->socket_path);
+                              "request as overloaded (socket %s)",
+                              g->name, g->socket_path);
                 return HTTP_SERVICE_UNAVAILABLE;
             }
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           "SG0505: group %s: the worker ended the request "
                           "without complete response headers (%" APR_SIZE_T_FMT
-                          " header bytes; socket %s)", g->name, ex->resp.hlen,
-                          g->socket_path);
+                          " header bytes; socket %s)",
+                          g->name, ex->resp.hlen, g->socket_path);
             return HTTP_BAD_GATEWAY;
         }
         if (!ex->resp.ignore_body) {
@@ -145,17 +151,20 @@ static int sg_conclude(sg_exchange *ex, sg_outcome o)
     }
 
     if (ex->resp.headers_passed) {
-        const char *what =
-            o == SG_WORKER_EOF     ? "the worker closed the connection" :
-            o == SG_WORKER_TIMEOUT ? apr_psprintf(r->pool, "the worker sent "
-                                     "nothing for socket-timeout=%d s",
-                                     g->socket_timeout) :
-            o == SG_PROTOCOL       ? ex->why :
-                                     "I/O error on the worker socket";
+        const char *what = o == SG_WORKER_EOF
+                               ? "the worker closed the connection"
+                           : o == SG_WORKER_TIMEOUT
+                               ? apr_psprintf(r->pool,
+                                              "the worker sent "
+                                              "nothing for socket-timeout=%d s",
+                                              g->socket_timeout)
+                           : o == SG_PROTOCOL
+                               ? ex->why
+                               : "I/O error on the worker socket";
 
         ap_log_rerror(APLOG_MARK, APLOG_ERR, ex->why_rv, r,
-                      "SG0510: group %s: response truncated after %"
-                      APR_OFF_T_FMT " body bytes: %s before END_REQUEST "
+                      "SG0510: group %s: response truncated after %" APR_OFF_T_FMT
+                      " body bytes: %s before END_REQUEST "
                       "(socket %s); aborting the client connection",
                       g->name, ex->resp.body_bytes, what, g->socket_path);
         sg_abort_response(ex);
@@ -173,20 +182,20 @@ static int sg_conclude(sg_exchange *ex, sg_outcome o)
     case SG_WORKER_TIMEOUT:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SG0503: group %s: no response headers within "
-                      "socket-timeout=%d s (socket %s)", g->name,
-                      g->socket_timeout, g->socket_path);
+                      "socket-timeout=%d s (socket %s)",
+                      g->name, g->socket_timeout, g->socket_path);
         return HTTP_GATEWAY_TIME_OUT;
     case SG_BAD_HEADERS:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SG0504: group %s: bad response headers from the "
-                      "worker: %s (socket %s)", g->name, ex->resp.bad_why,
-                      g->socket_path);
+                      "worker: %s (socket %s)",
+                      g->name, ex->resp.bad_why, g->socket_path);
         return ex->resp.bad_status;
     case SG_PROTOCOL:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SG0511: group %s: the worker does not speak FastCGI "
-                      "as expected: %s (socket %s)", g->name, ex->why,
-                      g->socket_path);
+                      "as expected: %s (socket %s)",
+                      g->name, ex->why, g->socket_path);
         return HTTP_BAD_GATEWAY;
     default:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, ex->why_rv, r,
@@ -210,8 +219,8 @@ static apr_off_t sg_small_body_length(request_rec *r)
     char *end;
 
     if (!cl || apr_table_get(r->headers_in, "Transfer-Encoding")
-        || apr_strtoff(&len, cl, &end, 10) != APR_SUCCESS || *end
-        || len <= 0 || len > SG_SMALL_BODY) {
+        || apr_strtoff(&len, cl, &end, 10) != APR_SUCCESS || *end || len <= 0
+        || len > SG_SMALL_BODY) {
         return -1;
     }
     return len;
@@ -252,7 +261,7 @@ static apr_status_t sg_read_small_body(sg_exchange *ex, apr_off_t *got)
             }
             rv = apr_bucket_read(e, &data, &n, APR_BLOCK_READ);
             if (rv == APR_SUCCESS && n > len - have) {
-                rv = APR_EGENERAL;  /* HTTP_IN passes no more than Content-Length */
+                rv = APR_EGENERAL; /* HTTP_IN passes no more than Content-Length */
             }
             if (rv == APR_SUCCESS) {
                 memcpy(buf + have, data, n);
@@ -285,7 +294,8 @@ static const char *sg_turned_away(const sg_exchange *ex, sg_outcome o)
     }
     /* It waited for a slot: the worker went away (exited, or crashed through
      * another request) before starting it. */
-    if (o == SG_WORKER_EOF && ex->replayable && ex->from.waiting && !ex->from.answered) {
+    if (o == SG_WORKER_EOF && ex->replayable && ex->from.waiting
+        && !ex->from.answered) {
         return "the worker closed the connection while the request waited "
                "for a request slot";
     }
@@ -309,9 +319,8 @@ static int sg_reusable(const sg_exchange *ex, sg_outcome o)
 {
     return o == SG_DONE && ex->from.end_seen
            && ex->from.protocol_status == SG_FCGI_REQUEST_COMPLETE
-           && ex->from.app_status == SG_APP_STATUS_KEPT
-           && ex->to.stdin_done && !ex->to.stdin_broken
-           && ex->from.rplen == 0 && !ex->from.leftover;
+           && ex->from.app_status == SG_APP_STATUS_KEPT && ex->to.stdin_done
+           && !ex->to.stdin_broken && ex->from.rplen == 0 && !ex->from.leftover;
 }
 
 int sg_handler(request_rec *r)
@@ -343,10 +352,10 @@ int sg_handler(request_rec *r)
                           "SG0404: %s routes %s to process group %s, which "
                           "runs %s, but SwiftScriptAlias %s (%s) mounts %s "
                           "here; give the alias its own group or fix "
-                          "program=", sg_describe_source(r, &source), r->uri,
-                          g->name, g->program,
-                          alias->len ? alias->path : "/", alias->defined_at,
-                          alias->program);
+                          "program=",
+                          sg_describe_source(r, &source), r->uri, g->name,
+                          g->program, alias->len ? alias->path : "/",
+                          alias->defined_at, alias->program);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         script_name = rconf->script_name;
@@ -354,8 +363,9 @@ int sg_handler(request_rec *r)
     }
     else {
         script_name = sg_location_mount(r);
-        path_info = r->uri + (sg_path_covers(script_name, r->uri)
-                              ? strlen(script_name) : 0);
+        path_info = r->uri
+                    + (sg_path_covers(script_name, r->uri) ? strlen(script_name)
+                                                           : 0);
     }
 
     /* the response's type is the application's, not the file name's */
@@ -385,8 +395,10 @@ int sg_handler(request_rec *r)
         apr_status_t rv = sg_read_small_body(ex, &got);
 
         if (rv != APR_SUCCESS) {
-            sg_log_client_body_failure(r, g, "reading the request body from "
-                                       "the client", rv, got);
+            sg_log_client_body_failure(r, g,
+                                       "reading the request body from "
+                                       "the client",
+                                       rv, got);
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
     }

@@ -50,8 +50,8 @@ sg_group *sg_new_group(apr_pool_t *p, const char *name)
 
 /* Resolve and check an executable; on success *path is absolute and
  * *real its realpath(). */
-const char *sg_check_program(cmd_parms *cmd, const char *arg,
-                             const char **path, const char **real)
+const char *sg_check_program(cmd_parms *cmd, const char *arg, const char **path,
+                             const char **real)
 {
     struct stat st;
     char *resolved;
@@ -67,8 +67,10 @@ const char *sg_check_program(cmd_parms *cmd, const char *arg,
         return apr_psprintf(cmd->pool, "program '%s' is not a regular file", p);
     }
     if (!(st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH))) {
-        return apr_psprintf(cmd->pool, "program '%s' is not executable "
-                            "(chmod +x it)", p);
+        return apr_psprintf(cmd->pool,
+                            "program '%s' is not executable "
+                            "(chmod +x it)",
+                            p);
     }
     resolved = realpath(p, NULL);
     if (!resolved) {
@@ -133,8 +135,10 @@ static const char *sg_parse_int(apr_pool_t *p, const char *v, int min, int max,
     char *end;
 
     if (*v == '-') {
-        return apr_psprintf(p, "'%s' is negative; expected a whole number "
-                            "from %d to %d", v, min, max);
+        return apr_psprintf(p,
+                            "'%s' is negative; expected a whole number "
+                            "from %d to %d",
+                            v, min, max);
     }
     if (!apr_isdigit(*v)) {
         return apr_psprintf(p, "'%s' is not a whole number; expected %d to %d",
@@ -143,12 +147,14 @@ static const char *sg_parse_int(apr_pool_t *p, const char *v, int min, int max,
     errno = 0;
     n = apr_strtoi64(v, &end, 10);
     if (*end) {
-        return apr_psprintf(p, "'%s' is not a whole number (unexpected '%s'); "
-                            "expected %d to %d", v, end, min, max);
+        return apr_psprintf(p,
+                            "'%s' is not a whole number (unexpected '%s'); "
+                            "expected %d to %d",
+                            v, end, min, max);
     }
     if (errno || n < min || n > max) {
-        return apr_psprintf(p, "%s is out of range; expected %d to %d",
-                            v, min, max);
+        return apr_psprintf(p, "%s is out of range; expected %d to %d", v, min,
+                            max);
     }
     *out = (int)n;
     return NULL;
@@ -163,12 +169,16 @@ static const char *sg_parse_size(apr_pool_t *p, const char *v, apr_off_t min,
     char *end;
 
     if (*v == '-') {
-        return apr_psprintf(p, "'%s' is negative; expected a size such as "
-                            "32768, 32K, 512M or 2G", v);
+        return apr_psprintf(p,
+                            "'%s' is negative; expected a size such as "
+                            "32768, 32K, 512M or 2G",
+                            v);
     }
     if (!apr_isdigit(*v)) {
-        return apr_psprintf(p, "'%s' is not a size; expected a number with an "
-                            "optional K, M or G suffix", v);
+        return apr_psprintf(p,
+                            "'%s' is not a size; expected a number with an "
+                            "optional K, M or G suffix",
+                            v);
     }
     errno = 0;
     n = apr_strtoi64(v, &end, 10);
@@ -178,15 +188,18 @@ static const char *sg_parse_size(apr_pool_t *p, const char *v, apr_off_t min,
     switch (*end) {
     case '\0':
         break;
-    case 'k': case 'K':
+    case 'k':
+    case 'K':
         mult = APR_INT64_C(1) << 10;
         ++end;
         break;
-    case 'm': case 'M':
+    case 'm':
+    case 'M':
         mult = APR_INT64_C(1) << 20;
         ++end;
         break;
-    case 'g': case 'G':
+    case 'g':
+    case 'G':
         mult = APR_INT64_C(1) << 30;
         ++end;
         break;
@@ -202,7 +215,8 @@ static const char *sg_parse_size(apr_pool_t *p, const char *v, apr_off_t min,
     }
     n *= mult;
     if (n < min) {
-        return apr_psprintf(p, "'%s' is too small; the minimum is %" APR_OFF_T_FMT,
+        return apr_psprintf(p,
+                            "'%s' is too small; the minimum is %" APR_OFF_T_FMT,
                             v, min);
     }
     *out = (apr_off_t)n;
@@ -229,8 +243,10 @@ static const char *sg_parse_user(apr_pool_t *p, const char *v, uid_t *uid)
         return apr_psprintf(p, "there is no user '%s'", v);
     }
     if (*uid == 0) {
-        return apr_psprintf(p, "'%s' is root (uid 0); process groups never run "
-                            "as root, pick an unprivileged user", v);
+        return apr_psprintf(p,
+                            "'%s' is root (uid 0); process groups never run "
+                            "as root, pick an unprivileged user",
+                            v);
     }
     return NULL;
 }
@@ -255,22 +271,31 @@ static const char *sg_parse_group(apr_pool_t *p, const char *v, gid_t *gid)
         return apr_psprintf(p, "there is no group '%s'", v);
     }
     if (*gid == 0) {
-        return apr_psprintf(p, "'%s' is the root group (gid 0), which is refused",
+        return apr_psprintf(p,
+                            "'%s' is the root group (gid 0), which is refused",
                             v);
     }
     return NULL;
 }
 
 /* Variables the module sets for the supervisor (docs/architecture.md). */
-static const char * const sg_reserved_env_names[] = {
-    "SWIFT_GATEWAY_ROLE", "SWIFT_GATEWAY_GROUP", "SWIFT_GATEWAY_TOKEN",
-    "SWIFT_GATEWAY_PEER_UID", "SWIFT_GATEWAY_PROCESSES", "SWIFT_GATEWAY_THREADS",
-    "SWIFT_GATEWAY_LISTEN_BACKLOG", "SWIFT_GATEWAY_SOCKET",
-    "SWIFT_GATEWAY_GRACEFUL_TIMEOUT", "SWIFT_GATEWAY_SHUTDOWN_TIMEOUT",
-    "SWIFT_GATEWAY_QUEUE_TIMEOUT", "SWIFT_GATEWAY_DISPLAY_NAME",
-    "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
-    NULL
-};
+static const char *const sg_reserved_env_names[] =
+    {"SWIFT_GATEWAY_ROLE",
+     "SWIFT_GATEWAY_GROUP",
+     "SWIFT_GATEWAY_TOKEN",
+     "SWIFT_GATEWAY_PEER_UID",
+     "SWIFT_GATEWAY_PROCESSES",
+     "SWIFT_GATEWAY_THREADS",
+     "SWIFT_GATEWAY_LISTEN_BACKLOG",
+     "SWIFT_GATEWAY_SOCKET",
+     "SWIFT_GATEWAY_GRACEFUL_TIMEOUT",
+     "SWIFT_GATEWAY_SHUTDOWN_TIMEOUT",
+     "SWIFT_GATEWAY_QUEUE_TIMEOUT",
+     "SWIFT_GATEWAY_DISPLAY_NAME",
+     "LISTEN_FDS",
+     "LISTEN_PID",
+     "LISTEN_FDNAMES",
+     NULL};
 
 static int sg_reserved_env(const char *name, apr_size_t len)
 {
@@ -323,13 +348,17 @@ static const char *sg_opt_env(cmd_parms *cmd, sg_group *g, const char *val)
     }
     for (k = 0; k < len; ++k) {
         if (!(apr_isalnum(val[k]) || val[k] == '_') || apr_isdigit(val[0])) {
-            return apr_psprintf(p, "'%.*s' is not a valid environment "
-                                "variable name", (int)len, val);
+            return apr_psprintf(p,
+                                "'%.*s' is not a valid environment "
+                                "variable name",
+                                (int)len, val);
         }
     }
     if (sg_reserved_env(val, len)) {
-        return apr_psprintf(p, "'%.*s' is reserved for the gateway and "
-                            "cannot be set", (int)len, val);
+        return apr_psprintf(p,
+                            "'%.*s' is reserved for the gateway and "
+                            "cannot be set",
+                            (int)len, val);
     }
     APR_ARRAY_PUSH(g->env, const char *) = val;
     return NULL;
@@ -374,7 +403,8 @@ static const char *sg_opt_home(cmd_parms *cmd, sg_group *g, const char *val)
     const char *dir = ap_server_root_relative(cmd->pool, val);
 
     if (!dir || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        return apr_psprintf(cmd->pool, "'%s' is not an existing directory", val);
+        return apr_psprintf(cmd->pool, "'%s' is not an existing directory",
+                            val);
     }
     g->home = dir;
     return NULL;
@@ -388,14 +418,18 @@ static const char *sg_opt_umask(cmd_parms *cmd, sg_group *g, const char *val)
 
     for (c = val; *c; ++c) {
         if (*c < '0' || *c > '7') {
-            return apr_psprintf(cmd->pool, "'%s' is not an octal umask such "
-                                "as 0022", val);
+            return apr_psprintf(cmd->pool,
+                                "'%s' is not an octal umask such "
+                                "as 0022",
+                                val);
         }
     }
     m = strtol(val, &end, 8);
     if (!*val || *end || m < 0 || m > 0777) {
-        return apr_psprintf(cmd->pool, "'%s' is not an octal umask such as "
-                            "0022", val);
+        return apr_psprintf(cmd->pool,
+                            "'%s' is not an octal umask such as "
+                            "0022",
+                            val);
     }
     g->umask = (int)m;
     return NULL;
@@ -406,65 +440,74 @@ static const char *sg_opt_umask(cmd_parms *cmd, sg_group *g, const char *val)
  */
 
 typedef enum {
-    SG_OPT_INT,         /* int from min to max: counts, and times in seconds */
-    SG_OPT_SIZE,        /* apr_off_t: bytes with K, M or G, at least min */
-    SG_OPT_FLAG,        /* int: on (1) or off (0) */
-    SG_OPT_NAME,        /* const char *: any string but the empty one */
-    SG_OPT_OWN          /* parse() does it all */
+    SG_OPT_INT,  /* int from min to max: counts, and times in seconds */
+    SG_OPT_SIZE, /* apr_off_t: bytes with K, M or G, at least min */
+    SG_OPT_FLAG, /* int: on (1) or off (0) */
+    SG_OPT_NAME, /* const char *: any string but the empty one */
+    SG_OPT_OWN   /* parse() does it all */
 } sg_option_kind;
 
 typedef struct {
     const char *name;
     sg_option_kind kind;
-    apr_size_t offset;          /* of the field in sg_group */
-    int min, max;               /* SG_OPT_INT; SG_OPT_SIZE: min */
+    apr_size_t offset; /* of the field in sg_group */
+    int min, max;      /* SG_OPT_INT; SG_OPT_SIZE: min */
     const char *(*parse)(cmd_parms *cmd, sg_group *g, const char *val);
-    int repeatable;             /* may be given more than once */
+    int repeatable; /* may be given more than once */
 } sg_option;
 
-#define SG_INT(name, field, min, max) \
-    { name, SG_OPT_INT, APR_OFFSETOF(sg_group, field), min, max, NULL, 0 }
-#define SG_SIZE(name, field, min) \
-    { name, SG_OPT_SIZE, APR_OFFSETOF(sg_group, field), min, 0, NULL, 0 }
-#define SG_FLAG(name, field) \
-    { name, SG_OPT_FLAG, APR_OFFSETOF(sg_group, field), 0, 1, NULL, 0 }
-#define SG_NAME(name, field) \
-    { name, SG_OPT_NAME, APR_OFFSETOF(sg_group, field), 0, 0, NULL, 0 }
-#define SG_OWN(name, parse, repeatable) \
-    { name, SG_OPT_OWN, 0, 0, 0, parse, repeatable }
+#define SG_INT(name, field, min, max)                                      \
+    {                                                                      \
+        name, SG_OPT_INT, APR_OFFSETOF(sg_group, field), min, max, NULL, 0 \
+    }
+#define SG_SIZE(name, field, min)                                         \
+    {                                                                     \
+        name, SG_OPT_SIZE, APR_OFFSETOF(sg_group, field), min, 0, NULL, 0 \
+    }
+#define SG_FLAG(name, field)                                            \
+    {                                                                   \
+        name, SG_OPT_FLAG, APR_OFFSETOF(sg_group, field), 0, 1, NULL, 0 \
+    }
+#define SG_NAME(name, field)                                            \
+    {                                                                   \
+        name, SG_OPT_NAME, APR_OFFSETOF(sg_group, field), 0, 0, NULL, 0 \
+    }
+#define SG_OWN(name, parse, repeatable)              \
+    {                                                \
+        name, SG_OPT_OWN, 0, 0, 0, parse, repeatable \
+    }
 
 /* In the order the message about an unknown option lists them. */
-static const sg_option sg_options[] = {
-    SG_OWN("program", sg_opt_program, 0),
-    SG_OWN("arguments", sg_opt_arguments, 0),
-    SG_OWN("env", sg_opt_env, 1),
-    SG_INT("processes", processes, 1, 1000),
-    SG_INT("maximum-processes", maximum_processes, 1, 1000),
-    SG_INT("threads", threads, 1, 10000),
-    SG_OWN("user", sg_opt_user, 0),
-    SG_OWN("group", sg_opt_group, 0),
-    SG_OWN("supplementary-groups", sg_opt_supplementary_groups, 0),
-    SG_OWN("home", sg_opt_home, 0),
-    SG_OWN("umask", sg_opt_umask, 0),
-    SG_NAME("display-name", display_name),
-    SG_INT("maximum-requests", maximum_requests, 0, INT_MAX),
-    SG_INT("restart-interval", restart_interval, 0, INT_MAX),
-    SG_INT("inactivity-timeout", inactivity_timeout, 0, INT_MAX),
-    SG_INT("request-timeout", request_timeout, 0, INT_MAX),
-    SG_SIZE("memory-limit", memory_limit, 0),
-    SG_SIZE("virtual-memory-limit", virtual_memory_limit, 0),
-    SG_INT("cpu-time-limit", cpu_time_limit, 0, INT_MAX),
-    SG_INT("queue-timeout", queue_timeout, 0, INT_MAX),
-    SG_INT("connect-timeout", connect_timeout, 1, 86400),
-    SG_INT("socket-timeout", socket_timeout, 1, 86400),
-    SG_INT("startup-timeout", startup_timeout, 1, 86400),
-    SG_INT("graceful-timeout", graceful_timeout, 0, 86400),
-    SG_INT("shutdown-timeout", shutdown_timeout, 0, 3600),
-    SG_INT("listen-backlog", listen_backlog, 1, 65535),
-    SG_FLAG("reload", reload),
-    SG_SIZE("header-buffer-size", header_buffer_size, 1024),
-    { NULL, SG_OPT_OWN, 0, 0, 0, NULL, 0 }
-};
+static const sg_option sg_options[] =
+    {SG_OWN("program", sg_opt_program, 0),
+     SG_OWN("arguments", sg_opt_arguments, 0),
+     SG_OWN("env", sg_opt_env, 1),
+     SG_INT("processes", processes, 1, 1000),
+     SG_INT("maximum-processes", maximum_processes, 1, 1000),
+     SG_INT("threads", threads, 1, 10000),
+     SG_OWN("user", sg_opt_user, 0),
+     SG_OWN("group", sg_opt_group, 0),
+     SG_OWN("supplementary-groups", sg_opt_supplementary_groups, 0),
+     SG_OWN("home", sg_opt_home, 0),
+     SG_OWN("umask", sg_opt_umask, 0),
+     SG_NAME("display-name", display_name),
+     SG_INT("maximum-requests", maximum_requests, 0, INT_MAX),
+     SG_INT("restart-interval", restart_interval, 0, INT_MAX),
+     SG_INT("inactivity-timeout", inactivity_timeout, 0, INT_MAX),
+     SG_INT("request-timeout", request_timeout, 0, INT_MAX),
+     SG_SIZE("memory-limit", memory_limit, 0),
+     SG_SIZE("virtual-memory-limit", virtual_memory_limit, 0),
+     SG_INT("cpu-time-limit", cpu_time_limit, 0, INT_MAX),
+     SG_INT("queue-timeout", queue_timeout, 0, INT_MAX),
+     SG_INT("connect-timeout", connect_timeout, 1, 86400),
+     SG_INT("socket-timeout", socket_timeout, 1, 86400),
+     SG_INT("startup-timeout", startup_timeout, 1, 86400),
+     SG_INT("graceful-timeout", graceful_timeout, 0, 86400),
+     SG_INT("shutdown-timeout", shutdown_timeout, 0, 3600),
+     SG_INT("listen-backlog", listen_backlog, 1, 65535),
+     SG_FLAG("reload", reload),
+     SG_SIZE("header-buffer-size", header_buffer_size, 1024),
+     {NULL, SG_OPT_OWN, 0, 0, 0, NULL, 0}};
 
 static const sg_option *sg_find_option(const char *name)
 {
@@ -535,32 +578,40 @@ const char *sg_group_options(cmd_parms *cmd, sg_group *g, const char *args)
         char *eq;
 
         if ((err = sg_next_word(cmd->pool, &args, &word)) != NULL) {
-            return apr_psprintf(cmd->pool, "SwiftDaemonProcess %s: %s", name, err);
+            return apr_psprintf(cmd->pool, "SwiftDaemonProcess %s: %s", name,
+                                err);
         }
         if (!word) {
             break;
         }
         eq = strchr(word, '=');
         if (!eq || eq == word) {
-            return apr_psprintf(cmd->pool, "SwiftDaemonProcess %s: option '%s' "
-                                "must be written name=value", name, word);
+            return apr_psprintf(cmd->pool,
+                                "SwiftDaemonProcess %s: option '%s' "
+                                "must be written name=value",
+                                name, word);
         }
         *eq++ = '\0';
         o = sg_find_option(word);
         if (!(o && o->repeatable)
             && apr_hash_get(seen, word, APR_HASH_KEY_STRING)) {
-            return apr_psprintf(cmd->pool, "SwiftDaemonProcess %s: option '%s' "
-                                "is given more than once", name, word);
+            return apr_psprintf(cmd->pool,
+                                "SwiftDaemonProcess %s: option '%s' "
+                                "is given more than once",
+                                name, word);
         }
         apr_hash_set(seen, word, APR_HASH_KEY_STRING, word);
         err = o ? sg_set_option(cmd, g, o, eq) : sg_unknown_option(cmd->pool);
         if (err) {
-            return apr_psprintf(cmd->pool, "SwiftDaemonProcess %s: option "
-                                "'%s=%s': %s", name, word, eq, err);
+            return apr_psprintf(cmd->pool,
+                                "SwiftDaemonProcess %s: option "
+                                "'%s=%s': %s",
+                                name, word, eq, err);
         }
     }
     if (g->maximum_processes && g->maximum_processes < g->processes) {
-        return apr_psprintf(cmd->pool, "SwiftDaemonProcess %s: option "
+        return apr_psprintf(cmd->pool,
+                            "SwiftDaemonProcess %s: option "
                             "'maximum-processes=%d' is below processes=%d",
                             name, g->maximum_processes, g->processes);
     }

@@ -20,7 +20,7 @@ const char *sg_next_word(apr_pool_t *p, const char **line, char **word);
 
 /* Resolves and checks an executable (program=, SwiftScriptAlias): on
  * success *path is absolute and *real its realpath(); else a message. */
-const char *sg_check_program(cmd_parms *cmd, const char *arg,
-                             const char **path, const char **real);
+const char *sg_check_program(cmd_parms *cmd, const char *arg, const char **path,
+                             const char **real);
 
 #endif /* SG_OPTIONS_H */

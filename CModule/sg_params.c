@@ -22,21 +22,25 @@
 
 APLOG_USE_MODULE(swift_gateway);
 
-#define SG_PARAMS_RECORD    (16 * 1024)
+#define SG_PARAMS_RECORD (16 * 1024)
 
 /* Variables only this module sets: the control parameters SWIFT_GATEWAY_*,
  * HTTP_PROXY (httpoxy: never a client-controlled proxy setting), REMOTE_USER
  * and AUTH_TYPE (from authentication only).  Any case, as apr_table_unset. */
 static int sg_reserved_variable(const char *key)
 {
-    switch (key[0]) {   /* the first letter turns nearly every variable away */
-    case 'S': case 's':
+    switch (key[0]) { /* the first letter turns nearly every variable away */
+    case 'S':
+    case 's':
         return !strncasecmp(key, "SWIFT_GATEWAY_", 14);
-    case 'H': case 'h':
+    case 'H':
+    case 'h':
         return !strcasecmp(key, "HTTP_PROXY");
-    case 'R': case 'r':
+    case 'R':
+    case 'r':
         return !strcasecmp(key, "REMOTE_USER");
-    case 'A': case 'a':
+    case 'A':
+    case 'a':
         return !strcasecmp(key, "AUTH_TYPE");
     default:
         return 0;
@@ -65,9 +69,8 @@ static void sg_remove_reserved(apr_table_t *e, apr_pool_t *p)
     }
 }
 
-void sg_build_env(request_rec *r, const sg_dir_conf *dconf,
-                         const sg_group *g, const char *script_name,
-                         const char *path_info)
+void sg_build_env(request_rec *r, const sg_dir_conf *dconf, const sg_group *g,
+                  const char *script_name, const char *path_info)
 {
     apr_table_t *e = r->subprocess_env;
     const char *auth;
@@ -118,10 +121,12 @@ void sg_build_env(request_rec *r, const sg_dir_conf *dconf,
     apr_table_addn(e, "SWIFT_GATEWAY_REQUEST_START",
                    apr_psprintf(r->pool, "%" APR_TIME_T_FMT, r->request_time));
     apr_table_addn(e, "SWIFT_GATEWAY_REQUEST_ID",
-                   r->log_id ? r->log_id
-                             : apr_psprintf(r->pool, "%" APR_PID_T_FMT "-%"
-                                            APR_TIME_T_FMT "-%pp", getpid(),
-                                            apr_time_now(), (void *)r));
+                   r->log_id
+                       ? r->log_id
+                       : apr_psprintf(r->pool,
+                                      "%" APR_PID_T_FMT "-%" APR_TIME_T_FMT
+                                      "-%pp",
+                                      getpid(), apr_time_now(), (void *)r));
     apr_table_addn(e, "SWIFT_GATEWAY_TOKEN", g->token ? g->token : "");
 }
 
@@ -146,7 +151,8 @@ void sg_build_params(sg_exchange *ex)
     unsigned char *buf, *p;
     apr_size_t total = 2 * AP_FCGI_HEADER_LEN + 2 * AP_FCGI_HEADER_LEN
                        + (ex->to.small_body_len
-                          ? AP_FCGI_HEADER_LEN + ex->to.small_body_len : 0);
+                              ? AP_FCGI_HEADER_LEN + ex->to.small_body_len
+                              : 0);
     int next = 0;
     int i;
 

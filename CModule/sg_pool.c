@@ -24,12 +24,12 @@ APLOG_USE_MODULE(swift_gateway);
 
 struct sg_conn_pool {
 #if APR_HAS_THREADS
-    apr_thread_mutex_t *mutex;      /* event and worker MPMs are threaded */
+    apr_thread_mutex_t *mutex; /* event and worker MPMs are threaded */
 #endif
-    int *fds;                       /* a stack: the most recently used on top */
+    int *fds; /* a stack: the most recently used on top */
     int nfds;
     int capacity;
-    int closed;                     /* the child is exiting */
+    int closed; /* the child is exiting */
 };
 
 static apr_status_t sg_pool_mutex(sg_conn_pool *cp, apr_pool_t *p)
@@ -92,15 +92,16 @@ void sg_pool_child_init(apr_pool_t *pchild, server_rec *s)
     for (i = 0; i < sg_globals.groups->nelts; ++i) {
         sg_group *g = APR_ARRAY_IDX(sg_globals.groups, i, sg_group *);
         int processes = g->maximum_processes > g->processes
-                        ? g->maximum_processes : g->processes;
+                            ? g->maximum_processes
+                            : g->processes;
         apr_int64_t capacity = child_threads > 0
-                               ? child_threads
-                               : (apr_int64_t)processes * g->threads;
+                                   ? child_threads
+                                   : (apr_int64_t)processes * g->threads;
         sg_conn_pool *cp;
         apr_status_t rv;
 
         if (!g->socket_path) {
-            continue;       /* never started (SG0406) */
+            continue; /* never started (SG0406) */
         }
         cp = apr_pcalloc(pchild, sizeof(*cp));
         cp->capacity = capacity > 0 ? (int)capacity : 1;
@@ -109,7 +110,8 @@ void sg_pool_child_init(apr_pool_t *pchild, server_rec *s)
             ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
                          "SG0517: group %s: cannot create the lock of the "
                          "idle connection pool; this Apache child opens a "
-                         "new connection for every request", g->name);
+                         "new connection for every request",
+                         g->name);
             continue;
         }
         apr_pool_cleanup_register(pchild, cp, sg_pool_cleanup,

@@ -20,8 +20,8 @@
 
 APLOG_USE_MODULE(swift_gateway);
 
-#define SG_STDERR_LINE_MAX  8192
-#define SG_HEADER_CHUNK     4096
+#define SG_STDERR_LINE_MAX 8192
+#define SG_HEADER_CHUNK    4096
 
 /* ------------------------------------------------------------------------
  * STDERR: the worker's log lines for the request
@@ -30,7 +30,8 @@ APLOG_USE_MODULE(swift_gateway);
 /* One line of the worker's stderr to the error log, control characters
  * escaped (into a buffer allocated once per request: a chatty worker must
  * not grow the request pool). */
-static void sg_log_stderr_line(sg_exchange *ex, const char *line, apr_size_t len)
+static void sg_log_stderr_line(sg_exchange *ex, const char *line,
+                               apr_size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     char *o;
@@ -113,9 +114,10 @@ void sg_stderr_flush(sg_exchange *ex)
 
 /* RFC 9110 token characters (letters, digits and !#$%&'*+-.^_`|~), one bit
  * per byte value: the test runs for every byte of every header name. */
-static const apr_uint32_t sg_tchar_bits[8] = {
-    0x00000000, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff, 0, 0, 0, 0
-};
+static const apr_uint32_t sg_tchar_bits[8] = {0x00000000, 0x03ff6cfa,
+                                              0xc7fffffe, 0x57ffffff,
+                                              0,          0,
+                                              0,          0};
 
 static int sg_is_tchar(unsigned char c)
 {
@@ -162,7 +164,7 @@ static int sg_next_header_line(char *buf, int len, void *data)
 static sg_outcome sg_finish_headers(sg_exchange *ex)
 {
     request_rec *r = ex->r;
-    sg_header_lines lines = { ex->resp.hbuf, ex->resp.hbuf + ex->resp.hlen };
+    sg_header_lines lines = {ex->resp.hbuf, ex->resp.hbuf + ex->resp.hlen};
     char buf[MAX_STRING_LEN];
     int status;
 
@@ -176,8 +178,10 @@ static sg_outcome sg_finish_headers(sg_exchange *ex)
         ex->resp.ignore_body = 1;
     }
     else if (status != OK) {
-        return sg_bad_headers(ex, apr_psprintf(r->pool, "httpd's CGI header "
-                              "parser refused them (%s)", buf));
+        return sg_bad_headers(ex, apr_psprintf(r->pool,
+                                               "httpd's CGI header "
+                                               "parser refused them (%s)",
+                                               buf));
     }
     else if (!ap_is_HTTP_VALID_RESPONSE(r->status)) {
         return sg_bad_headers(ex, apr_psprintf(r->pool, "invalid Status %d",
@@ -194,14 +198,16 @@ static sg_outcome sg_finish_headers(sg_exchange *ex)
     apr_table_unset(r->headers_out, "Transfer-Encoding");
 
     if (ex->resp.ignore_body) {
-        APR_BRIGADE_INSERT_TAIL(ex->ob, apr_bucket_eos_create(ex->c->bucket_alloc));
+        APR_BRIGADE_INSERT_TAIL(ex->ob,
+                                apr_bucket_eos_create(ex->c->bucket_alloc));
     }
     return SG_DONE;
 }
 
 /* Appends checked bytes to the header block; the caller made sure the block
  * stays within header-buffer-size. */
-static void sg_keep_header_bytes(sg_exchange *ex, const char *data, apr_size_t n)
+static void sg_keep_header_bytes(sg_exchange *ex, const char *data,
+                                 apr_size_t n)
 {
     if (ex->resp.hlen + n > ex->resp.hcap) {
         apr_size_t limit = (apr_size_t)ex->group->header_buffer_size;
@@ -246,9 +252,10 @@ static sg_outcome sg_header_bytes(sg_exchange *ex, const char *data,
     for (i = 0; i < scan; ++i) {
         unsigned char ch = (unsigned char)data[i];
 
-        if (!prev_cr && (in_name ? sg_is_tchar(ch) : ch >= 0x20 && ch != 0x7f)) {
+        if (!prev_cr
+            && (in_name ? sg_is_tchar(ch) : ch >= 0x20 && ch != 0x7f)) {
             line_len += in_name;
-            continue;       /* a name or value byte: the common cases */
+            continue; /* a name or value byte: the common cases */
         }
         if (prev_cr && ch != '\n') {
             why = "a bare CR in the header block (header injection)";
@@ -295,10 +302,12 @@ static sg_outcome sg_header_bytes(sg_exchange *ex, const char *data,
         return sg_bad_headers(ex, why);
     }
     if (!complete && scan < len) {
-        return sg_bad_headers(ex, apr_psprintf(ex->r->pool,
-                              "the header block exceeds "
-                              "header-buffer-size=%" APR_OFF_T_FMT " bytes",
-                              ex->group->header_buffer_size));
+        return sg_bad_headers(ex,
+                              apr_psprintf(ex->r->pool,
+                                           "the header block exceeds "
+                                           "header-buffer-size=%" APR_OFF_T_FMT
+                                           " bytes",
+                                           ex->group->header_buffer_size));
     }
     sg_keep_header_bytes(ex, data, i);
     ex->resp.line_len = line_len;
@@ -325,8 +334,8 @@ static sg_outcome sg_stdout(sg_exchange *ex, const char *data, apr_size_t len)
         len -= used;
     }
     if (len && !ex->resp.ignore_body) {
-        APR_BRIGADE_INSERT_TAIL(ex->ob, apr_bucket_transient_create(data, len,
-                                                    ex->c->bucket_alloc));
+        APR_BRIGADE_INSERT_TAIL(ex->ob, apr_bucket_transient_create(
+                                            data, len, ex->c->bucket_alloc));
         ex->resp.body_bytes += len;
     }
     return SG_DONE;
@@ -368,16 +377,20 @@ sg_outcome sg_parse(sg_exchange *ex, const char *data, apr_size_t len)
             ap_fcgi_header_fields_from_array(&version, &type, &rid, &clen,
                                              &plen, ex->from.rhdr);
             if (version != AP_FCGI_VERSION_1) {
-                ex->why = apr_psprintf(ex->r->pool, "FastCGI version %d "
-                                       "(expected 1)", version);
+                ex->why = apr_psprintf(ex->r->pool,
+                                       "FastCGI version %d "
+                                       "(expected 1)",
+                                       version);
                 return SG_PROTOCOL;
             }
             if (rid != SG_REQUEST_ID && rid != 0) {
-                ex->why = apr_psprintf(ex->r->pool, "FastCGI request id %d "
-                                       "(expected %d)", rid, SG_REQUEST_ID);
+                ex->why = apr_psprintf(ex->r->pool,
+                                       "FastCGI request id %d "
+                                       "(expected %d)",
+                                       rid, SG_REQUEST_ID);
                 return SG_PROTOCOL;
             }
-            ex->from.rtype = rid ? type : 0;     /* management records: skip */
+            ex->from.rtype = rid ? type : 0; /* management records: skip */
             if (rid && type != AP_FCGI_END_REQUEST
                 && type != SG_FCGI_REQUEST_WAITING
                 && type != SG_FCGI_REQUEST_STARTED) {
@@ -441,7 +454,8 @@ sg_outcome sg_parse(sg_exchange *ex, const char *data, apr_size_t len)
                 /* its content is the worker's pid: tells a worker with a
                  * hung request from a saturated group */
                 long pid = ex->from.rbody_have >= 4
-                           ? (long)sg_uint32_at(ex->from.rbody) : 0;
+                               ? (long)sg_uint32_at(ex->from.rbody)
+                               : 0;
 
                 ex->from.waiting = 1;
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
@@ -453,7 +467,8 @@ sg_outcome sg_parse(sg_exchange *ex, const char *data, apr_size_t len)
             else if (ex->from.rtype == SG_FCGI_REQUEST_STARTED) {
                 ex->from.waiting = 0;
             }
-            else if (ex->from.rtype != AP_FCGI_STDOUT && ex->from.rtype != AP_FCGI_STDERR
+            else if (ex->from.rtype != AP_FCGI_STDOUT
+                     && ex->from.rtype != AP_FCGI_STDERR
                      && ex->from.rtype != 0) {
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
                               "SG0507: group %s: ignored FastCGI record type %d",

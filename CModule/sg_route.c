@@ -76,9 +76,9 @@ int sg_type_checker(request_rec *r)
  * (SetHandler None leaves the gateway's handler in place.)  A sub-request
  * or an internal redirect to an aliased URI goes through translate_name
  * itself, so it carries its own note. */
-static const char * const sg_handlers_without_file[] = {
-    "server-status", "server-info", SG_STATUS_HANDLER, NULL
-};
+static const char *const sg_handlers_without_file[] = {"server-status",
+                                                       "server-info",
+                                                       SG_STATUS_HANDLER, NULL};
 
 static int sg_refuse(request_rec *r, const sg_request_conf *rconf)
 {
@@ -89,8 +89,8 @@ static int sg_refuse(request_rec *r, const sg_request_conf *rconf)
                   "maps to program %s; refused so that the program file is "
                   "never served: remove the SetHandler that applies here, "
                   "or move its section out of the mount",
-                  r->handler && *r->handler ? r->handler : "(default)",
-                  r->uri, a->len ? a->path : "/", a->defined_at, a->program);
+                  r->handler && *r->handler ? r->handler : "(default)", r->uri,
+                  a->len ? a->path : "/", a->defined_at, a->program);
     return HTTP_FORBIDDEN;
 }
 
@@ -185,15 +185,16 @@ static int sg_lookup(request_rec *r, const char *name, const sg_source *source,
                           "SG0402: %s selects process group %s, which is "
                           "declared in another virtual host (%s); declare it "
                           "in the main server to share it, or declare a group "
-                          "in this virtual host", sg_describe_source(r, source),
-                          name, elsewhere->defined_at);
+                          "in this virtual host",
+                          sg_describe_source(r, source), name,
+                          elsewhere->defined_at);
         }
         else {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           "SG0401: %s selects process group %s, which is not "
                           "declared; add SwiftDaemonProcess %s or fix the "
-                          "group name", sg_describe_source(r, source), name,
-                          name);
+                          "group name",
+                          sg_describe_source(r, source), name, name);
         }
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -202,8 +203,8 @@ static int sg_lookup(request_rec *r, const char *name, const sg_source *source,
 }
 
 int sg_resolve_group(request_rec *r, const sg_dir_conf *dconf,
-                            const sg_alias *alias, const sg_group **out,
-                            sg_source *source)
+                     const sg_alias *alias, const sg_group **out,
+                     sg_source *source)
 {
     const char *name = NULL;
     int rc;
@@ -232,9 +233,11 @@ int sg_resolve_group(request_rec *r, const sg_dir_conf *dconf,
         }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SG0405: no process group applies to %s%s; add "
-                      "SwiftProcessGroup NAME here", r->uri,
-                      alias ? "" : " (SetHandler swift-gateway without "
-                                   "SwiftScriptAlias needs SwiftProcessGroup)");
+                      "SwiftProcessGroup NAME here",
+                      r->uri,
+                      alias ? ""
+                            : " (SetHandler swift-gateway without "
+                              "SwiftScriptAlias needs SwiftProcessGroup)");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if ((rc = sg_lookup(r, name, source, out)) != OK) {
@@ -255,7 +258,8 @@ int sg_resolve_group(request_rec *r, const sg_dir_conf *dconf,
  * non-regex <Location> that sets this handler and matches the URI. */
 const char *sg_location_mount(request_rec *r)
 {
-    core_server_config *sconf = ap_get_core_module_config(r->server->module_config);
+    core_server_config *sconf = ap_get_core_module_config(
+        r->server->module_config);
     const char *best = NULL;
     apr_size_t best_len = 0;
     int i;
@@ -264,7 +268,8 @@ const char *sg_location_mount(request_rec *r)
         return "";
     }
     for (i = 0; i < sconf->sec_url->nelts; ++i) {
-        ap_conf_vector_t *v = APR_ARRAY_IDX(sconf->sec_url, i, ap_conf_vector_t *);
+        ap_conf_vector_t *v = APR_ARRAY_IDX(sconf->sec_url, i,
+                                            ap_conf_vector_t *);
         core_dir_config *core = ap_get_core_module_config(v);
         const char *val, *err = NULL;
         apr_size_t len;

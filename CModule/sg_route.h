@@ -25,9 +25,9 @@ int sg_refuse_unserved(request_rec *r);
 /* Which setting chose the group: described only when a message names it,
  * so a request that resolves normally formats nothing. */
 typedef enum {
-    SG_SOURCE_SETTING,      /* SwiftProcessGroup */
-    SG_SOURCE_ALIAS,        /* process-group= of the SwiftScriptAlias */
-    SG_SOURCE_IMPLICIT      /* the alias's own implicit group */
+    SG_SOURCE_SETTING, /* SwiftProcessGroup */
+    SG_SOURCE_ALIAS,   /* process-group= of the SwiftScriptAlias */
+    SG_SOURCE_IMPLICIT /* the alias's own implicit group */
 } sg_source_kind;
 
 typedef struct {

@@ -16,7 +16,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
-        ),
+        )
     ],
     swiftLanguageModes: [.v6]
 )

@@ -20,13 +20,15 @@ struct ExampleSite {
                 context.logger.info("the example's /log page was asked for")
                 return text("logged a line to Apache's error log\n")
             default:
-                return text("SwiftGateway example site\ngroup: \(context.group)\npages: /hello /json /stream /body /log\n")
+                return text(
+                    "SwiftGateway example site\ngroup: \(context.group)\npages: /hello /json /stream /body /log\n")
             }
         }
     }
 
     static func text(_ body: String, status: HTTPResponse.Status = .ok) -> GatewayResponse {
-        GatewayResponse(status: status, headerFields: [.contentType: "text/plain; charset=utf-8"], body: .init(string: body))
+        GatewayResponse(
+            status: status, headerFields: [.contentType: "text/plain; charset=utf-8"], body: .init(string: body))
     }
 
     /// A Codable value as JSON.
@@ -45,17 +47,20 @@ struct ExampleSite {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(info)
         return GatewayResponse(
-            status: .ok, headerFields: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data))
+            status: .ok, headerFields: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
         )
     }
 
     /// A body written piece by piece: each line reaches the client as it is written.
     static func stream() -> GatewayResponse {
-        GatewayResponse(status: .ok, headerFields: [.contentType: "text/plain; charset=utf-8"], body: .stream { writer in
-            for line in 1...10 {
-                try await writer.write("line \(line) of 10\n")
-            }
-        })
+        GatewayResponse(
+            status: .ok, headerFields: [.contentType: "text/plain; charset=utf-8"],
+            body: .stream { writer in
+                for line in 1...10 {
+                    try await writer.write("line \(line) of 10\n")
+                }
+            })
     }
 
     /// Reads the request body (at most 1 MiB) and says how long it was.

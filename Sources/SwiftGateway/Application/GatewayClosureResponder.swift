@@ -6,7 +6,9 @@ public struct GatewayClosureResponder: GatewayResponder {
         self.handler = handler
     }
 
-    public nonisolated(nonsending) func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
+    public nonisolated(nonsending) func respond(
+        to request: GatewayRequest, context: GatewayContext
+    ) async throws -> GatewayResponse {
         try await self.handler(request, context)
     }
 }

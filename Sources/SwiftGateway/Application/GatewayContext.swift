@@ -12,7 +12,8 @@ public struct GatewayContext: Sendable {
         get {
             switch self.loggerSource {
             case .given(let logger): logger
-            case .fastCGI(let channel): FastCGIStandardErrorLogHandler.requestLogger(channel: channel, requestID: self.requestID)
+            case .fastCGI(let channel):
+                FastCGIStandardErrorLogHandler.requestLogger(channel: channel, requestID: self.requestID)
             }
         }
         set { self.loggerSource = .given(newValue) }

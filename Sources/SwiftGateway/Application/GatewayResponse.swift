@@ -7,7 +7,8 @@ public struct GatewayResponse: Sendable {
     public var headerFields: HTTPFields
     public var body: GatewayResponseBody
 
-    public init(status: HTTPResponse.Status = .ok, headerFields: HTTPFields = [:], body: GatewayResponseBody = .init()) {
+    public init(status: HTTPResponse.Status = .ok, headerFields: HTTPFields = [:], body: GatewayResponseBody = .init())
+    {
         self.status = status
         self.headerFields = headerFields
         self.body = body

@@ -62,7 +62,9 @@ public struct CGIEnvironment: Sendable {
         var stream = ByteBuffer()
         FastCGINameValuePairs.encode(pairs, into: &stream)
         // Encoded just now from strings: valid by construction.
-        do { try self.init(parameterStream: stream) } catch { preconditionFailure("re-reading encoded pairs failed: \(error)") }
+        do { try self.init(parameterStream: stream) } catch {
+            preconditionFailure("re-reading encoded pairs failed: \(error)")
+        }
     }
 
     /// The variables of a dictionary, in its (unspecified) order.
@@ -165,7 +167,9 @@ public struct CGIEnvironment: Sendable {
         }
     }
 
-    private static func entry(_ entry: Entry, in bytes: UnsafeRawBufferPointer, isNamed wanted: UnsafeRawBufferPointer) -> Bool {
+    private static func entry(
+        _ entry: Entry, in bytes: UnsafeRawBufferPointer, isNamed wanted: UnsafeRawBufferPointer
+    ) -> Bool {
         // Lengths first: most entries differ there, and slicing costs nothing.
         entry.name.count == wanted.count && UnsafeRawBufferPointer(rebasing: bytes[entry.name]).hasSameBytes(as: wanted)
     }
@@ -180,7 +184,10 @@ extension CGIEnvironment: RandomAccessCollection {
     public subscript(position: Int) -> (key: String, value: String) {
         let entry = self.entries[position]
         return self.bytes.withUnsafeReadableBytes { bytes in
-            (key: FastCGINameValuePairs.string(bytes, entry.name), value: FastCGINameValuePairs.string(bytes, entry.value))
+            (
+                key: FastCGINameValuePairs.string(bytes, entry.name),
+                value: FastCGINameValuePairs.string(bytes, entry.value)
+            )
         }
     }
 }

@@ -61,11 +61,12 @@ extension HTTPRequest {
         let fieldName = String(unsafeUninitializedCapacity: name.count - 5) { target in
             // Byte by byte: a field name is ASCII (HTTPField.Name refuses anything else).
             for (index, byte) in name.dropFirst(5).enumerated() {
-                target[index] = switch byte {
-                case UInt8(ascii: "_"): UInt8(ascii: "-")
-                case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte + 32
-                default: byte
-                }
+                target[index] =
+                    switch byte {
+                    case UInt8(ascii: "_"): UInt8(ascii: "-")
+                    case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte + 32
+                    default: byte
+                    }
             }
             return name.count - 5
         }

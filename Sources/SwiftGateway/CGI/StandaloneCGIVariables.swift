@@ -42,9 +42,10 @@ enum StandaloneCGIVariables {
             environment["SERVER_ADDR"] = local.ipAddress ?? ""
             environment["SERVER_PORT"] = local.port.map(String.init) ?? ""
         }
-        environment["SERVER_NAME"] = head.headers.first(name: "host").map { host in
-            String(host.split(separator: ":").first ?? Substring(host))
-        } ?? environment["SERVER_ADDR"]
+        environment["SERVER_NAME"] =
+            head.headers.first(name: "host").map { host in
+                String(host.split(separator: ":").first ?? Substring(host))
+            } ?? environment["SERVER_ADDR"]
         environment["SWIFT_GATEWAY_REQUEST_ID"] = String(Self.nextRequestNumber())
         return CGIEnvironment(environment.sorted(by: { $0.key < $1.key }).lazy.map { (name: $0.key, value: $0.value) })
     }
@@ -66,8 +67,9 @@ enum StandaloneCGIVariables {
         var iterator = Array(text.utf8)[...]
         while let byte = iterator.popFirst() {
             if byte == UInt8(ascii: "%"), iterator.count >= 2,
-               let high = hexValue(iterator[iterator.startIndex]),
-               let low = hexValue(iterator[iterator.startIndex + 1]) {
+                let high = hexValue(iterator[iterator.startIndex]),
+                let low = hexValue(iterator[iterator.startIndex + 1])
+            {
                 bytes.append(high << 4 | low)
                 iterator = iterator.dropFirst(2)
             } else {

@@ -80,7 +80,8 @@ public struct FastCGIError: Error, Hashable, CustomStringConvertible, Sendable {
         case .malformedBeginRequest:
             sentence = "The FastCGI BEGIN_REQUEST record does not have the required 8 bytes of content"
         case .unknownRole:
-            sentence = "The FastCGI BEGIN_REQUEST asked for a role other than responder, the only role this server plays"
+            sentence =
+                "The FastCGI BEGIN_REQUEST asked for a role other than responder, the only role this server plays"
         case .unexpectedRecord:
             sentence = "The FastCGI peer sent a record that is not allowed at this point of the request"
         case .wrongRequestID:

@@ -65,9 +65,11 @@ public enum FastCGINameValuePairs {
 
     private static let longLengthFlag: UInt32 = 0x8000_0000
 
-    private static func readLength(_ bytes: UnsafeRawBufferPointer, at cursor: inout Int, pairOffset: Int) throws -> Int {
+    private static func readLength(_ bytes: UnsafeRawBufferPointer, at cursor: inout Int, pairOffset: Int) throws -> Int
+    {
         guard cursor < bytes.count else {
-            throw FastCGIError.malformedNameValuePair.withDetail("the pair at offset \(pairOffset) ends inside its lengths")
+            throw FastCGIError.malformedNameValuePair.withDetail(
+                "the pair at offset \(pairOffset) ends inside its lengths")
         }
         let first = bytes[cursor]
         if first & 0x80 == 0 {
@@ -75,7 +77,8 @@ public enum FastCGINameValuePairs {
             return Int(first)
         }
         guard bytes.count - cursor >= 4 else {
-            throw FastCGIError.malformedNameValuePair.withDetail("the pair at offset \(pairOffset) ends inside its lengths")
+            throw FastCGIError.malformedNameValuePair.withDetail(
+                "the pair at offset \(pairOffset) ends inside its lengths")
         }
         let long = bytes[cursor..<(cursor + 4)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
         cursor += 4

@@ -85,7 +85,8 @@ public struct FastCGIRecordDecoder: Sendable {
             self.content = nil
             // A `stdin` record with content went out in its pieces already.
             if header.type != .stdin || header.contentLength == 0 {
-                try receive(FastCGIRecord(type: header.type, requestID: header.requestID, content: content ?? ByteBuffer()))
+                try receive(
+                    FastCGIRecord(type: header.type, requestID: header.requestID, content: content ?? ByteBuffer()))
             }
         }
     }
@@ -93,7 +94,8 @@ public struct FastCGIRecordDecoder: Sendable {
     /// The input ended: throws if it ended inside a record.
     public func finish() throws {
         if let bytes = self.headerBytes {
-            throw FastCGIError.truncatedRecord.withDetail("\(bytes.readableBytes) of a record header's 8 bytes left over")
+            throw FastCGIError.truncatedRecord.withDetail(
+                "\(bytes.readableBytes) of a record header's 8 bytes left over")
         }
         if let header = self.header {
             let missing = self.contentLeft + self.paddingLeft
@@ -115,7 +117,7 @@ public struct FastCGIRecordDecoder: Sendable {
             return nil
         }
         if bytes.readableBytes == 0 {
-            try Self.checkVersion(of: taken)  // at the header's first byte, not its eighth
+            try Self.checkVersion(of: taken) // at the header's first byte, not its eighth
         }
         bytes.writeBuffer(&taken)
         guard bytes.readableBytes == FastCGIRecord.headerLength else {
@@ -139,7 +141,7 @@ public struct FastCGIRecordDecoder: Sendable {
                 as: (UInt8, UInt8, UInt16, UInt16, UInt8, UInt8).self
             )
         else {
-            return nil  // unreachable: callers pass 8 bytes or more
+            return nil // unreachable: callers pass 8 bytes or more
         }
         return Header(
             type: FastCGIRecordType(rawValue: typeByte),

@@ -199,17 +199,21 @@ public final class FastCGIServerCodec: ChannelDuplexHandler {
         case .stderr(let payload):
             self.writeStream(.stderr, requestID: requestID, payload: payload, context: context, promise: promise)
         case .end(let appStatus):
-            self.writeEnd(requestID: requestID, appStatus: appStatus, lastPayload: nil, context: context, promise: promise)
+            self.writeEnd(
+                requestID: requestID, appStatus: appStatus, lastPayload: nil, context: context, promise: promise)
         case .stdoutThenEnd(let payload, let keepsConnection):
             let appStatus = keepsConnection ? Self.keptConnectionAppStatus : 0
             if payload.readableBytes <= Self.endCoalescingLimit {
-                self.writeEnd(requestID: requestID, appStatus: appStatus, lastPayload: payload, context: context, promise: promise)
+                self.writeEnd(
+                    requestID: requestID, appStatus: appStatus, lastPayload: payload, context: context, promise: promise
+                )
             } else {
                 self.writeStream(.stdout, requestID: requestID, payload: payload, context: context, promise: nil)
-                self.writeEnd(requestID: requestID, appStatus: appStatus, lastPayload: nil, context: context, promise: promise)
+                self.writeEnd(
+                    requestID: requestID, appStatus: appStatus, lastPayload: nil, context: context, promise: promise)
             }
         case .overloaded, .slotNotice:
-            break  // written above: they need no open request
+            break // written above: they need no open request
         }
     }
 

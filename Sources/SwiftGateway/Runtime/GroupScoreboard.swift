@@ -55,14 +55,16 @@ final class GroupScoreboard: @unchecked Sendable {
     static func adopt(descriptor: CInt, workers: Int) -> GroupScoreboard? {
         var status = stat()
         defer { close(descriptor) }
-        guard fstat(descriptor, &status) == 0, Int(status.st_size) >= self.byteCount(workers: workers) else { return nil }
+        guard fstat(descriptor, &status) == 0, Int(status.st_size) >= self.byteCount(workers: workers) else {
+            return nil
+        }
         return self.map(descriptor, workers: workers)
     }
 
     private static func map(_ descriptor: CInt, workers: Int) -> GroupScoreboard? {
         let size = self.byteCount(workers: workers)
         guard let address = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0),
-              address != MAP_FAILED
+            address != MAP_FAILED
         else { return nil }
         return GroupScoreboard(base: address, workerCount: workers, byteCount: size)
     }

@@ -12,7 +12,7 @@ enum ListenAddress: Equatable, Sendable, CustomStringConvertible {
             return
         }
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-              (1...65535).contains(port)
+            (1...65535).contains(port)
         else {
             throw StandaloneOptionsError("'\(text)' is not unix:PATH or HOST:PORT")
         }

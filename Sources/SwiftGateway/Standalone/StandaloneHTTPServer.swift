@@ -58,9 +58,12 @@ struct StandaloneHTTPServer: Sendable {
                         response = try await self.responder.respond(to: request, context: context)
                     } catch {
                         self.logger.error("SG1203: the application threw: \(error)")
-                        response = GatewayResponse(status: .internalServerError, body: .init(string: "Internal Server Error\n"))
+                        response = GatewayResponse(
+                            status: .internalServerError, body: .init(string: "Internal Server Error\n"))
                     }
-                    try await self.write(response, keepAlive: head.isKeepAlive, version: head.version, outbound: outbound, channel: channel)
+                    try await self.write(
+                        response, keepAlive: head.isKeepAlive, version: head.version, outbound: outbound,
+                        channel: channel)
                     // The next request starts after this one's body, read or not.
                     while try await parts.nextChunk() != nil {}
                     guard head.isKeepAlive else { return }
@@ -88,7 +91,8 @@ struct StandaloneHTTPServer: Sendable {
             if body.readableBytes > 0 { try await outbound.write(.body(.byteBuffer(body))) }
         case .stream(let produce):
             try await outbound.write(.head(HTTPResponseHead(version: version, status: status, headers: headers)))
-            try await produce(GatewayResponseBodyWriter { chunk in try await outbound.write(.body(.byteBuffer(chunk))) })
+            try await produce(
+                GatewayResponseBodyWriter { chunk in try await outbound.write(.body(.byteBuffer(chunk))) })
         }
         // Awaited on the channel: a close right after must not drop queued bytes.
         try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).get()

@@ -47,12 +47,16 @@ final class Supervisor {
             self.scoreboard = board
             self.spawner.shareScoreboard(descriptor)
         } catch {
-            self.logger.warning("SG1012: cannot create the group's scoreboard: \(error); while its slots are full a worker turns away every request on a kept connection")
+            self.logger.warning(
+                "SG1012: cannot create the group's scoreboard: \(error); while its slots are full a worker turns away every request on a kept connection"
+            )
         }
-        self.logger.info("SG1002: supervisor started", metadata: [
-            "processes": "\(self.settings.processes)", "threads": "\(self.settings.threads)",
-            "socket": "\(self.settings.socketPath)",
-        ])
+        self.logger.info(
+            "SG1002: supervisor started",
+            metadata: [
+                "processes": "\(self.settings.processes)", "threads": "\(self.settings.threads)",
+                "socket": "\(self.settings.socketPath)",
+            ])
         while true {
             self.startDueWorkers()
             self.waitForEvents(timeout: self.nextTimeout())
@@ -138,7 +142,9 @@ final class Supervisor {
             if !remaining.isEmpty { usleep(20_000) }
         }
         for pid in remaining {
-            self.logger.warning("SG1009: worker pid \(pid) still running after shutdown-timeout \(self.settings.shutdownTimeout)s: SIGKILL")
+            self.logger.warning(
+                "SG1009: worker pid \(pid) still running after shutdown-timeout \(self.settings.shutdownTimeout)s: SIGKILL"
+            )
             kill(pid, SIGKILL)
             var status: CInt = 0
             _ = waitpid(pid, &status, 0)

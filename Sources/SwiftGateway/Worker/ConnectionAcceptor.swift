@@ -112,7 +112,9 @@ struct ConnectionAcceptor: Sendable {
             return false
         }
         guard peer.uid == expected else {
-            self.logger.error("SG1111: refused a connection from pid \(peer.pid) uid \(peer.uid): only uid \(expected) (Apache's User) may connect")
+            self.logger.error(
+                "SG1111: refused a connection from pid \(peer.pid) uid \(peer.uid): only uid \(expected) (Apache's User) may connect"
+            )
             return false
         }
         return true

@@ -223,7 +223,8 @@ final class ConnectionSlots: @unchecked Sendable {
             if mayTurnAway, let siblingRoom = self.siblingRoom, siblingRoom() > 0 {
                 return .turnAway
             }
-            self.queue.append(QueuedRequest(connectionID: connectionID, mayTurnAway: mayTurnAway, start: start, turnAway: turnAway))
+            self.queue.append(
+                QueuedRequest(connectionID: connectionID, mayTurnAway: mayTurnAway, start: start, turnAway: turnAway))
             return .queued
         }
     }

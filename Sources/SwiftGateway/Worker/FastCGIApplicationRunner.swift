@@ -46,19 +46,29 @@ final class FastCGIApplicationRunner: Sendable {
     }
 
     /// - Parameter body: nil when the request announced no body.
-    nonisolated(nonsending) func run(environment: CGIEnvironment, body: FastCGIRequestBodyStream?, channel: any Channel) async {
+    nonisolated(nonsending) func run(
+        environment: CGIEnvironment, body: FastCGIRequestBodyStream?, channel: any Channel
+    ) async {
         // The request's logger is made only if something logs (GatewayContext.logger).
-        let context = GatewayContext(channel: channel, group: self.group, requestID: environment["SWIFT_GATEWAY_REQUEST_ID"] ?? "")
+        let context = GatewayContext(
+            channel: channel, group: self.group, requestID: environment["SWIFT_GATEWAY_REQUEST_ID"] ?? "")
 
         let response: GatewayResponse
-        if let limit = self.queueTimeout, limit > 0, let waited = Self.secondsWaited(since: environment.decimalValue(named: "SWIFT_GATEWAY_REQUEST_START")), waited > limit {
-            context.logger.warning("SG1120: the request waited \(formatSeconds(waited)) for a request slot, longer than queue-timeout \(formatSeconds(limit)): answered 503 without running it")
+        if let limit = self.queueTimeout, limit > 0,
+            let waited = Self.secondsWaited(since: environment.decimalValue(named: "SWIFT_GATEWAY_REQUEST_START")),
+            waited > limit
+        {
+            context.logger.warning(
+                "SG1120: the request waited \(formatSeconds(waited)) for a request slot, longer than queue-timeout \(formatSeconds(limit)): answered 503 without running it"
+            )
             await FastCGIResponseWriter(channel: channel).write(Self.queueTimedOut(retryAfter: limit), context: context)
             return
         }
         do {
             let head = try HTTPRequest(cgiEnvironment: environment)
-            let request = GatewayRequest(head: head, environment: environment, body: body.map(GatewayRequestBody.init(source:)) ?? GatewayRequestBody())
+            let request = GatewayRequest(
+                head: head, environment: environment,
+                body: body.map(GatewayRequestBody.init(source:)) ?? GatewayRequestBody())
             response = try await self.responder.respond(to: request, context: context)
         } catch let error as GatewayRequestError {
             self.logger.error("SG1116: bad request from Apache: \(error)")
@@ -87,6 +97,7 @@ extension FastCGIApplicationRunner {
     static func queueTimedOut(retryAfter seconds: Double) -> GatewayResponse {
         var fields: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
         fields[.retryAfter] = String(Int(seconds.rounded(.up)))
-        return GatewayResponse(status: .serviceUnavailable, headerFields: fields, body: .init(string: "Service Unavailable\n"))
+        return GatewayResponse(
+            status: .serviceUnavailable, headerFields: fields, body: .init(string: "Service Unavailable\n"))
     }
 }

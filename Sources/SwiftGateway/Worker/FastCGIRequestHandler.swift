@@ -106,11 +106,13 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         case (.body(let chunk), .serving(var request)):
             request.bodyBytesReceived += chunk.readableBytes
             if let body = self.body {
-                body.append(chunk)  // ignored once the body was finished
+                body.append(chunk) // ignored once the body was finished
             } else if !request.reportedUnannouncedBody {
                 // The application was given an empty body: the data is read and dropped.
                 request.reportedUnannouncedBody = true
-                self.runner.logger.warning("SG1121: request body data for a request without CONTENT_LENGTH or Transfer-Encoding: ignored, the application saw an empty body")
+                self.runner.logger.warning(
+                    "SG1121: request body data for a request without CONTENT_LENGTH or Transfer-Encoding: ignored, the application saw an empty body"
+                )
             }
             self.state = .serving(request)
         case (.end, .serving(var request)):
@@ -145,7 +147,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
 
         let channel = context.channel
         // The closures a waiting request needs are made only when every slot runs.
-        let admission = self.slots.tryStartRequest() ? .start : self.admitWhileFull(environment: environment, channel: channel)
+        let admission =
+            self.slots.tryStartRequest() ? .start : self.admitWhileFull(environment: environment, channel: channel)
         if admission == .turnAway {
             self.refuseNextRequestAndClose(context: context)
             return
@@ -164,7 +167,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         request.phase = .queued
         self.state = .serving(request)
         // Apache may then send it again should this worker exit before it starts.
-        context.writeAndFlush(self.wrapOutboundOut(.slotNotice(.requestWaiting, requestID: head.requestID)), promise: nil)
+        context.writeAndFlush(
+            self.wrapOutboundOut(.slotNotice(.requestWaiting, requestID: head.requestID)), promise: nil)
         self.slots.watchQueue(on: channel.eventLoop)
     }
 
@@ -200,7 +204,9 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
                 self = .long
             } else if let length = environment["CONTENT_LENGTH"] {
                 let bytes = Int(length) ?? Int.max
-                self = bytes == 0 ? .none : bytes > FastCGIRequestHandler.maximumBodyBytesOfAKeptConnection ? .long : .short
+                self =
+                    bytes == 0
+                    ? .none : bytes > FastCGIRequestHandler.maximumBodyBytesOfAKeptConnection ? .long : .short
             } else {
                 self = .none
             }
@@ -210,7 +216,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     /// A queued request got its slot.
     private func startQueued(environment: CGIEnvironment, channel: any Channel) {
         guard case .serving(var request) = self.state, case .queued = request.phase else {
-            self.slots.requestFinished()  // its connection closed meanwhile: the slot goes on
+            self.slots.requestFinished() // its connection closed meanwhile: the slot goes on
             return
         }
         request.phase = .running
@@ -219,7 +225,9 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         self.launch(environment: environment, body: self.body, channel: channel, immediately: false)
     }
 
-    private func launch(environment: CGIEnvironment, body: FastCGIRequestBodyStream?, channel: any Channel, immediately: Bool) {
+    private func launch(
+        environment: CGIEnvironment, body: FastCGIRequestBodyStream?, channel: any Channel, immediately: Bool
+    ) {
         self.applicationsRunning += 1
         let runner = self.runner
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
@@ -230,11 +238,13 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         // Either resumes on the loop after a suspension (EventLoopTaskExecutor).
         if immediately {
             Task.immediate(executorPreference: runner.executor) { @Sendable in
-                await FastCGIRequestHandler.run(runner, environment: environment, body: body, channel: channel, handler: handler)
+                await FastCGIRequestHandler.run(
+                    runner, environment: environment, body: body, channel: channel, handler: handler)
             }
         } else {
             Task(executorPreference: runner.executor) { @Sendable in
-                await FastCGIRequestHandler.run(runner, environment: environment, body: body, channel: channel, handler: handler)
+                await FastCGIRequestHandler.run(
+                    runner, environment: environment, body: body, channel: channel, handler: handler)
             }
         }
     }
@@ -317,7 +327,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
         var keepConnection = false
         if case .serving(let request) = self.state {
-            keepConnection = request.keepConnection
+            keepConnection =
+                request.keepConnection
                 && self.requestsServed + 1 < Self.maximumRequestsPerConnection
                 && request.announcedBody != .long && request.bodyBytesReceived <= Self.maximumBodyBytesOfAKeptConnection
                 && self.slots.shouldKeepFinishedConnection()
@@ -343,8 +354,10 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if case .serving(let request) = self.state, request.waitsForTheApplication, let body = self.body, body.isReadingPaused {
-            return  // the stream calls `channel.read()` again when the application caught up
+        if case .serving(let request) = self.state, request.waitsForTheApplication, let body = self.body,
+            body.isReadingPaused
+        {
+            return // the stream calls `channel.read()` again when the application caught up
         }
         context.read()
     }
@@ -359,7 +372,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         case is TurnAwayQueuedRequest:
             // The slots no longer list it; it may have started or closed since.
             if case .serving(let request) = self.state, case .queued = request.phase {
-                self.body?.finish(FastCGIConnectionError(description: "the request was turned away to a sibling worker"))
+                self.body?.finish(
+                    FastCGIConnectionError(description: "the request was turned away to a sibling worker"))
                 self.refuseNextRequestAndClose(context: context)
             }
         default:
@@ -394,7 +408,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.body?.finish(FastCGIConnectionError(description: "Apache closed the connection before the request body ended"))
+        self.body?.finish(
+            FastCGIConnectionError(description: "Apache closed the connection before the request body ended"))
         self.beginClosing()
         self.state = .closed
         self.releaseSlotIfDone()

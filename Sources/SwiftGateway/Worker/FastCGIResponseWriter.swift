@@ -29,7 +29,8 @@ struct FastCGIResponseWriter: Sendable {
                 channel.eventLoop.execute { self.endBuffered(head: head, body: body, coalesced: coalesce) }
             }
         case .stream(let produce):
-            let headers = CGIResponseHead.serialize(response, contentLength: nil, allocator: channel.allocator, reservingBody: 0)
+            let headers = CGIResponseHead.serialize(
+                response, contentLength: nil, allocator: channel.allocator, reservingBody: 0)
             do {
                 try await self.writeChunk(headers)
                 try await produce(GatewayResponseBodyWriter { chunk in try await self.writeChunk(chunk) })

@@ -53,7 +53,10 @@ struct WorkerProcess {
                 .channelOption(.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
                 // Reads may grow to 256 KiB (NIO's default stops at 64): the STDIN records Apache
                 // sends three at a time then arrive in one read and one pipeline pass, not three.
-                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 * 1024))
+                .channelOption(
+                    .recvAllocator,
+                    value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 * 1024)
+                )
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandlers(
@@ -90,7 +93,9 @@ struct WorkerProcess {
         let deadline = monotonicSeconds() + self.settings.gracefulTimeout
         while slots.heldCount > 0 {
             guard monotonicSeconds() < deadline else {
-                self.logger.warning("SG1104: \(slots.runningCount) requests still running after graceful-timeout \(self.settings.gracefulTimeout)s: exiting anyway")
+                self.logger.warning(
+                    "SG1104: \(slots.runningCount) requests still running after graceful-timeout \(self.settings.gracefulTimeout)s: exiting anyway"
+                )
                 exit(0)
             }
             try? await Task.sleep(for: .milliseconds(20))
@@ -104,7 +109,8 @@ struct WorkerProcess {
     /// connection per request), within half the descriptor limit, and never fewer than slots.
     static func connectionCapacity(threads: Int) -> Int {
         var limit = rlimit()
-        let descriptors = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 && limit.rlim_cur < rlim_t(Int.max)
+        let descriptors =
+            getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 && limit.rlim_cur < rlim_t(Int.max)
             ? Int(clamping: limit.rlim_cur) / 2 : Int.max
         return max(threads, min(max(4 * threads, 256), descriptors))
     }
@@ -117,16 +123,19 @@ struct WorkerProcess {
         let index = self.environment["SWIFT_GATEWAY_WORKER_INDEX"].flatMap(Int.init) ?? 0
         var board: GroupScoreboard?
         if self.environment[GroupScoreboard.environmentVariable] != nil {
-            board = GroupScoreboard.adopt(descriptor: GroupScoreboard.workerDescriptor, workers: self.settings.processes)
+            board = GroupScoreboard.adopt(
+                descriptor: GroupScoreboard.workerDescriptor, workers: self.settings.processes)
             if board == nil {
-                self.logger.error("SG1119: fd \(GroupScoreboard.workerDescriptor) is not the group's scoreboard (not the supervisor's shared memory, or mmap failed): while its slots are full this worker turns away every request on a kept connection")
+                self.logger.error(
+                    "SG1119: fd \(GroupScoreboard.workerDescriptor) is not the group's scoreboard (not the supervisor's shared memory, or mmap failed): while its slots are full this worker turns away every request on a kept connection"
+                )
             }
         }
         let siblingRoom: (@Sendable () -> Int)?
         if let board {
             siblingRoom = { board.roomOfSiblings(of: index, heldFor: Self.siblingRoomPatience) }
         } else if self.settings.processes > 1 {
-            siblingRoom = { 1 }  // unknown: assume a sibling has room, as the backlog would
+            siblingRoom = { 1 } // unknown: assume a sibling has room, as the backlog would
         } else {
             siblingRoom = nil
         }
@@ -156,9 +165,11 @@ struct WorkerProcess {
     private func checkListener() {
         var status = stat()
         guard self.environment["LISTEN_FDS"] == "1", fstat(Self.listenerDescriptor, &status) == 0,
-              (status.st_mode & S_IFMT) == S_IFSOCK
+            (status.st_mode & S_IFMT) == S_IFSOCK
         else {
-            self.logger.critical("SG1106: fd 3 is not a listening socket (LISTEN_FDS=\(self.environment["LISTEN_FDS"] ?? "unset")): start this program through Apache")
+            self.logger.critical(
+                "SG1106: fd 3 is not a listening socket (LISTEN_FDS=\(self.environment["LISTEN_FDS"] ?? "unset")): start this program through Apache"
+            )
             exit(1)
         }
     }

@@ -17,7 +17,9 @@ struct FixtureResponder: GatewayResponder {
     private static let groupField = HTTPField.Name("X-Gateway-Group")
     private static let pidField = HTTPField.Name("X-Gateway-Pid")
 
-    nonisolated(nonsending) func respond(to request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
+    nonisolated(nonsending) func respond(
+        to request: GatewayRequest, context: GatewayContext
+    ) async throws -> GatewayResponse {
         var response = try await self.page(for: request, context: context)
         if let group = Self.groupField, let pid = Self.pidField {
             // One copy of the page's fields with room for both, not a copy and a regrowth.
@@ -28,11 +30,16 @@ struct FixtureResponder: GatewayResponder {
         return response
     }
 
-    private nonisolated(nonsending) func page(for request: GatewayRequest, context: GatewayContext) async throws -> GatewayResponse {
+    private nonisolated(nonsending) func page(
+        for request: GatewayRequest, context: GatewayContext
+    ) async throws -> GatewayResponse {
         let path = request.pathInfo
         // The last non-empty segment, as a slice of the path: no array, no copy.
-        let end = path.utf8.lastIndex(where: { $0 != UInt8(ascii: "/") }).map { path.utf8.index(after: $0) } ?? path.startIndex
-        let start = path.utf8[..<end].lastIndex(of: UInt8(ascii: "/")).map { path.utf8.index(after: $0) } ?? path.startIndex
+        let end =
+            path.utf8.lastIndex(where: { $0 != UInt8(ascii: "/") }).map { path.utf8.index(after: $0) }
+            ?? path.startIndex
+        let start =
+            path.utf8[..<end].lastIndex(of: UInt8(ascii: "/")).map { path.utf8.index(after: $0) } ?? path.startIndex
         let page = path[start..<end]
         switch page {
         case "hello": return Self.hello
@@ -122,6 +129,7 @@ struct FixtureResponder: GatewayResponder {
     }
 
     func text(_ body: String, status: HTTPResponse.Status = .ok) -> GatewayResponse {
-        GatewayResponse(status: status, headerFields: [.contentType: "text/plain; charset=utf-8"], body: .init(string: body))
+        GatewayResponse(
+            status: status, headerFields: [.contentType: "text/plain; charset=utf-8"], body: .init(string: body))
     }
 }

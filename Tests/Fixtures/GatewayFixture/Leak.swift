@@ -15,7 +15,7 @@ enum Leak {
         lock.withLock {
             for _ in 0..<max(0, min(megabytes, 4096)) {
                 guard let block = malloc(1 << 20) else { return }
-                memset(block, 0x5a, 1 << 20)  // touch every page so it counts in RSS
+                memset(block, 0x5a, 1 << 20) // touch every page so it counts in RSS
                 blocks.append(block)
             }
         }

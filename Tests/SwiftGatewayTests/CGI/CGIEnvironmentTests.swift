@@ -6,9 +6,10 @@ import XCTest
 final class CGIEnvironmentTests: XCTestCase {
     func testLooksUpAndIteratesTheVariablesOfAParameterStream() throws {
         let long = String(repeating: "v", count: 300)
-        let environment = try CGIEnvironment(parameterStream: FastCGITestWire.pairs([
-            (name: "SCRIPT_NAME", value: "/app"), (name: "HTTP_X_LONG", value: long), (name: "EMPTY", value: ""),
-        ]))
+        let environment = try CGIEnvironment(
+            parameterStream: FastCGITestWire.pairs([
+                (name: "SCRIPT_NAME", value: "/app"), (name: "HTTP_X_LONG", value: long), (name: "EMPTY", value: ""),
+            ]))
         XCTAssertEqual(environment["SCRIPT_NAME"], "/app")
         XCTAssertEqual(environment["HTTP_X_LONG"], long)
         XCTAssertEqual(environment["EMPTY"], "")
@@ -29,7 +30,8 @@ final class CGIEnvironmentTests: XCTestCase {
     }
 
     func testARepeatedNameAnswersItsLastValue() throws {
-        let environment = try CGIEnvironment(parameterStream: FastCGITestWire.pairs([(name: "A", value: "1"), (name: "A", value: "2")]))
+        let environment = try CGIEnvironment(
+            parameterStream: FastCGITestWire.pairs([(name: "A", value: "1"), (name: "A", value: "2")]))
         XCTAssertEqual(environment["A"], "2")
         XCTAssertEqual(environment.count, 2)
         XCTAssertEqual(environment.dictionary, ["A": "2"])
@@ -67,9 +69,10 @@ final class CGIEnvironmentTests: XCTestCase {
     }
 
     func testTheTokenIsHeldApartAndComparedByItsBytes() throws {
-        let environment = try CGIEnvironment(parameterStream: FastCGITestWire.pairs([
-            (name: "A", value: "1"), (name: "SWIFT_GATEWAY_TOKEN", value: "abc"),
-        ]))
+        let environment = try CGIEnvironment(
+            parameterStream: FastCGITestWire.pairs([
+                (name: "A", value: "1"), (name: "SWIFT_GATEWAY_TOKEN", value: "abc"),
+            ]))
         XCTAssertNil(environment["SWIFT_GATEWAY_TOKEN"])
         XCTAssertEqual(environment.map(\.key), ["A"])
         XCTAssertTrue(environment.presentedToken(equals: Array("abc".utf8)))

@@ -18,14 +18,18 @@ final class CGIResponseHeadTests: XCTestCase {
         var fields: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
         fields[HTTPField.Name("X-Name")!] = "café ☕"
         let cases: [(GatewayResponse, Int?, String)] = [
-            (GatewayResponse(status: .init(code: 599, reasonPhrase: "Custom Thing"), headerFields: fields), 1_234_567_890,
-             "Status: 599 Custom Thing\r\nContent-Type: text/plain; charset=utf-8\r\nX-Name: café ☕\r\nContent-Length: 1234567890\r\n\r\n"),
+            (
+                GatewayResponse(status: .init(code: 599, reasonPhrase: "Custom Thing"), headerFields: fields),
+                1_234_567_890,
+                "Status: 599 Custom Thing\r\nContent-Type: text/plain; charset=utf-8\r\nX-Name: café ☕\r\nContent-Length: 1234567890\r\n\r\n"
+            ),
             (GatewayResponse(status: .noContent), nil, "Status: 204 No Content\r\n\r\n"),
             (GatewayResponse(status: .ok), 0, "Status: 200 OK\r\nContent-Length: 0\r\n\r\n"),
             (GatewayResponse(status: .init(code: 7, reasonPhrase: "")), 10, "Status: 7 \r\nContent-Length: 10\r\n\r\n"),
         ]
         for (response, length, expected) in cases {
-            let buffer = CGIResponseHead.serialize(response, contentLength: length, allocator: .init(), reservingBody: 100)
+            let buffer = CGIResponseHead.serialize(
+                response, contentLength: length, allocator: .init(), reservingBody: 100)
             XCTAssertEqual(String(buffer: buffer), expected)
             XCTAssertGreaterThanOrEqual(buffer.capacity, buffer.readableBytes + 100)
         }
@@ -36,7 +40,8 @@ final class CGIResponseHeadTests: XCTestCase {
         var fields: HTTPFields = [.contentLength: "7"]
         fields[HTTPField.Name("X-Evil")!] = "a\r\nSet-Cookie: x=1"
         let response = GatewayResponse(status: .ok, headerFields: fields)
-        let text = String(buffer: CGIResponseHead.serialize(response, contentLength: 3, allocator: .init(), reservingBody: 0))
+        let text = String(
+            buffer: CGIResponseHead.serialize(response, contentLength: 3, allocator: .init(), reservingBody: 0))
         XCTAssertEqual(text.components(separatedBy: "Content-Length").count, 2)
         XCTAssertFalse(text.contains("\r\nSet-Cookie"))
     }

@@ -26,7 +26,8 @@ final class HTTPRequestCGIEnvironmentTests: XCTestCase {
     }
 
     func testHeaderFieldNamesFromCGIVariables() {
-        XCTAssertEqual(HTTPRequest.headerFieldName(forCGIVariable: "HTTP_X_FORWARDED_FOR"), HTTPField.Name("x-forwarded-for"))
+        XCTAssertEqual(
+            HTTPRequest.headerFieldName(forCGIVariable: "HTTP_X_FORWARDED_FOR"), HTTPField.Name("x-forwarded-for"))
         XCTAssertEqual(HTTPRequest.headerFieldName(forCGIVariable: "HTTP_ACCEPT"), .accept)
         XCTAssertEqual(HTTPRequest.headerFieldName(forCGIVariable: "CONTENT_TYPE"), .contentType)
         XCTAssertNil(HTTPRequest.headerFieldName(forCGIVariable: "HTTP_"))
@@ -38,7 +39,9 @@ final class HTTPRequestCGIEnvironmentTests: XCTestCase {
 
     func testCommonHeaderNamesComeFromTheTableAsTheyWouldBeMade() {
         // The table's names are the ones made per variable, lowercase raw names included.
-        for (variable, raw) in [("HTTP_HOST", "host"), ("HTTP_USER_AGENT", "user-agent"), ("HTTP_SEC_FETCH_DEST", "sec-fetch-dest")] {
+        for (variable, raw) in [
+            ("HTTP_HOST", "host"), ("HTTP_USER_AGENT", "user-agent"), ("HTTP_SEC_FETCH_DEST", "sec-fetch-dest"),
+        ] {
             let name = HTTPRequest.headerFieldName(forCGIVariable: variable)
             XCTAssertEqual(name?.rawName, raw)
             XCTAssertEqual(name, HTTPField.Name(raw))
@@ -49,12 +52,13 @@ final class HTTPRequestCGIEnvironmentTests: XCTestCase {
     }
 
     func testARepeatedVariableCountsWithItsLastValue() throws {
-        let head = try HTTPRequest(cgiEnvironment: CGIEnvironment([
-            (name: "REQUEST_METHOD", value: "GE T"), (name: "HTTP_HOST", value: "a.example"),
-            (name: "HTTPS", value: "on"), (name: "REQUEST_URI", value: "/first"),
-            (name: "REQUEST_METHOD", value: "PUT"), (name: "HTTP_HOST", value: "b.example"),
-            (name: "HTTPS", value: "off"), (name: "REQUEST_URI", value: "/last"),
-        ]))
+        let head = try HTTPRequest(
+            cgiEnvironment: CGIEnvironment([
+                (name: "REQUEST_METHOD", value: "GE T"), (name: "HTTP_HOST", value: "a.example"),
+                (name: "HTTPS", value: "on"), (name: "REQUEST_URI", value: "/first"),
+                (name: "REQUEST_METHOD", value: "PUT"), (name: "HTTP_HOST", value: "b.example"),
+                (name: "HTTPS", value: "off"), (name: "REQUEST_URI", value: "/last"),
+            ]))
         XCTAssertEqual(head.method, .put)
         XCTAssertEqual(head.authority, "b.example")
         XCTAssertEqual(head.scheme, "http")

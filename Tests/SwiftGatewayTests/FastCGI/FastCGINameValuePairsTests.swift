@@ -96,11 +96,11 @@ final class FastCGINameValuePairsTests: XCTestCase {
 
     func testLengthsLargerThanTheRemainingBytesThrow() {
         let cases: [[UInt8]] = [
-            [5, 1, 0x41, 0x42],  // name claims 5 bytes, only 2 follow
-            [1, 9, 0x41, 0x42],  // value claims 9 bytes
-            [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x41],  // both claim 2^31 - 1
-            [0x80, 0, 0],  // four-byte length cut short
-            [1],  // value length missing
+            [5, 1, 0x41, 0x42], // name claims 5 bytes, only 2 follow
+            [1, 9, 0x41, 0x42], // value claims 9 bytes
+            [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x41], // both claim 2^31 - 1
+            [0x80, 0, 0], // four-byte length cut short
+            [1], // value length missing
         ]
         for bytes in cases {
             XCTAssertThrowsError(try FastCGINameValuePairs.decode(ByteBuffer(bytes: bytes)), "\(bytes)") { error in

@@ -250,7 +250,8 @@ final class FastCGIRecordDecoderTests: XCTestCase {
             try decoder.decode(whole.getSlice(at: whole.readerIndex, length: length) ?? ByteBuffer()) {
                 records.append($0)
             }
-            let expected = content.isEmpty ? [] : [FastCGIRecord(type: .stdin, requestID: 1, content: ByteBuffer(string: content))]
+            let expected =
+                content.isEmpty ? [] : [FastCGIRecord(type: .stdin, requestID: 1, content: ByteBuffer(string: content))]
             XCTAssertEqual(records, expected, "STDIN content is handed on as it arrives: \(name)")
             XCTAssertTrue(decoder.isInsideRecord, name)
             XCTAssertThrowsError(try decoder.finish(), name) { error in
@@ -331,9 +332,9 @@ final class FastCGIRecordDecoderTests: XCTestCase {
         for round in 0..<1000 {
             var bytes = FastCGITestWire.randomBytes(Int.random(in: 0...400, using: &generator), using: &generator)
             if round % 2 == 0, !bytes.isEmpty {
-                bytes[0] = 1  // get past the version check to exercise the length paths
+                bytes[0] = 1 // get past the version check to exercise the length paths
                 if bytes.count > 5 {
-                    bytes[4] = 0  // keep content lengths small enough to complete sometimes
+                    bytes[4] = 0 // keep content lengths small enough to complete sometimes
                 }
             }
             var input = ByteBuffer(bytes: bytes)

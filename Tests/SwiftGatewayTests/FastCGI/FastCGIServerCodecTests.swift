@@ -155,11 +155,13 @@ final class FastCGIServerCodecTests: XCTestCase {
         }
         // The body is handed on as it arrives, a byte at a time here.
         XCTAssertEqual(self.recorder.parts.count, 2 + "hello world".utf8.count)
-        XCTAssertEqual(Self.joiningBodies(self.recorder.parts), [
-            .head(FastCGIRequestHead(requestID: 0x0102, keepConnection: true, parameters: self.parameters)),
-            .body(ByteBuffer(string: "hello world")),
-            .end,
-        ])
+        XCTAssertEqual(
+            Self.joiningBodies(self.recorder.parts),
+            [
+                .head(FastCGIRequestHead(requestID: 0x0102, keepConnection: true, parameters: self.parameters)),
+                .body(ByteBuffer(string: "hello world")),
+                .end,
+            ])
         XCTAssertEqual(self.errors, [])
     }
 
@@ -293,7 +295,8 @@ final class FastCGIServerCodecTests: XCTestCase {
         XCTAssertEqual(stream.readableBytes, 100)
         self.makeChannel(FastCGIServerCodec(maximumParamsLength: 100))
         try self.channel.writeInbound(FastCGITestWire.begin(id: 1))
-        try self.channel.writeInbound(FastCGITestWire.params(id: 1, [(name: "A", value: String(repeating: "v", count: 97))], recordSize: 30))
+        try self.channel.writeInbound(
+            FastCGITestWire.params(id: 1, [(name: "A", value: String(repeating: "v", count: 97))], recordSize: 30))
         XCTAssertEqual(self.errors, [])
         XCTAssertEqual(self.recorder.parts.count, 1)
     }
@@ -365,13 +368,15 @@ final class FastCGIServerCodecTests: XCTestCase {
                 input = ByteBuffer()
                 for _ in 0..<Int.random(in: 1...8, using: &generator) {
                     let type = FastCGIRecordType(rawValue: UInt8.random(in: 0...12, using: &generator))
-                    let content = FastCGITestWire.randomBytes(Int.random(in: 0...40, using: &generator), using: &generator)
+                    let content = FastCGITestWire.randomBytes(
+                        Int.random(in: 0...40, using: &generator), using: &generator)
                     input.writeImmutableBuffer(
                         FastCGITestWire.record(type, id: UInt16.random(in: 0...2, using: &generator), content)
                     )
                 }
             } else {
-                input = ByteBuffer(bytes: FastCGITestWire.randomBytes(Int.random(in: 0...200, using: &generator), using: &generator))
+                input = ByteBuffer(
+                    bytes: FastCGITestWire.randomBytes(Int.random(in: 0...200, using: &generator), using: &generator))
             }
             while input.readableBytes > 0 {
                 let length = min(input.readableBytes, Int.random(in: 1...50, using: &generator))
@@ -528,9 +533,9 @@ final class FastCGIServerCodecTests: XCTestCase {
         XCTAssertEqual(
             Array((buffer ?? ByteBuffer()).readableBytesView),
             [
-                1, 6, 1, 2, 0, 0, 0, 0,  // empty STDOUT
-                1, 3, 1, 2, 0, 8, 0, 0,  // END_REQUEST header
-                0x0A, 0x0B, 0x0C, 0x0D, 0, 0, 0, 0,  // appStatus, requestComplete, reserved
+                1, 6, 1, 2, 0, 0, 0, 0, // empty STDOUT
+                1, 3, 1, 2, 0, 8, 0, 0, // END_REQUEST header
+                0x0A, 0x0B, 0x0C, 0x0D, 0, 0, 0, 0, // appStatus, requestComplete, reserved
             ]
         )
     }
@@ -548,7 +553,10 @@ final class FastCGIServerCodecTests: XCTestCase {
             [
                 FastCGIRecord(type: .stdout, requestID: 3, content: ByteBuffer(string: "Status: 200 OK\r\n\r\nhi")),
                 FastCGIRecord(type: .stdout, requestID: 3, content: ByteBuffer()),
-                FastCGIRecord(type: .endRequest, requestID: 3, content: self.endRequestContent(appStatus: FastCGIServerCodec.keptConnectionAppStatus, status: .requestComplete)),
+                FastCGIRecord(
+                    type: .endRequest, requestID: 3,
+                    content: self.endRequestContent(
+                        appStatus: FastCGIServerCodec.keptConnectionAppStatus, status: .requestComplete)),
             ]
         )
     }
@@ -632,7 +640,7 @@ final class FastCGIServerCodecTests: XCTestCase {
     func testWithoutKeepConnectionASecondRequestIsAnError() throws {
         try self.channel.writeInbound(self.fullRequest(id: 1))
         try self.channel.writeOutbound(FastCGIResponsePart.end(appStatus: 0))
-        try self.channel.writeInbound(FastCGITestWire.record(.abortRequest, id: 1))  // a late abort is harmless
+        try self.channel.writeInbound(FastCGITestWire.record(.abortRequest, id: 1)) // a late abort is harmless
         XCTAssertEqual(self.errors, [])
         try self.channel.writeInbound(FastCGITestWire.begin(id: 2))
         XCTAssertEqual(self.errors, [.unexpectedRecord])
@@ -658,7 +666,9 @@ final class FastCGIServerCodecTests: XCTestCase {
         XCTAssertEqual(self.errors, [])
         XCTAssertEqual(
             self.recorder.parts,
-            Array(self.expectedParts(id: 1, keepConnection: true).prefix(1)) + [.body(ByteBuffer(string: "upload part 1")), .end]
+            Array(self.expectedParts(id: 1, keepConnection: true).prefix(1)) + [
+                .body(ByteBuffer(string: "upload part 1")), .end,
+            ]
                 + self.expectedParts(id: 2, keepConnection: true)
         )
     }
@@ -674,7 +684,8 @@ final class FastCGIServerCodecTests: XCTestCase {
         }
         var wire = self.fullRequest()
         // A partial record after the request: closing must not decode it re-entrantly.
-        wire.writeImmutableBuffer(FastCGITestWire.record(.stdin, id: 1, "tail").getSlice(at: 0, length: 5) ?? ByteBuffer())
+        wire.writeImmutableBuffer(
+            FastCGITestWire.record(.stdin, id: 1, "tail").getSlice(at: 0, length: 5) ?? ByteBuffer())
         try self.channel.writeInbound(wire)
         XCTAssertEqual(self.recorder.parts, self.expectedParts())
         XCTAssertEqual(try self.writtenRecords().map(\.type), [.stdout, .stdout, .endRequest])

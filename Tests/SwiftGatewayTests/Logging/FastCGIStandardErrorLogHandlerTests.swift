@@ -8,7 +8,8 @@ import XCTest
 final class FastCGIStandardErrorLogHandlerTests: XCTestCase {
     private func loggedLine(_ log: (Logger) -> Void, requestID: String? = "r1") throws -> String {
         let channel = EmbeddedChannel()
-        let logger = Logger(label: "app") { _ in FastCGIStandardErrorLogHandler(channel: channel, requestID: requestID) }
+        let logger = Logger(label: "app") { _ in FastCGIStandardErrorLogHandler(channel: channel, requestID: requestID)
+        }
         log(logger)
         guard case .stderr(let buffer) = try XCTUnwrap(try channel.readOutbound(as: FastCGIResponsePart.self)) else {
             XCTFail("not a STDERR part")

@@ -105,10 +105,10 @@ final class ConnectionSlotsTests: XCTestCase {
         XCTAssertFalse(slots.tryTake())
         XCTAssertFalse(slots.waitForRoom(orIdle: true, timeout: 0.01))
 
-        slots.requestFinished()     // its slot goes to the oldest queued request
+        slots.requestFinished() // its slot goes to the oldest queued request
         XCTAssertEqual(log.withLockedValue { $0 }, ["start 3"])
         XCTAssertEqual(slots.runningCount, 2)
-        slots.cancelQueued(connectionID: 4)     // its connection closed while it waited
+        slots.cancelQueued(connectionID: 4) // its connection closed while it waited
         slots.requestFinished()
         XCTAssertEqual(log.withLockedValue { $0 }, ["start 3"])
         XCTAssertEqual(slots.runningCount, 1)
@@ -132,7 +132,8 @@ final class ConnectionSlotsTests: XCTestCase {
     func testAFreedSlotGoesToAConnectionWaitingInTheBacklogBeforeTheQueue() {
         let log = NIOLockedValueBox<[String]>([])
         let waiting = NIOLockedValueBox(true)
-        let slots = ConnectionSlots(capacity: 1, connectionCapacity: 4, connectionsWaiting: { waiting.withLockedValue { $0 } })
+        let slots = ConnectionSlots(
+            capacity: 1, connectionCapacity: 4, connectionsWaiting: { waiting.withLockedValue { $0 } })
         XCTAssertTrue(slots.tryTake())
         XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start)
         XCTAssertEqual(self.admit(slots, connection: 2, kept: true, log: log), .queued)
@@ -187,7 +188,7 @@ final class ConnectionSlotsTests: XCTestCase {
         XCTAssertEqual(self.admit(slots, connection: 1, kept: false, log: log), .start)
         XCTAssertEqual(self.admit(slots, connection: 2, kept: false, log: log), .start)
         XCTAssertEqual(self.admit(slots, connection: 3, kept: false, log: log), .queued)
-        slots.requestFinished()     // handed to the queued request: still none free
+        slots.requestFinished() // handed to the queued request: still none free
         slots.requestFinished()
         _ = slots.beginDraining()
         slots.requestFinished()

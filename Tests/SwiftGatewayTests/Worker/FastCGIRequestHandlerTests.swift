@@ -51,7 +51,8 @@ final class FastCGIRequestHandlerTests: XCTestCase {
 
     /// A request whose `CONTENT_LENGTH` announces its body (none without one).
     private func request(keepConnection: Bool, bodyBytes: Int = 0) -> ByteBuffer {
-        self.request(keepConnection: keepConnection, bodyBytes: bodyBytes, announcedLength: bodyBytes > 0 ? bodyBytes : nil)
+        self.request(
+            keepConnection: keepConnection, bodyBytes: bodyBytes, announcedLength: bodyBytes > 0 ? bodyBytes : nil)
     }
 
     /// - Parameter announcedLength: `CONTENT_LENGTH`, or nil for none.
@@ -67,7 +68,10 @@ final class FastCGIRequestHandlerTests: XCTestCase {
             body = body.dropFirst(FastCGIRecord.maximumContentLength)
         }
         return FastCGITestWire.concatenate(
-            [FastCGITestWire.begin(id: 1, flags: keepConnection ? 1 : 0), FastCGITestWire.params(id: 1, parameters, recordSize: 100)]
+            [
+                FastCGITestWire.begin(id: 1, flags: keepConnection ? 1 : 0),
+                FastCGITestWire.params(id: 1, parameters, recordSize: 100),
+            ]
                 + stdin + [FastCGITestWire.record(.stdin, id: 1)]
         )
     }
@@ -231,7 +235,8 @@ final class FastCGIRequestHandlerTests: XCTestCase {
             return GatewayResponse(body: .init(string: "received \(received)\n"))
         }
         for (bodyBytes, announced) in [(1000, 0), (1000, nil), (10, 10)] as [(Int, Int?)] {
-            try await channel.writeInbound(self.request(keepConnection: true, bodyBytes: bodyBytes, announcedLength: announced))
+            try await channel.writeInbound(
+                self.request(keepConnection: true, bodyBytes: bodyBytes, announcedLength: announced))
             self.assertKept(try await self.response(from: channel), endingWith: "received \(announced ?? 0)\n")
             XCTAssertTrue(channel.isActive)
         }
@@ -295,14 +300,18 @@ final class FastCGIRequestHandlerTests: XCTestCase {
     /// the second has served one request (so it is a kept connection Apache would resend on).
     private func fullWorker(
         siblingRoom: (@Sendable () -> Int)?
-    ) async throws -> (slots: ConnectionSlots, busy: NIOAsyncTestingChannel, kept: NIOAsyncTestingChannel, release: @Sendable () -> Void) {
+    ) async throws -> (
+        slots: ConnectionSlots, busy: NIOAsyncTestingChannel, kept: NIOAsyncTestingChannel,
+        release: @Sendable () -> Void
+    ) {
         let slots = ConnectionSlots(capacity: 1, connectionCapacity: 2, siblingRoom: siblingRoom)
         let (gate, opener) = AsyncStream<Void>.makeStream()
         let busy = try await self.makeConnection(slots: slots) {
-            GatewayResponse(body: .stream { writer in
-                for await _ in gate { break }
-                try await writer.write(ByteBuffer(string: "held\n"))
-            })
+            GatewayResponse(
+                body: .stream { writer in
+                    for await _ in gate { break }
+                    try await writer.write(ByteBuffer(string: "held\n"))
+                })
         }
         let kept = try await self.makeConnection(slots: slots)
         try await kept.writeInbound(self.request(keepConnection: true))
@@ -338,7 +347,9 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         // Apache is told it waits, then that it runs: between the two it may send it again.
         XCTAssertEqual(records.prefix(2).map(\.type), [.requestWaiting, .requestStarted])
         // The first names this worker, for Apache's log line (SG0518).
-        XCTAssertEqual(records.first.flatMap { $0.content.getInteger(at: $0.content.readerIndex, as: UInt32.self) }, UInt32(getpid()))
+        XCTAssertEqual(
+            records.first.flatMap { $0.content.getInteger(at: $0.content.readerIndex, as: UInt32.self) },
+            UInt32(getpid()))
         XCTAssertEqual(records.prefix(2).map(\.content.readableBytes), [4, 0])
         XCTAssertTrue(self.stdout(records).hasSuffix("Hello world!\n"))
         XCTAssertEqual(self.protocolStatus(records), FastCGIProtocolStatus.requestComplete.rawValue)

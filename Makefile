@@ -1,6 +1,6 @@
 # SwiftGateway: the Apache module (apxs) and the Swift runtime (SwiftPM).
 #   make            build the module, the example site and the test fixture program (release)
-#   make test       unit tests and integration tests against a real Apache
+#   make test       format check, unit tests, docs checks and integration tests against a real Apache
 #   make run        serve the example site on http://127.0.0.1:8080/
 #   make install    install the module and its Debian-style .load/.conf
 #   make bench      compare the gateway with static files, mod_proxy_fcgi and mod_wsgi (bench/README.md)
@@ -27,7 +27,7 @@ NIO_FLOOR_BIN = $(BENCH_SCRATCH)/$(CONFIG)/NIOFloorWorker
 BENCH_SWIFT_SRC = bench/Package.swift $(shell find bench/Sources -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
 ARTIFACTS    = SG_MODULE=$(CURDIR)/$(MODULE) SG_FIXTURE=$(CURDIR)/$(FIXTURE_BIN)
 
-.PHONY: all module swift nio-floor test unit-test docs-test integration-test run install clean dependencies bench callgrind
+.PHONY: all module swift nio-floor test format-check format unit-test docs-test integration-test run install clean dependencies bench callgrind
 
 all: module swift
 
@@ -51,6 +51,18 @@ $(NIO_FLOOR_BIN): $(BENCH_SWIFT_SRC) Makefile
 	$(SWIFT) build --package-path bench --scratch-path $(CURDIR)/$(BENCH_SCRATCH) -c $(CONFIG) \
 		--product NIOFloorWorker $(SWIFT_BUILD_FLAGS)
 
+# the code is formatted as .clang-format and .swift-format say (fix: make format)
+C_FORMATTED     = $(wildcard CModule/*.c CModule/*.h Sources/CSwiftGatewayLinux/*.c Sources/CSwiftGatewayLinux/include/*.h)
+SWIFT_FORMATTED = Package.swift Sources Tests/SwiftGatewayTests Tests/Fixtures Examples bench/Package.swift bench/Sources
+
+format-check:
+	clang-format --dry-run --Werror $(C_FORMATTED)
+	$(SWIFT) format lint --strict --recursive $(SWIFT_FORMATTED)
+
+format:
+	clang-format -i $(C_FORMATTED)
+	$(SWIFT) format format --in-place --recursive $(SWIFT_FORMATTED)
+
 # the docs describe the code: every log message number documented, every documented one used
 docs-test:
 	$(PYTHON) -m pytest -q Tests/Docs
@@ -62,7 +74,7 @@ integration-test: all
 	$(ARTIFACTS) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) $(PYTHON) -m pytest -q -rP Tests/Integration
 
 test: dependencies
-	$(MAKE) unit-test docs-test integration-test
+	$(MAKE) format-check unit-test docs-test integration-test
 
 dependencies:
 	./scripts/install-dependencies.sh

@@ -13,6 +13,8 @@ command -v strace >/dev/null 2>&1 || packages+=(strace)
 # ss, with which the integration tests read a listening socket's backlog
 command -v ss >/dev/null 2>&1 || packages+=(iproute2)
 command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-pip)
+# make test checks the C code's format (.clang-format)
+command -v clang-format >/dev/null 2>&1 || packages+=(clang-format)
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -43,9 +43,14 @@ final class Supervisor {
     }
 
     /// How often the limits are checked at least; while workers serve requests under
-    /// `maximum-requests`, or a recycle waits for a replacement to accept, `busyCheckInterval`.
+    /// `maximum-requests`, `busyCheckInterval`; while a due recycle waits for a replacement to
+    /// accept, `readinessCheckInterval` (a recycled worker's exit wakes the loop by itself).
     private static let checkInterval = 0.5
     private static let busyCheckInterval = 0.01
+    /// Under `maximum-requests`, while no request was served since the last look: load that
+    /// begins is noticed soon, without waking often on an idle group.
+    private static let requestCountInterval = 0.05
+    private static let readinessCheckInterval = 0.001
     /// A recycled worker gives up on its requests at `graceful-timeout` by itself; one still
     /// there this much later is killed.
     private static let killGrace = 1.0
@@ -58,8 +63,8 @@ final class Supervisor {
     private let parentPID = getppid()
     private var slots: [WorkerSlot]
     private var recycled: RecycledWorker?
-    /// Whether the next look at the limits should come soon (see `busyCheckInterval`).
-    private var checkSoon = false
+    /// When the next look at the limits should come, if sooner than `checkInterval`.
+    private var nextCheckInterval: Double?
     /// Requests served by the group at the last look, to see whether any were served since.
     private var servedAtLastCheck = 0
 
@@ -69,6 +74,7 @@ final class Supervisor {
         self.spawner = spawner
         self.logger = logger
         self.slots = Array(repeating: WorkerSlot(), count: settings.processes)
+        if self.policy.maximumRequests > 0 { self.nextCheckInterval = Self.requestCountInterval }
     }
 
     /// Runs until told to stop, then exits the process.
@@ -156,7 +162,7 @@ final class Supervisor {
     /// second (to notice a lost parent).
     private func nextTimeout() -> Double {
         let now = monotonicSeconds()
-        var deadline = now + (self.checkSoon ? Self.busyCheckInterval : Self.checkInterval)
+        var deadline = now + (self.nextCheckInterval ?? Self.checkInterval)
         if let nextRestart = self.slots.compactMap({ $0.pid == nil ? $0.restartAt : nil }).min() {
             deadline = min(deadline, nextRestart)
         }
@@ -211,7 +217,7 @@ final class Supervisor {
     /// Kills a recycled worker past its time, and recycles the worker that reached a limit first,
     /// when no recycle is under way and every slot's worker accepts.
     private func enforceLimits() {
-        self.checkSoon = false
+        self.nextCheckInterval = nil
         let now = monotonicSeconds()
         if var worker = self.recycled {
             if !worker.killed, now >= worker.killAt {
@@ -225,6 +231,7 @@ final class Supervisor {
             return
         }
         guard self.policy.isActive else { return }
+        if self.policy.maximumRequests > 0 { self.nextCheckInterval = Self.requestCountInterval }
         let nowNanoseconds = monotonicNanoseconds()
         var due: (slot: Int, reason: RecycleReason, activity: WorkerActivity?)?
         var everyWorkerAccepts = true
@@ -250,12 +257,12 @@ final class Supervisor {
             due = (index, reason, activity)
         }
         if self.policy.maximumRequests > 0, served != self.servedAtLastCheck {
-            self.checkSoon = true
+            self.nextCheckInterval = Self.busyCheckInterval
         }
         self.servedAtLastCheck = served
         guard let due else { return }
         guard everyWorkerAccepts else {
-            self.checkSoon = true
+            self.nextCheckInterval = Self.readinessCheckInterval
             return
         }
         self.recycle(slot: due.slot, reason: due.reason, activity: due.activity, now: now)

@@ -102,7 +102,7 @@ struct WorkerProcess {
             }
             // Short: a recycled worker's replacement already runs, and the next recycle of the
             // group waits for this one to exit.
-            try? await Task.sleep(for: .milliseconds(5))
+            try? await Task.sleep(for: .milliseconds(1))
         }
         self.logger.debug("worker drained")
         exit(0)

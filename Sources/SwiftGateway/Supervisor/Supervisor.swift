@@ -228,44 +228,40 @@ final class Supervisor {
                 worker.killed = true
                 self.recycled = worker
             }
-            return
         }
         guard self.policy.isActive else { return }
         if self.policy.maximumRequests > 0 { self.nextCheckInterval = Self.requestCountInterval }
         let nowNanoseconds = monotonicNanoseconds()
-        var due: (slot: Int, reason: RecycleReason, activity: WorkerActivity?)?
-        var everyWorkerAccepts = true
-        var served = 0
-        for index in self.slots.indices {
-            guard self.slots[index].pid != nil else {
-                everyWorkerAccepts = false
-                continue
-            }
-            let activity = self.slots[index].entry.flatMap { self.scoreboard?.activity(ofWorker: $0) }
-            served += activity?.requestsServed ?? 0
-            if let activity, !activity.isAccepting {
-                everyWorkerAccepts = false
-                continue
-            }
-            let age = now - self.slots[index].startedAt
-            guard
-                let reason = self.policy.reason(
-                    limits: self.slots[index].limits, age: age, activity: activity, now: nowNanoseconds)
-            else { continue }
-            // The oldest due worker first.
-            if let current = due, self.slots[current.slot].startedAt <= self.slots[index].startedAt { continue }
-            due = (index, reason, activity)
+        var activities: [WorkerActivity?] = []
+        var schedule: [RecycleSchedule.Slot] = []
+        for slot in self.slots {
+            let activity = slot.entry.flatMap { self.scoreboard?.activity(ofWorker: $0) }
+            activities.append(activity)
+            schedule.append(
+                RecycleSchedule.Slot(
+                    hasWorker: slot.pid != nil,
+                    // Without a scoreboard there is no telling: taken as accepting.
+                    isAccepting: activity?.isAccepting ?? true,
+                    startedAt: slot.startedAt,
+                    due: slot.pid == nil
+                        ? nil
+                        : self.policy.reason(
+                            limits: slot.limits, age: now - slot.startedAt, activity: activity, now: nowNanoseconds)
+                ))
         }
+        let served = activities.reduce(0) { $0 + ($1?.requestsServed ?? 0) }
         if self.policy.maximumRequests > 0, served != self.servedAtLastCheck {
             self.nextCheckInterval = Self.busyCheckInterval
         }
         self.servedAtLastCheck = served
-        guard let due else { return }
-        guard everyWorkerAccepts else {
+        switch RecycleSchedule.decide(slots: schedule, recycleUnderWay: self.recycled != nil) {
+        case .nothing:
+            break
+        case .waitForReplacement:
             self.nextCheckInterval = Self.readinessCheckInterval
-            return
+        case .recycle(let slot, let reason):
+            self.recycle(slot: slot, reason: reason, activity: activities[slot], now: now)
         }
-        self.recycle(slot: due.slot, reason: due.reason, activity: due.activity, now: now)
     }
 
     /// SIGTERM to the worker of `slot` (it drains), and its replacement started at once.

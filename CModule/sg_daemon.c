@@ -1051,6 +1051,12 @@ static int sg_prepare(sg_daemon *d, apr_pool_t *p)
               apr_itoa(p, g->shutdown_timeout));
     SG_SETENV(env, p, "SWIFT_GATEWAY_QUEUE_TIMEOUT",
               apr_itoa(p, g->queue_timeout));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_MAXIMUM_REQUESTS",
+              apr_itoa(p, g->maximum_requests));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_RESTART_INTERVAL",
+              apr_itoa(p, g->restart_interval));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_INACTIVITY_TIMEOUT",
+              apr_itoa(p, g->inactivity_timeout));
     SG_SETENV(env, p, "SWIFT_GATEWAY_DISPLAY_NAME", d->argv[0]);
     SG_SETENV(env, p, "LISTEN_FDS", "1");
 

@@ -18,12 +18,16 @@ The pieces:
   request body from one thread while the calling thread reads the response,
   which is what a 200 MiB echo needs (a half-duplex client would deadlock on
   any correct, non-buffering server).
+* ``run_load`` / ``BackgroundLoad``: keep-alive HTTP clients (threads with a
+  ``requests.Session`` each, as test_keepalive.py's) that send GETs as fast as they get answers, bounded in count and in time, counting every failed request (status
+  >= 500 or a connection error) and the worker pids that answered.
 * ``note``: records measurements (throughput) for the terminal summary; they
   are printed, never asserted.
 """
 
 from __future__ import annotations
 
+import collections
 import glob
 import hashlib
 import os
@@ -946,3 +950,100 @@ class RssMonitor:
             f"{pid}: {self.baseline.get(pid, 0) / MIB:.1f}→peak {self.peak[pid] / MIB:.1f}"
             f"→end {self.final.get(pid, 0) / MIB:.1f} MiB" for pid in sorted(self.peak))
 
+
+# --------------------------------------------------------------------------
+# load
+
+
+@dataclass
+class LoadResult:
+    """What a load run saw.  `failures` are requests answered with a status >= 500 or lost
+    to a connection error (each with what happened); `pids` counts the answers per
+    X-Gateway-Pid."""
+    requests: int = 0
+    statuses: collections.Counter = field(default_factory=collections.Counter)
+    failures: list[str] = field(default_factory=list)
+    pids: collections.Counter = field(default_factory=collections.Counter)
+    seconds: float = 0.0
+    timed_out: bool = False
+
+    def summary(self) -> str:
+        rate = self.requests / self.seconds if self.seconds else 0.0
+        return (f"{self.requests} requests in {self.seconds:.1f}s ({rate:.0f}/s), "
+                f"{len(self.failures)} failed, {len(self.pids)} distinct worker pids, "
+                f"statuses {dict(self.statuses)}")
+
+
+def run_load(port: int, path: str = "/hello", total: int = 1000, concurrency: int = 20,
+             deadline: float = REQUEST_TIMEOUT, stop: threading.Event | None = None) -> LoadResult:
+    """`concurrency` clients (threads, each a keep-alive `requests.Session`, as a browser keeps
+    its connection) send GETs of `path` until `total` were sent, `stop` is set or `deadline`
+    seconds passed (then `timed_out`); returns what they saw."""
+    result = LoadResult()
+    lock = threading.Lock()
+    issued = 0
+    started = time.monotonic()
+    end = started + deadline
+
+    def take() -> bool:
+        nonlocal issued
+        with lock:
+            if time.monotonic() >= end:
+                result.timed_out = True
+                return False
+            if issued >= total or (stop is not None and stop.is_set()):
+                return False
+            issued += 1
+            return True
+
+    def client() -> None:
+        session = requests.Session()
+        url = f"http://{HOST}:{port}{path}"
+        while take():
+            try:
+                r = session.get(url, timeout=30)
+                status, pid = r.status_code, r.headers.get("X-Gateway-Pid")
+            except requests.RequestException as e:
+                with lock:
+                    result.requests += 1
+                    result.failures.append(repr(e))
+                continue
+            with lock:
+                result.requests += 1
+                result.statuses[status] += 1
+                if status >= 500:
+                    result.failures.append(f"status {status}")
+                if pid is not None:
+                    result.pids[int(pid)] += 1
+        session.close()
+
+    threads = [threading.Thread(target=client, name=f"load-{i}", daemon=True) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=deadline + 60)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+class BackgroundLoad:
+    """run_load in a thread, from `with` until the block ends (or `total` / `deadline`)."""
+
+    def __init__(self, port: int, path: str = "/hello", concurrency: int = 10,
+                 total: int = 10_000_000, deadline: float = 120.0):
+        self._stop = threading.Event()
+        self._arguments = (port, path, total, concurrency, deadline, self._stop)
+        self.result: LoadResult | None = None
+        self._thread = threading.Thread(target=self._run, name="load", daemon=True)
+
+    def _run(self) -> None:
+        self.result = run_load(*self._arguments)
+
+    def __enter__(self) -> "BackgroundLoad":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        assert self.result is not None, "the load thread did not end"

@@ -13,6 +13,12 @@ struct GroupSettings: Sendable, Equatable {
     var queueTimeout: Double
     var shutdownTimeout: Double
     var displayName: String?
+    /// Recycle a worker after it served this many requests; 0: never (`maximum-requests=`).
+    var maximumRequests: Int
+    /// Recycle a worker after this many seconds of life; 0: never (`restart-interval=`).
+    var restartInterval: Double
+    /// Recycle a worker idle this many seconds; 0: never (`inactivity-timeout=`).
+    var inactivityTimeout: Double
 
     /// Parses the variables; missing ones take the documented defaults, malformed ones are errors.
     init(environment: [String: String]) throws(GroupSettingsError) {
@@ -48,5 +54,8 @@ struct GroupSettings: Sendable, Equatable {
         self.queueTimeout = try seconds("SWIFT_GATEWAY_QUEUE_TIMEOUT", default: 0)
         self.shutdownTimeout = try seconds("SWIFT_GATEWAY_SHUTDOWN_TIMEOUT", default: 5)
         self.displayName = environment["SWIFT_GATEWAY_DISPLAY_NAME"]
+        self.maximumRequests = try integer("SWIFT_GATEWAY_MAXIMUM_REQUESTS", default: 0, minimum: 0)
+        self.restartInterval = try seconds("SWIFT_GATEWAY_RESTART_INTERVAL", default: 0)
+        self.inactivityTimeout = try seconds("SWIFT_GATEWAY_INACTIVITY_TIMEOUT", default: 0)
     }
 }

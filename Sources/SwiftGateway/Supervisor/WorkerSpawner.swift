@@ -39,10 +39,12 @@ struct WorkerSpawner: Sendable {
         self.environment[GroupScoreboard.environmentVariable] = String(GroupScoreboard.workerDescriptor)
     }
 
-    /// Spawns one worker; the child starts with default signal dispositions and an empty mask.
-    func spawn(index: Int) throws(SystemCallError) -> pid_t {
+    /// Spawns the worker of slot `index`, publishing on scoreboard entry `entry`; the child
+    /// starts with default signal dispositions and an empty mask.
+    func spawn(index: Int, entry: Int) throws(SystemCallError) -> pid_t {
         var environment = self.environment
         environment["SWIFT_GATEWAY_WORKER_INDEX"] = String(index)
+        environment[GroupScoreboard.entryEnvironmentVariable] = String(entry)
         let argv = self.arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {

@@ -20,12 +20,17 @@ struct ConnectionAcceptor: Sendable {
 
     /// How long a reclaimed connection may take to close before the backlog is looked at again.
     private static let reclaimWait = 0.1
+    /// How often a worker whose slots all run looks for a termination signal.
+    private static let signalCheckInterval = 0.01
 
     /// Loops until a termination signal arrives on `SignalPipe`, passing each accepted,
     /// verified descriptor to `accepted` (which owns it and its slot).
     func run(accepted: (CInt) -> Void) {
         while true {
-            while !self.slots.waitForRoom(orIdle: true, timeout: 0.25) {
+            // While every slot runs, a termination signal is looked for every 10 ms: a saturated
+            // worker that is recycled must stop accepting at once (the group's next recycle waits
+            // for it to exit).
+            while !self.slots.waitForRoom(orIdle: true, timeout: Self.signalCheckInterval) {
                 if self.terminationRequested() { return }
             }
             switch self.waitForConnection() {

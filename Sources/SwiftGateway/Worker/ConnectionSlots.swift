@@ -33,6 +33,16 @@ final class ConnectionSlots: @unchecked Sendable {
         case turnAway
     }
 
+    /// What happened to a slot, for the scoreboard (the supervisor counts requests from it).
+    enum RequestEvent: Equatable, Sendable {
+        /// A request took a free slot.
+        case started
+        /// A request gave its slot back.
+        case finished
+        /// A request ended and handed its slot to a queued one, which starts.
+        case handedOver
+    }
+
     private struct QueuedRequest {
         let connectionID: Int
         let mayTurnAway: Bool
@@ -49,6 +59,8 @@ final class ConnectionSlots: @unchecked Sendable {
     private let siblingRoom: (@Sendable () -> Int)?
     /// Tells the siblings this worker's free slots.
     private let publishRoom: (@Sendable (Int) -> Void)?
+    /// Tells the supervisor each request's start and end, with the requests holding a slot after it.
+    private let recordRequest: (@Sendable (RequestEvent, Int) -> Void)?
 
     /// How often queued requests look for a sibling with room.
     static let queueWatchInterval = TimeAmount.milliseconds(1)
@@ -70,13 +82,15 @@ final class ConnectionSlots: @unchecked Sendable {
         connectionCapacity: Int? = nil,
         connectionsWaiting: (@Sendable () -> Bool)? = nil,
         siblingRoom: (@Sendable () -> Int)? = nil,
-        publishRoom: (@Sendable (Int) -> Void)? = nil
+        publishRoom: (@Sendable (Int) -> Void)? = nil,
+        recordRequest: (@Sendable (RequestEvent, Int) -> Void)? = nil
     ) {
         self.capacity = capacity
         self.connectionCapacity = connectionCapacity ?? capacity
         self.connectionsWaiting = connectionsWaiting
         self.siblingRoom = siblingRoom
         self.publishRoom = publishRoom
+        self.recordRequest = recordRequest
         pthread_mutex_init(self.mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -208,6 +222,7 @@ final class ConnectionSlots: @unchecked Sendable {
         guard self.running < self.capacity else { return false }
         self.running += 1
         self.publishRoomLocked()
+        self.recordRequest?(.started, self.running)
         return true
     }
 
@@ -248,7 +263,10 @@ final class ConnectionSlots: @unchecked Sendable {
         if freed { return }
         let backlogFirst = self.connectionsWaiting?() == true
         let next: QueuedRequest? = self.lockedAndSignalled {
-            if !self.queue.isEmpty, !backlogFirst { return self.queue.removeFirst() }
+            if !self.queue.isEmpty, !backlogFirst {
+                self.recordRequest?(.handedOver, self.running)
+                return self.queue.removeFirst()
+            }
             self.freeSlotLocked()
             return nil
         }
@@ -259,6 +277,7 @@ final class ConnectionSlots: @unchecked Sendable {
     private func freeSlotLocked() {
         self.running -= 1
         self.publishRoomLocked()
+        self.recordRequest?(.finished, self.running)
     }
 
     /// Requests waiting for a slot.

@@ -41,7 +41,7 @@ struct WorkerProcess {
         }
 
         let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let slots = self.makeSlots()
+        let (slots, markAccepting) = self.makeSlots()
         let runner = FastCGIApplicationRunner(
             responder: responder, group: self.settings.group, token: self.settings.token, logger: self.logger,
             executor: EventLoopTaskExecutor(eventLoop: eventLoopGroup.next()), queueTimeout: self.settings.queueTimeout
@@ -73,6 +73,8 @@ struct WorkerProcess {
         let acceptThread = NIOThreadPool(numberOfThreads: 1)
         acceptThread.start()
         self.logger.debug("worker accepting", metadata: ["threads": "\(self.settings.threads)"])
+        // From now on the supervisor counts this worker as serving (a recycle waits for it).
+        markAccepting()
         // Returns when a termination signal arrives.
         try await acceptThread.runIfActive {
             let bootstrap = makeBootstrap()
@@ -98,7 +100,9 @@ struct WorkerProcess {
                 )
                 exit(0)
             }
-            try? await Task.sleep(for: .milliseconds(20))
+            // Short: a recycled worker's replacement already runs, and the next recycle of the
+            // group waits for this one to exit.
+            try? await Task.sleep(for: .milliseconds(1))
         }
         self.logger.debug("worker drained")
         exit(0)
@@ -118,13 +122,15 @@ struct WorkerProcess {
     /// How long a sibling must have had a free slot before a full worker turns requests away to it.
     static let siblingRoomPatience: Int64 = 1_000_000
 
-    /// The request slots, telling the siblings their room through the group's scoreboard.
-    private func makeSlots() -> ConnectionSlots {
-        let index = self.environment["SWIFT_GATEWAY_WORKER_INDEX"].flatMap(Int.init) ?? 0
+    /// The request slots, telling the siblings their room and the supervisor their requests
+    /// through the group's scoreboard; and what tells the supervisor that the worker accepts.
+    private func makeSlots() -> (ConnectionSlots, markAccepting: @Sendable () -> Void) {
+        let index = self.environment[GroupScoreboard.entryEnvironmentVariable].flatMap(Int.init) ?? 0
         var board: GroupScoreboard?
         if self.environment[GroupScoreboard.environmentVariable] != nil {
             board = GroupScoreboard.adopt(
-                descriptor: GroupScoreboard.workerDescriptor, workers: self.settings.processes)
+                descriptor: GroupScoreboard.workerDescriptor,
+                workers: GroupScoreboard.entryCount(processes: self.settings.processes))
             if board == nil {
                 self.logger.error(
                     "SG1119: fd \(GroupScoreboard.workerDescriptor) is not the group's scoreboard (not the supervisor's shared memory, or mmap failed): while its slots are full this worker turns away every request on a kept connection"
@@ -140,16 +146,31 @@ struct WorkerProcess {
             siblingRoom = nil
         }
         var publishRoom: (@Sendable (Int) -> Void)?
+        var recordRequest: (@Sendable (ConnectionSlots.RequestEvent, Int) -> Void)?
         if let board {
             publishRoom = { room in board.setRoom(room, ofWorker: index) }
+            recordRequest = { event, inFlight in
+                switch event {
+                case .started:
+                    board.requestStarted(inFlight: inFlight, ofWorker: index)
+                case .finished:
+                    board.requestFinished(inFlight: inFlight, ofWorker: index)
+                case .handedOver:
+                    board.requestFinished(inFlight: inFlight, ofWorker: index)
+                    board.requestStarted(inFlight: inFlight, ofWorker: index)
+                }
+            }
         }
-        return ConnectionSlots(
+        let slots = ConnectionSlots(
             capacity: self.settings.threads,
             connectionCapacity: Self.connectionCapacity(threads: self.settings.threads),
             connectionsWaiting: { ConnectionAcceptor.hasWaitingConnection(Self.listenerDescriptor) },
             siblingRoom: siblingRoom,
-            publishRoom: publishRoom
+            publishRoom: publishRoom,
+            recordRequest: recordRequest
         )
+        let acceptingBoard = board
+        return (slots, { acceptingBoard?.markAccepting(ofWorker: index) })
     }
 
     /// A worker must not outlive its supervisor: the kernel sends SIGTERM when it dies (set up on

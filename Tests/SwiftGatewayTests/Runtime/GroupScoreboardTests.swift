@@ -36,4 +36,33 @@ final class GroupScoreboardTests: XCTestCase {
         defer { close(descriptor) }
         XCTAssertNil(GroupScoreboard.adopt(descriptor: dup(descriptor), workers: 4))
     }
+
+    func testTheSupervisorReadsWhatAWorkerPublishesAboutItsRequests() throws {
+        let entries = GroupScoreboard.entryCount(processes: 2)
+        XCTAssertEqual(entries, 3, "one entry more than processes, for a recycled worker draining")
+        let (supervisorBoard, descriptor) = try GroupScoreboard.create(workers: entries)
+        defer { close(descriptor) }
+        let worker = try XCTUnwrap(GroupScoreboard.adopt(descriptor: dup(descriptor), workers: entries))
+
+        XCTAssertEqual(supervisorBoard.activity(ofWorker: 2), WorkerActivity(), "a new entry says nothing yet")
+        XCTAssertFalse(try XCTUnwrap(supervisorBoard.activity(ofWorker: 2)).isAccepting)
+        let before = monotonicNanoseconds()
+        worker.markAccepting(ofWorker: 2)
+        worker.requestStarted(inFlight: 1, ofWorker: 2)
+        worker.requestStarted(inFlight: 2, ofWorker: 2)
+        worker.requestFinished(inFlight: 1, ofWorker: 2)
+        let activity = try XCTUnwrap(supervisorBoard.activity(ofWorker: 2))
+        XCTAssertEqual(activity.requestsServed, 1)
+        XCTAssertEqual(activity.inFlight, 1)
+        XCTAssertTrue(activity.isAccepting)
+        XCTAssertGreaterThanOrEqual(activity.lastRequestStart, before)
+        XCTAssertEqual(supervisorBoard.activity(ofWorker: 1), WorkerActivity(), "entries are apart")
+        XCTAssertNil(supervisorBoard.activity(ofWorker: 3))
+
+        // The supervisor zeroes the entry of a worker that is gone, for the next one.
+        worker.setRoom(4, ofWorker: 2)
+        supervisorBoard.reset(worker: 2)
+        XCTAssertEqual(supervisorBoard.activity(ofWorker: 2), WorkerActivity())
+        XCTAssertEqual(worker.roomOfSiblings(of: 0, heldFor: 0), 0)
+    }
 }

@@ -194,4 +194,17 @@ final class ConnectionSlotsTests: XCTestCase {
         slots.requestFinished()
         XCTAssertEqual(published.withLockedValue { $0 }, [2, 1, 0, 1, 0, 0])
     }
+
+    func testEveryRequestStartAndEndIsRecordedWithTheRequestsInFlight() {
+        let recorded = NIOLockedValueBox<[String]>([])
+        let log = NIOLockedValueBox<[String]>([])
+        let slots = ConnectionSlots(
+            capacity: 1,
+            recordRequest: { event, inFlight in recorded.withLockedValue { $0.append("\(event) \(inFlight)") } })
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: false, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 2, kept: false, log: log), .queued)
+        slots.requestFinished() // the queued request takes the slot over
+        slots.requestFinished()
+        XCTAssertEqual(recorded.withLockedValue { $0 }, ["started 1", "handedOver 1", "finished 0"])
+    }
 }

@@ -1,0 +1,21 @@
+/// What a worker published on the group's scoreboard about its requests, as the supervisor
+/// reads it. Times are `CLOCK_MONOTONIC` nanoseconds.
+struct WorkerActivity: Equatable, Sendable {
+    /// Requests finished since the worker started.
+    var requestsServed: Int
+    /// Requests holding a slot now.
+    var inFlight: Int
+    /// When the last request started; 0: none yet.
+    var lastRequestStart: Int64
+    /// When the worker began accepting; 0: not yet (it is still starting).
+    var acceptingSince: Int64
+
+    init(requestsServed: Int = 0, inFlight: Int = 0, lastRequestStart: Int64 = 0, acceptingSince: Int64 = 0) {
+        self.requestsServed = requestsServed
+        self.inFlight = inFlight
+        self.lastRequestStart = lastRequestStart
+        self.acceptingSince = acceptingSince
+    }
+
+    var isAccepting: Bool { self.acceptingSince != 0 }
+}

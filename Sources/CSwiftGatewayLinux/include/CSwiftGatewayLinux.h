@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sg_scoreboard.h"
+
 /// pipe2(fds, O_CLOEXEC | O_NONBLOCK); returns 0 or -1 with errno.
 int sg_pipe_cloexec_nonblock(int fds[2]);
 

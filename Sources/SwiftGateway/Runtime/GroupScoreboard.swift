@@ -6,13 +6,16 @@ import Musl
 import CSwiftGatewayLinux
 
 /// What each worker of a group is doing, in memory the supervisor and its workers share (a
-/// `memfd` the supervisor creates and hands to each worker as fd 4).
+/// `memfd` the supervisor creates and hands to each worker as fd 4). Its layout is defined once,
+/// in C (`sg_scoreboard.h`), for whatever else reads a board; this type reads and writes it.
 ///
 /// A worker whose slots are all running reads it to choose between turning away a request that
 /// came on a kept connection (a sibling has room: Apache sends it again on a new connection,
 /// which only a worker with a free slot accepts) and queueing it (no sibling has room). The
 /// supervisor reads it to enforce the group's limits from outside the workers: the requests
-/// each one served, whether it is idle, whether it accepts yet.
+/// each one served, whether it is idle, whether it accepts yet, when each running request
+/// started; and it writes there what it knows of each worker (pid, state, start, memory, CPU
+/// time, why the slot's previous worker ended), for a status page.
 ///
 /// The board has one entry per worker that may run at once: `processes`, and one more for the
 /// worker that drains while its replacement already runs (a recycle). The supervisor tells each
@@ -24,94 +27,129 @@ final class GroupScoreboard: @unchecked Sendable {
     /// The entry of the worker that reads it.
     static let entryEnvironmentVariable = "SWIFT_GATEWAY_SCOREBOARD_ENTRY"
 
-    /// The layout of an entry, the one place that defines it. One cache line per worker, so
-    /// workers publishing do not contend; every field is written by its worker only (under its
-    /// slots' lock, so plain relaxed loads and stores suffice), or by the supervisor while no
-    /// worker owns the entry. Times are `CLOCK_MONOTONIC` nanoseconds, the same in every process.
-    private enum Layout {
-        static let entryBytes = 64
-        /// Int32: free request slots (0 while starting, draining or gone).
-        static let room = 0
-        /// Int32: requests holding a slot now.
-        static let inFlight = 4
-        /// Int64: since when the worker has had free slots.
-        static let roomSince = 8
-        /// Int64: requests finished since the worker started.
-        static let requestsServed = 16
-        /// Int64: when the last request started; 0: none yet.
-        static let lastRequestStart = 24
-        /// Int64: when the worker began accepting; 0: not yet.
-        static let acceptingSince = 32
-    }
-
     /// Entries of a group of `processes` workers: one more for a worker draining while its
     /// replacement runs.
     static func entryCount(processes: Int) -> Int { processes + 1 }
 
+    /// Worker entries.
     let workerCount: Int
+    /// Request slots of each worker (`threads=`).
+    let requestSlots: Int
     private let base: UnsafeMutableRawPointer
     private let byteCount: Int
+    private let entryBytes: Int
 
-    private init(base: UnsafeMutableRawPointer, workerCount: Int, byteCount: Int) {
+    private init(base: UnsafeMutableRawPointer, workerCount: Int, requestSlots: Int) {
         self.base = base
         self.workerCount = workerCount
-        self.byteCount = byteCount
+        self.requestSlots = requestSlots
+        self.byteCount = Self.byteCount(workers: workerCount, requestSlots: requestSlots)
+        self.entryBytes = sg_scoreboard_entry_bytes(CInt(clamping: requestSlots))
     }
 
     deinit {
         munmap(self.base, self.byteCount)
     }
 
-    private static func byteCount(workers: Int) -> Int { max(1, workers) * Layout.entryBytes }
+    private static func byteCount(workers: Int, requestSlots: Int) -> Int {
+        sg_scoreboard_bytes(CInt(clamping: max(1, workers)), CInt(clamping: requestSlots))
+    }
 
-    /// Supervisor: a new board for `workers` workers, every entry without room, and its descriptor
-    /// (close-on-exec: the spawner places it at fd 4 in each worker).
-    static func create(workers: Int) throws(SystemCallError) -> (board: GroupScoreboard, descriptor: CInt) {
-        let descriptor = sg_shared_memory_create("swift-gateway-scoreboard", self.byteCount(workers: workers))
+    /// Supervisor: a new board for `workers` entries of `requestSlots` request slots, every entry
+    /// empty, and its descriptor (close-on-exec: the spawner places it at fd 4 in each worker).
+    static func create(
+        workers: Int, requestSlots: Int
+    ) throws(SystemCallError) -> (board: GroupScoreboard, descriptor: CInt) {
+        let size = self.byteCount(workers: workers, requestSlots: requestSlots)
+        let descriptor = sg_shared_memory_create("swift-gateway-scoreboard", size)
         guard descriptor >= 0 else { throw SystemCallError("memfd_create") }
-        guard let board = self.map(descriptor, workers: workers) else {
+        guard let board = self.map(descriptor, workers: workers, requestSlots: requestSlots) else {
             let error = SystemCallError("mmap of the scoreboard")
             close(descriptor)
             throw error
         }
+        board.writeHeader(processes: workers - 1)
         return (board, descriptor)
     }
 
     /// Worker: maps the board at `descriptor` and closes the descriptor (the mapping stays, and
-    /// the application cannot hand the board on); nil when it cannot be mapped.
-    static func adopt(descriptor: CInt, workers: Int) -> GroupScoreboard? {
+    /// the application cannot hand the board on); nil when it is not a board of this shape.
+    static func adopt(descriptor: CInt, workers: Int, requestSlots: Int) -> GroupScoreboard? {
         var status = stat()
         defer { close(descriptor) }
-        guard fstat(descriptor, &status) == 0, Int(status.st_size) >= self.byteCount(workers: workers) else {
-            return nil
-        }
-        return self.map(descriptor, workers: workers)
+        guard fstat(descriptor, &status) == 0,
+            Int(status.st_size) >= self.byteCount(workers: workers, requestSlots: requestSlots),
+            let board = self.map(descriptor, workers: workers, requestSlots: requestSlots),
+            board.headerMatches()
+        else { return nil }
+        return board
     }
 
-    private static func map(_ descriptor: CInt, workers: Int) -> GroupScoreboard? {
-        let size = self.byteCount(workers: workers)
+    private static func map(_ descriptor: CInt, workers: Int, requestSlots: Int) -> GroupScoreboard? {
+        let size = self.byteCount(workers: workers, requestSlots: requestSlots)
         guard let address = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0),
             address != MAP_FAILED
         else { return nil }
-        return GroupScoreboard(base: address, workerCount: workers, byteCount: size)
+        return GroupScoreboard(base: address, workerCount: workers, requestSlots: requestSlots)
+    }
+
+    // MARK: Layout
+
+    private func headerField(_ offset: Int) -> UnsafeMutablePointer<Int32> {
+        (self.base + offset).assumingMemoryBound(to: Int32.self)
+    }
+
+    private func writeHeader(processes: Int) {
+        let magic = UInt32(SG_SCOREBOARD_MAGIC)
+        sg_atomic_store_int32(self.headerField(Int(SG_SCOREBOARD_MAGIC_OFFSET)), Int32(bitPattern: magic))
+        sg_atomic_store_int32(
+            self.headerField(Int(SG_SCOREBOARD_ENTRY_BYTES_OFFSET)), Int32(clamping: self.entryBytes))
+        sg_atomic_store_int32(self.headerField(Int(SG_SCOREBOARD_ENTRIES_OFFSET)), Int32(clamping: self.workerCount))
+        sg_atomic_store_int32(self.headerField(Int(SG_SCOREBOARD_PROCESSES_OFFSET)), Int32(clamping: processes))
+        sg_atomic_store_int32(
+            self.headerField(Int(SG_SCOREBOARD_REQUEST_SLOTS_OFFSET)), Int32(clamping: self.requestSlots))
+    }
+
+    private func headerMatches() -> Bool {
+        UInt32(bitPattern: sg_atomic_load_int32(self.headerField(Int(SG_SCOREBOARD_MAGIC_OFFSET))))
+            == UInt32(SG_SCOREBOARD_MAGIC)
+            && Int(sg_atomic_load_int32(self.headerField(Int(SG_SCOREBOARD_ENTRY_BYTES_OFFSET)))) == self.entryBytes
+            && Int(sg_atomic_load_int32(self.headerField(Int(SG_SCOREBOARD_ENTRIES_OFFSET)))) == self.workerCount
+    }
+
+    private func entry(_ index: Int) -> UnsafeMutableRawPointer {
+        self.base + Int(SG_SCOREBOARD_HEADER_BYTES) + index * self.entryBytes
     }
 
     private func int32(_ offset: Int, of index: Int) -> UnsafeMutablePointer<Int32> {
-        (self.base + index * Layout.entryBytes + offset).assumingMemoryBound(to: Int32.self)
+        (self.entry(index) + offset).assumingMemoryBound(to: Int32.self)
     }
 
     private func int64(_ offset: Int, of index: Int) -> UnsafeMutablePointer<Int64> {
-        (self.base + index * Layout.entryBytes + offset).assumingMemoryBound(to: Int64.self)
+        (self.entry(index) + offset).assumingMemoryBound(to: Int64.self)
     }
 
-    private func room(_ index: Int) -> UnsafeMutablePointer<Int32> { self.int32(Layout.room, of: index) }
+    private func request(_ slot: Int, field: Int, of index: Int) -> UnsafeMutablePointer<Int64> {
+        (self.entry(index) + Int(SG_SCOREBOARD_WORKER_BYTES) + slot * Int(SG_SCOREBOARD_REQUEST_BYTES) + field)
+            .assumingMemoryBound(to: Int64.self)
+    }
 
-    private func roomSince(_ index: Int) -> UnsafeMutablePointer<Int64> { self.int64(Layout.roomSince, of: index) }
+    private func room(_ index: Int) -> UnsafeMutablePointer<Int32> { self.int32(Int(SG_WORKER_ROOM), of: index) }
+
+    private func roomSince(_ index: Int) -> UnsafeMutablePointer<Int64> {
+        self.int64(Int(SG_WORKER_ROOM_SINCE), of: index)
+    }
+
+    private func contains(worker index: Int) -> Bool { (0..<self.workerCount).contains(index) }
+
+    private func contains(worker index: Int, slot: Int) -> Bool {
+        self.contains(worker: index) && (0..<self.requestSlots).contains(slot)
+    }
 
     /// Records how many requests worker `index` can start now (0 while it is gone or draining).
     /// Only the worker itself (or the supervisor, once it is gone) writes its entry.
     func setRoom(_ room: Int, ofWorker index: Int) {
-        guard (0..<self.workerCount).contains(index) else { return }
+        guard self.contains(worker: index) else { return }
         let room = Int32(clamping: max(0, room))
         if room > 0, sg_atomic_load_int32(self.room(index)) == 0 {
             sg_atomic_store_int64(self.roomSince(index), monotonicNanoseconds())
@@ -134,49 +172,134 @@ final class GroupScoreboard: @unchecked Sendable {
         return total
     }
 
-    // MARK: Activity (written by the worker, read by the supervisor)
+    // MARK: Requests (written by the worker, read by the supervisor)
 
     /// Worker `index` started accepting connections.
     func markAccepting(ofWorker index: Int) {
-        guard (0..<self.workerCount).contains(index) else { return }
-        sg_atomic_store_int64(self.int64(Layout.acceptingSince, of: index), monotonicNanoseconds())
+        guard self.contains(worker: index) else { return }
+        sg_atomic_store_int64(self.int64(Int(SG_WORKER_ACCEPTING_SINCE), of: index), monotonicNanoseconds())
     }
 
-    /// A request of worker `index` took a slot; `inFlight` requests hold one now.
-    func requestStarted(inFlight: Int, ofWorker index: Int) {
-        guard (0..<self.workerCount).contains(index) else { return }
-        sg_atomic_store_int64(self.int64(Layout.lastRequestStart, of: index), monotonicNanoseconds())
-        sg_atomic_store_int32(self.int32(Layout.inFlight, of: index), Int32(clamping: inFlight))
+    /// A request of worker `index` took request slot `slot`; `inFlight` requests hold one now.
+    /// Returns its start as the board records it (the supervisor names it by that to cancel it).
+    @discardableResult
+    func requestStarted(slot: Int, inFlight: Int, ofWorker index: Int) -> Int64 {
+        guard self.contains(worker: index) else { return 0 }
+        let now = monotonicNanoseconds()
+        sg_atomic_store_int64(self.int64(Int(SG_WORKER_LAST_REQUEST_START), of: index), now)
+        sg_atomic_store_int32(self.int32(Int(SG_WORKER_IN_FLIGHT), of: index), Int32(clamping: inFlight))
+        if (0..<self.requestSlots).contains(slot) {
+            sg_atomic_store_int64(self.request(slot, field: Int(SG_REQUEST_STARTED), of: index), now)
+        }
+        return now
     }
 
-    /// A request of worker `index` finished; `inFlight` requests hold a slot now.
-    func requestFinished(inFlight: Int, ofWorker index: Int) {
-        guard (0..<self.workerCount).contains(index) else { return }
-        let served = self.int64(Layout.requestsServed, of: index)
+    /// A request of worker `index` gave back request slot `slot`; `inFlight` requests hold one now.
+    func requestFinished(slot: Int, inFlight: Int, ofWorker index: Int) {
+        guard self.contains(worker: index) else { return }
+        if (0..<self.requestSlots).contains(slot) {
+            sg_atomic_store_int64(self.request(slot, field: Int(SG_REQUEST_STARTED), of: index), 0)
+        }
+        let served = self.int64(Int(SG_WORKER_REQUESTS_SERVED), of: index)
         // One writer per entry: a load and a store, no read-modify-write needed.
         sg_atomic_store_int64(served, sg_atomic_load_int64(served) + 1)
-        sg_atomic_store_int32(self.int32(Layout.inFlight, of: index), Int32(clamping: inFlight))
+        sg_atomic_store_int32(self.int32(Int(SG_WORKER_IN_FLIGHT), of: index), Int32(clamping: inFlight))
+    }
+
+    /// Worker: whether the supervisor gave up on the request holding `slot` now.
+    func cancelRequested(slot: Int, ofWorker index: Int) -> Bool {
+        guard self.contains(worker: index, slot: slot) else { return false }
+        let started = sg_atomic_load_int64(self.request(slot, field: Int(SG_REQUEST_STARTED), of: index))
+        return started != 0
+            && sg_atomic_load_int64(self.request(slot, field: Int(SG_REQUEST_CANCEL), of: index)) == started
     }
 
     /// What worker `index` published; nil for an index outside the board.
     func activity(ofWorker index: Int) -> WorkerActivity? {
-        guard (0..<self.workerCount).contains(index) else { return nil }
+        guard self.contains(worker: index) else { return nil }
         return WorkerActivity(
-            requestsServed: Int(sg_atomic_load_int64(self.int64(Layout.requestsServed, of: index))),
-            inFlight: Int(sg_atomic_load_int32(self.int32(Layout.inFlight, of: index))),
-            lastRequestStart: sg_atomic_load_int64(self.int64(Layout.lastRequestStart, of: index)),
-            acceptingSince: sg_atomic_load_int64(self.int64(Layout.acceptingSince, of: index))
+            requestsServed: Int(sg_atomic_load_int64(self.int64(Int(SG_WORKER_REQUESTS_SERVED), of: index))),
+            inFlight: Int(sg_atomic_load_int32(self.int32(Int(SG_WORKER_IN_FLIGHT), of: index))),
+            lastRequestStart: sg_atomic_load_int64(self.int64(Int(SG_WORKER_LAST_REQUEST_START), of: index)),
+            acceptingSince: sg_atomic_load_int64(self.int64(Int(SG_WORKER_ACCEPTING_SINCE), of: index))
+        )
+    }
+
+    /// Supervisor: the requests of worker `index` holding a slot now, by slot, with their starts.
+    func runningRequests(ofWorker index: Int) -> [(slot: Int, started: Int64)] {
+        guard self.contains(worker: index) else { return [] }
+        var running: [(slot: Int, started: Int64)] = []
+        for slot in 0..<self.requestSlots {
+            let started = sg_atomic_load_int64(self.request(slot, field: Int(SG_REQUEST_STARTED), of: index))
+            if started != 0 { running.append((slot, started)) }
+        }
+        return running
+    }
+
+    /// Supervisor: gives up on the request of worker `index` in `slot` that started at `started`
+    /// (a later request in the same slot is not affected). The worker acts on it when signalled.
+    func requestCancel(slot: Int, started: Int64, ofWorker index: Int) {
+        guard self.contains(worker: index, slot: slot) else { return }
+        sg_atomic_store_int64(self.request(slot, field: Int(SG_REQUEST_CANCEL), of: index), started)
+    }
+
+    // MARK: Workers (written by the supervisor)
+
+    /// Supervisor: entry `index` now belongs to a worker just spawned.
+    func publishWorker(
+        _ index: Int, pid: pid_t, slot: Int, startedAt: Int64, startedUnixMicroseconds: Int64, lastExit: String
+    ) {
+        guard self.contains(worker: index) else { return }
+        sg_atomic_store_int32(self.int32(Int(SG_WORKER_PID), of: index), pid)
+        sg_atomic_store_int32(self.int32(Int(SG_WORKER_SLOT), of: index), Int32(clamping: slot))
+        sg_atomic_store_int64(self.int64(Int(SG_WORKER_STARTED), of: index), startedAt)
+        sg_atomic_store_int64(self.int64(Int(SG_WORKER_STARTED_UNIX_USEC), of: index), startedUnixMicroseconds)
+        let field = self.entry(index) + Int(SG_WORKER_LAST_EXIT)
+        let capacity = Int(SG_SCOREBOARD_LAST_EXIT_BYTES)
+        // Whole characters only, always NUL-terminated.
+        var bytes: [UInt8] = []
+        for scalar in lastExit.unicodeScalars {
+            let encoded = Array(String(scalar).utf8)
+            guard bytes.count + encoded.count < capacity else { break }
+            bytes += encoded
+        }
+        field.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
+        field.copyMemory(from: bytes, byteCount: bytes.count)
+        self.setState(.starting, ofWorker: index)
+    }
+
+    /// Supervisor: what worker `index` is doing now.
+    func setState(_ state: WorkerState, ofWorker index: Int) {
+        guard self.contains(worker: index) else { return }
+        sg_atomic_store_int32(self.int32(Int(SG_WORKER_STATE), of: index), state.rawValue)
+    }
+
+    /// Supervisor: the last sample of worker `index`'s resident memory and CPU time.
+    func recordSample(residentBytes: Int, cpuMicroseconds: Int64, ofWorker index: Int) {
+        guard self.contains(worker: index) else { return }
+        sg_atomic_store_int64(self.int64(Int(SG_WORKER_RSS_BYTES), of: index), Int64(residentBytes))
+        sg_atomic_store_int64(self.int64(Int(SG_WORKER_CPU_USEC), of: index), cpuMicroseconds)
+    }
+
+    /// What the supervisor published of worker `index`; nil for an index outside the board.
+    func snapshot(ofWorker index: Int) -> WorkerSnapshot? {
+        guard self.contains(worker: index) else { return nil }
+        let field = self.entry(index) + Int(SG_WORKER_LAST_EXIT)
+        let capacity = Int(SG_SCOREBOARD_LAST_EXIT_BYTES)
+        let bytes = UnsafeRawBufferPointer(start: field, count: capacity)
+        let length = bytes.firstIndex(of: 0) ?? capacity
+        return WorkerSnapshot(
+            pid: sg_atomic_load_int32(self.int32(Int(SG_WORKER_PID), of: index)),
+            state: WorkerState(rawValue: sg_atomic_load_int32(self.int32(Int(SG_WORKER_STATE), of: index))) ?? .empty,
+            residentBytes: Int(sg_atomic_load_int64(self.int64(Int(SG_WORKER_RSS_BYTES), of: index))),
+            cpuMicroseconds: sg_atomic_load_int64(self.int64(Int(SG_WORKER_CPU_USEC), of: index)),
+            lastExit: String(decoding: bytes[0..<length], as: UTF8.self)
         )
     }
 
     /// Supervisor: zeroes entry `index`, for a worker that is gone or before a new one gets it.
     func reset(worker index: Int) {
-        guard (0..<self.workerCount).contains(index) else { return }
-        sg_atomic_store_int32(self.room(index), 0)
-        sg_atomic_store_int32(self.int32(Layout.inFlight, of: index), 0)
-        sg_atomic_store_int64(self.roomSince(index), 0)
-        sg_atomic_store_int64(self.int64(Layout.requestsServed, of: index), 0)
-        sg_atomic_store_int64(self.int64(Layout.lastRequestStart, of: index), 0)
-        sg_atomic_store_int64(self.int64(Layout.acceptingSince, of: index), 0)
+        guard self.contains(worker: index) else { return }
+        self.entry(index).initializeMemory(as: UInt8.self, repeating: 0, count: self.entryBytes)
     }
 }

@@ -19,6 +19,18 @@ struct GroupSettings: Sendable, Equatable {
     var restartInterval: Double
     /// Recycle a worker idle this many seconds; 0: never (`inactivity-timeout=`).
     var inactivityTimeout: Double
+    /// Give up on a request running this many seconds; 0: never (`request-timeout=`).
+    var requestTimeout: Double
+    /// Kill a worker not accepting this many seconds after it was spawned; 0: never (`startup-timeout=`).
+    var startupTimeout: Double
+    /// Recycle a worker whose resident memory passes this many bytes; 0: no limit (`memory-limit=`).
+    var memoryLimit: Int
+    /// `RLIMIT_AS` of each worker in bytes; 0: none (`virtual-memory-limit=`).
+    var virtualMemoryLimit: Int
+    /// `RLIMIT_CPU` of each worker in seconds; 0: none (`cpu-time-limit=`).
+    var cpuTimeLimit: Int
+    /// Where the application's tasks run (`executor=`).
+    var executor: ApplicationExecutor
 
     /// Parses the variables; missing ones take the documented defaults, malformed ones are errors.
     init(environment: [String: String]) throws(GroupSettingsError) {
@@ -57,5 +69,15 @@ struct GroupSettings: Sendable, Equatable {
         self.maximumRequests = try integer("SWIFT_GATEWAY_MAXIMUM_REQUESTS", default: 0, minimum: 0)
         self.restartInterval = try seconds("SWIFT_GATEWAY_RESTART_INTERVAL", default: 0)
         self.inactivityTimeout = try seconds("SWIFT_GATEWAY_INACTIVITY_TIMEOUT", default: 0)
+        self.requestTimeout = try seconds("SWIFT_GATEWAY_REQUEST_TIMEOUT", default: 60)
+        self.startupTimeout = try seconds("SWIFT_GATEWAY_STARTUP_TIMEOUT", default: 15)
+        self.memoryLimit = try integer("SWIFT_GATEWAY_MEMORY_LIMIT", default: 0, minimum: 0)
+        self.virtualMemoryLimit = try integer("SWIFT_GATEWAY_VIRTUAL_MEMORY_LIMIT", default: 0, minimum: 0)
+        self.cpuTimeLimit = try integer("SWIFT_GATEWAY_CPU_TIME_LIMIT", default: 0, minimum: 0)
+        let executor = environment["SWIFT_GATEWAY_EXECUTOR"] ?? ApplicationExecutor.eventLoop.rawValue
+        guard let parsedExecutor = ApplicationExecutor(rawValue: executor) else {
+            throw GroupSettingsError(variable: "SWIFT_GATEWAY_EXECUTOR", value: executor)
+        }
+        self.executor = parsedExecutor
     }
 }

@@ -88,7 +88,8 @@ final class Supervisor {
         }
         do {
             let entries = GroupScoreboard.entryCount(processes: self.settings.processes)
-            let (board, descriptor) = try GroupScoreboard.create(workers: entries)
+            let (board, descriptor) = try GroupScoreboard.create(
+                workers: entries, requestSlots: self.settings.threads)
             self.scoreboard = board
             self.spawner.shareScoreboard(descriptor)
         } catch {

@@ -130,7 +130,8 @@ struct WorkerProcess {
         if self.environment[GroupScoreboard.environmentVariable] != nil {
             board = GroupScoreboard.adopt(
                 descriptor: GroupScoreboard.workerDescriptor,
-                workers: GroupScoreboard.entryCount(processes: self.settings.processes))
+                workers: GroupScoreboard.entryCount(processes: self.settings.processes),
+                requestSlots: self.settings.threads)
             if board == nil {
                 self.logger.error(
                     "SG1119: fd \(GroupScoreboard.workerDescriptor) is not the group's scoreboard (not the supervisor's shared memory, or mmap failed): while its slots are full this worker turns away every request on a kept connection"
@@ -152,12 +153,12 @@ struct WorkerProcess {
             recordRequest = { event, inFlight in
                 switch event {
                 case .started:
-                    board.requestStarted(inFlight: inFlight, ofWorker: index)
+                    board.requestStarted(slot: -1, inFlight: inFlight, ofWorker: index)
                 case .finished:
-                    board.requestFinished(inFlight: inFlight, ofWorker: index)
+                    board.requestFinished(slot: -1, inFlight: inFlight, ofWorker: index)
                 case .handedOver:
-                    board.requestFinished(inFlight: inFlight, ofWorker: index)
-                    board.requestStarted(inFlight: inFlight, ofWorker: index)
+                    board.requestFinished(slot: -1, inFlight: inFlight, ofWorker: index)
+                    board.requestStarted(slot: -1, inFlight: inFlight, ofWorker: index)
                 }
             }
         }

@@ -25,6 +25,28 @@ extension FixtureResponder {
             context.logger.notice("sleeping \(milliseconds) ms on purpose in pid \(self.pid)")
             try await Task.sleep(for: .milliseconds(milliseconds))
             return self.text("slept \(milliseconds) ms\n")
+        case "never-return":
+            // Awaits what never comes and ignores cancellation: the slot stays held.
+            context.logger.notice("never returning on purpose in pid \(self.pid)")
+            await withUnsafeContinuation { (_: UnsafeContinuation<Void, Never>) in }
+            return self.text("unreachable\n")
+        case "spin":
+            // Never suspends: no cancellation point, the thread it runs on stays busy.
+            context.logger.notice("spinning on purpose in pid \(self.pid)")
+            var now = timespec()
+            while true { clock_gettime(CLOCK_MONOTONIC, &now) }
+        case "allocate":
+            // Allocates mb MiB at once (touched, so resident), holds them ms milliseconds, frees them.
+            let megabytes = min(4096, max(0, queryValue("mb", in: request.queryString).flatMap(Int.init) ?? 64))
+            let milliseconds = min(60_000, max(0, queryValue("ms", in: request.queryString).flatMap(Int.init) ?? 0))
+            context.logger.notice("allocating \(megabytes) MiB on purpose in pid \(self.pid)")
+            guard let block = malloc(megabytes << 20) else {
+                return self.text("malloc failed\n", status: .internalServerError)
+            }
+            defer { free(block) }
+            memset(block, 0x5a, megabytes << 20)
+            try await Task.sleep(for: .milliseconds(milliseconds))
+            return self.text("allocated \(megabytes) MiB for \(milliseconds) ms\n")
         default:
             let megabytes = queryValue("mb", in: request.queryString).flatMap(Int.init) ?? 10
             Leak.keep(megabytes: megabytes)

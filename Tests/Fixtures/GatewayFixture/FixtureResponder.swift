@@ -50,7 +50,7 @@ struct FixtureResponder: GatewayResponder {
         case "log":
             context.logger.warning("fixture log line from \(context.group)")
             return self.text("logged\n")
-        case "crash", "segfault", "hang", "sleep", "leak":
+        case "crash", "segfault", "hang", "sleep", "leak", "never-return", "spin", "allocate":
             guard self.faultsEnabled else { return self.text("Not Found\n", status: .notFound) }
             return try await self.fault(String(page), request: request, context: context)
         default: return self.home(request, context: context)

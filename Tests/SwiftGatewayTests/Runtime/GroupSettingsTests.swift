@@ -14,6 +14,28 @@ final class GroupSettingsTests: XCTestCase {
         XCTAssertEqual(settings.maximumRequests, 0, "no recycling unless Apache passes a limit")
         XCTAssertEqual(settings.restartInterval, 0)
         XCTAssertEqual(settings.inactivityTimeout, 0)
+        XCTAssertEqual(settings.requestTimeout, 60)
+        XCTAssertEqual(settings.startupTimeout, 15)
+        XCTAssertEqual(settings.memoryLimit, 0)
+        XCTAssertEqual(settings.virtualMemoryLimit, 0)
+        XCTAssertEqual(settings.cpuTimeLimit, 0)
+        XCTAssertEqual(settings.executor, .eventLoop)
+    }
+
+    func testReadsTheLimits() throws {
+        let settings = try GroupSettings(environment: [
+            "SWIFT_GATEWAY_REQUEST_TIMEOUT": "3", "SWIFT_GATEWAY_STARTUP_TIMEOUT": "2",
+            "SWIFT_GATEWAY_MEMORY_LIMIT": "67108864", "SWIFT_GATEWAY_VIRTUAL_MEMORY_LIMIT": "4294967296",
+            "SWIFT_GATEWAY_CPU_TIME_LIMIT": "2", "SWIFT_GATEWAY_EXECUTOR": "thread-pool",
+        ])
+        XCTAssertEqual(settings.requestTimeout, 3)
+        XCTAssertEqual(settings.startupTimeout, 2)
+        XCTAssertEqual(settings.memoryLimit, 64 << 20)
+        XCTAssertEqual(settings.virtualMemoryLimit, 4 << 30)
+        XCTAssertEqual(settings.cpuTimeLimit, 2)
+        XCTAssertEqual(settings.executor, .threadPool)
+        XCTAssertThrowsError(try GroupSettings(environment: ["SWIFT_GATEWAY_EXECUTOR": "fast"]))
+        XCTAssertThrowsError(try GroupSettings(environment: ["SWIFT_GATEWAY_MEMORY_LIMIT": "64M"]))
     }
 
     func testReadsTheVariablesApacheSets() throws {

@@ -16,6 +16,11 @@ import Musl
 /// requests wait here, on their kept connections, instead of in the backlog behind a connection
 /// closed and opened for each. Kept-alive connections between requests are listed oldest first,
 /// so the accept thread can reclaim one when the connections are all open.
+///
+/// Each running request holds one numbered slot (0..<capacity), its cell on the group's
+/// scoreboard: the supervisor reads there when each request started, and names the one it gives
+/// up on by its slot (`isCancelled`). A request that finishes hands its slot, number and all, to
+/// the queued request it starts.
 final class ConnectionSlots: @unchecked Sendable {
     /// A kept-alive connection between two requests.
     struct IdleConnection {
@@ -25,9 +30,9 @@ final class ConnectionSlots: @unchecked Sendable {
 
     /// What becomes of a request that arrived.
     enum Admission: Equatable {
-        /// It has a slot: run it.
-        case start
-        /// Every slot runs and no sibling has room: it runs when `start` is called.
+        /// It has slot `slot`: run it.
+        case start(slot: Int)
+        /// Every slot runs and no sibling has room: it runs when `start` is called with its slot.
         case queued
         /// Every slot runs and a sibling has room: say `FCGI_OVERLOADED`, Apache sends it there.
         case turnAway
@@ -45,8 +50,9 @@ final class ConnectionSlots: @unchecked Sendable {
 
     private struct QueuedRequest {
         let connectionID: Int
+        let channel: any Channel
         let mayTurnAway: Bool
-        let start: @Sendable () -> Void
+        let start: @Sendable (_ slot: Int) -> Void
         let turnAway: @Sendable () -> Void
     }
 
@@ -59,8 +65,12 @@ final class ConnectionSlots: @unchecked Sendable {
     private let siblingRoom: (@Sendable () -> Int)?
     /// Tells the siblings this worker's free slots.
     private let publishRoom: (@Sendable (Int) -> Void)?
-    /// Tells the supervisor each request's start and end, with the requests holding a slot after it.
-    private let recordRequest: (@Sendable (RequestEvent, Int) -> Void)?
+    /// Tells the supervisor each request's start and end: the event, the request's slot, and the
+    /// requests holding a slot after it. Called under the lock, so a slot's record and its owner
+    /// change together.
+    private let recordRequest: (@Sendable (_ event: RequestEvent, _ slot: Int, _ inFlight: Int) -> Void)?
+    /// Whether the supervisor gave up on the request holding a slot (read under the lock).
+    private let isCancelled: (@Sendable (_ slot: Int) -> Bool)?
 
     /// How often queued requests look for a sibling with room.
     static let queueWatchInterval = TimeAmount.milliseconds(1)
@@ -71,6 +81,11 @@ final class ConnectionSlots: @unchecked Sendable {
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var held = 0
     private var running = 0
+    /// The numbers of the free slots, a stack (its storage reserved once: taking and giving back
+    /// a slot allocates nothing).
+    private var freeSlots: [Int]
+    /// The connection of the request holding each slot, nil while the slot is free.
+    private var owners: [(any Channel)?]
     private var idle: [IdleConnection] = []
     private var queue: [QueuedRequest] = []
     private var watchingQueue = false
@@ -83,14 +98,19 @@ final class ConnectionSlots: @unchecked Sendable {
         connectionsWaiting: (@Sendable () -> Bool)? = nil,
         siblingRoom: (@Sendable () -> Int)? = nil,
         publishRoom: (@Sendable (Int) -> Void)? = nil,
-        recordRequest: (@Sendable (RequestEvent, Int) -> Void)? = nil
+        recordRequest: (@Sendable (_ event: RequestEvent, _ slot: Int, _ inFlight: Int) -> Void)? = nil,
+        isCancelled: (@Sendable (_ slot: Int) -> Bool)? = nil
     ) {
         self.capacity = capacity
+        // Slot 0 on top: a lightly loaded worker keeps using the first cells.
+        self.freeSlots = Array((0..<capacity).reversed())
+        self.owners = Array(repeating: nil, count: capacity)
         self.connectionCapacity = connectionCapacity ?? capacity
         self.connectionsWaiting = connectionsWaiting
         self.siblingRoom = siblingRoom
         self.publishRoom = publishRoom
         self.recordRequest = recordRequest
+        self.isCancelled = isCancelled
         pthread_mutex_init(self.mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -211,35 +231,39 @@ final class ConnectionSlots: @unchecked Sendable {
 
     // MARK: Requests
 
-    /// Takes a free slot for a request that arrived; false when every slot runs, and the caller
-    /// asks `admit` (which needs the closures only then).
-    func tryStartRequest() -> Bool {
-        self.locked { self.startIfFreeLocked() }
+    /// Takes a free slot for a request that arrived on `channel` and returns its number; nil when
+    /// every slot runs, and the caller asks `admit` (which needs the closures only then).
+    func tryStartRequest(on channel: any Channel) -> Int? {
+        self.locked { self.startIfFreeLocked(on: channel) }
     }
 
     /// Under the lock: takes a free slot, if any.
-    private func startIfFreeLocked() -> Bool {
-        guard self.running < self.capacity else { return false }
+    private func startIfFreeLocked(on channel: any Channel) -> Int? {
+        guard let slot = self.freeSlots.popLast() else { return nil }
         self.running += 1
+        self.owners[slot] = channel
         self.publishRoomLocked()
-        self.recordRequest?(.started, self.running)
-        return true
+        self.recordRequest?(.started, slot, self.running)
+        return slot
     }
 
-    /// Decides about a request that arrived on connection `connectionID`. `mayTurnAway`: Apache
-    /// would send it again (it came on a kept connection). A queued request is later either
-    /// started (`start`, its slot taken) or turned away (`turnAway`, when a sibling has room).
+    /// Decides about a request that arrived on connection `connectionID` (`channel`).
+    /// `mayTurnAway`: Apache would send it again (it came on a kept connection). A queued request
+    /// is later either started (`start`, with the slot it took over) or turned away (`turnAway`,
+    /// when a sibling has room).
     func admit(
-        connectionID: Int, mayTurnAway: Bool,
-        start: @escaping @Sendable () -> Void, turnAway: @escaping @Sendable () -> Void
+        connectionID: Int, channel: any Channel, mayTurnAway: Bool,
+        start: @escaping @Sendable (_ slot: Int) -> Void, turnAway: @escaping @Sendable () -> Void
     ) -> Admission {
         self.locked {
-            if self.startIfFreeLocked() { return .start }
+            if let slot = self.startIfFreeLocked(on: channel) { return .start(slot: slot) }
             if mayTurnAway, let siblingRoom = self.siblingRoom, siblingRoom() > 0 {
                 return .turnAway
             }
             self.queue.append(
-                QueuedRequest(connectionID: connectionID, mayTurnAway: mayTurnAway, start: start, turnAway: turnAway))
+                QueuedRequest(
+                    connectionID: connectionID, channel: channel, mayTurnAway: mayTurnAway, start: start,
+                    turnAway: turnAway))
             return .queued
         }
     }
@@ -253,31 +277,55 @@ final class ConnectionSlots: @unchecked Sendable {
     /// to the oldest queued request, else it is free. A connection waiting in the backlog goes
     /// first (the slot is freed for the accept thread), so that at saturation a request without a
     /// kept connection does not wait until the queue runs dry.
-    func requestFinished() {
+    func requestFinished(slot: Int) {
         // Nothing queued (the usual case): one lock, no look at the backlog.
         let freed: Bool = self.lockedAndSignalled {
             guard self.queue.isEmpty else { return false }
-            self.freeSlotLocked()
+            self.freeSlotLocked(slot)
             return true
         }
         if freed { return }
         let backlogFirst = self.connectionsWaiting?() == true
         let next: QueuedRequest? = self.lockedAndSignalled {
             if !self.queue.isEmpty, !backlogFirst {
-                self.recordRequest?(.handedOver, self.running)
-                return self.queue.removeFirst()
+                let next = self.queue.removeFirst()
+                self.owners[slot] = next.channel
+                self.recordRequest?(.handedOver, slot, self.running)
+                return next
             }
-            self.freeSlotLocked()
+            self.freeSlotLocked(slot)
             return nil
         }
-        next?.start()
+        next?.start(slot)
     }
 
-    /// Under the lock: gives a slot back.
-    private func freeSlotLocked() {
+    /// Under the lock: gives slot `slot` back.
+    private func freeSlotLocked(_ slot: Int) {
         self.running -= 1
+        self.owners[slot] = nil
+        self.freeSlots.append(slot)
         self.publishRoomLocked()
-        self.recordRequest?(.finished, self.running)
+        self.recordRequest?(.finished, slot, self.running)
+    }
+
+    /// The running requests the supervisor gave up on (`isCancelled`), by slot, with their
+    /// connections: their handlers stop them. A slot stays held until its application returns.
+    func cancelledRequests() -> [(slot: Int, channel: any Channel)] {
+        guard let isCancelled = self.isCancelled else { return [] }
+        return self.locked {
+            var cancelled: [(slot: Int, channel: any Channel)] = []
+            for (slot, owner) in self.owners.enumerated() {
+                if let owner, isCancelled(slot) { cancelled.append((slot, owner)) }
+            }
+            return cancelled
+        }
+    }
+
+    /// Whether the supervisor gave up on the request holding `slot` now. The caller knows that
+    /// its own request holds it (its application has not returned): then it is that request.
+    func isCancelled(slot: Int) -> Bool {
+        guard let isCancelled = self.isCancelled else { return false }
+        return self.locked { self.owners.indices.contains(slot) && self.owners[slot] != nil && isCancelled(slot) }
     }
 
     /// Requests waiting for a slot.

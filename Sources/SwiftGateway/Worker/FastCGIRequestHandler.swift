@@ -148,7 +148,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         let channel = context.channel
         // The closures a waiting request needs are made only when every slot runs.
         let admission =
-            self.slots.tryStartRequest() ? .start : self.admitWhileFull(environment: environment, channel: channel)
+            self.slots.tryStartRequest(on: channel).map { .start(slot: $0) }
+            ?? self.admitWhileFull(environment: environment, channel: channel)
         if admission == .turnAway {
             self.refuseNextRequestAndClose(context: context)
             return
@@ -159,9 +160,9 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         var request = Request(
             id: head.requestID, keepConnection: head.keepConnection, announcedBody: announcedBody, phase: .running
         )
-        if admission == .start {
+        if case .start(let slot) = admission {
             self.state = .serving(request)
-            self.launch(environment: environment, body: body, channel: channel, immediately: true)
+            self.launch(environment: environment, body: body, channel: channel, slot: slot, immediately: true)
             return
         }
         request.phase = .queued
@@ -177,12 +178,14 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
         return self.slots.admit(
             // Apache sends a request again only when it came on a kept connection.
-            connectionID: self.connectionID, mayTurnAway: self.requestsServed > 0,
-            start: {
+            connectionID: self.connectionID, channel: channel, mayTurnAway: self.requestsServed > 0,
+            start: { slot in
                 if channel.eventLoop.inEventLoop {
-                    handler.value.startQueued(environment: environment, channel: channel)
+                    handler.value.startQueued(environment: environment, channel: channel, slot: slot)
                 } else {
-                    channel.eventLoop.execute { handler.value.startQueued(environment: environment, channel: channel) }
+                    channel.eventLoop.execute {
+                        handler.value.startQueued(environment: environment, channel: channel, slot: slot)
+                    }
                 }
             },
             turnAway: { channel.pipeline.fireUserInboundEventTriggered(TurnAwayQueuedRequest()) }
@@ -213,20 +216,21 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
     }
 
-    /// A queued request got its slot.
-    private func startQueued(environment: CGIEnvironment, channel: any Channel) {
+    /// A queued request got slot `slot`.
+    private func startQueued(environment: CGIEnvironment, channel: any Channel, slot: Int) {
         guard case .serving(var request) = self.state, case .queued = request.phase else {
-            self.slots.requestFinished() // its connection closed meanwhile: the slot goes on
+            self.slots.requestFinished(slot: slot) // its connection closed meanwhile: the slot goes on
             return
         }
         request.phase = .running
         self.state = .serving(request)
         channel.writeResponsePart(.slotNotice(.requestStarted, requestID: request.id), promise: nil)
-        self.launch(environment: environment, body: self.body, channel: channel, immediately: false)
+        self.launch(environment: environment, body: self.body, channel: channel, slot: slot, immediately: false)
     }
 
     private func launch(
-        environment: CGIEnvironment, body: FastCGIRequestBodyStream?, channel: any Channel, immediately: Bool
+        environment: CGIEnvironment, body: FastCGIRequestBodyStream?, channel: any Channel, slot: Int,
+        immediately: Bool
     ) {
         self.applicationsRunning += 1
         let runner = self.runner
@@ -239,25 +243,25 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         if immediately {
             Task.immediate(executorPreference: runner.executor) { @Sendable in
                 await FastCGIRequestHandler.run(
-                    runner, environment: environment, body: body, channel: channel, handler: handler)
+                    runner, environment: environment, body: body, channel: channel, slot: slot, handler: handler)
             }
         } else {
             Task(executorPreference: runner.executor) { @Sendable in
                 await FastCGIRequestHandler.run(
-                    runner, environment: environment, body: body, channel: channel, handler: handler)
+                    runner, environment: environment, body: body, channel: channel, slot: slot, handler: handler)
             }
         }
     }
 
     private nonisolated(nonsending) static func run(
         _ runner: FastCGIApplicationRunner, environment: CGIEnvironment, body: FastCGIRequestBodyStream?,
-        channel: any Channel, handler: NIOLoopBound<FastCGIRequestHandler>
+        channel: any Channel, slot: Int, handler: NIOLoopBound<FastCGIRequestHandler>
     ) async {
         await runner.run(environment: environment, body: body, channel: channel)
         if channel.eventLoop.inEventLoop {
-            handler.value.applicationReturned()
+            handler.value.applicationReturned(slot: slot)
         } else {
-            channel.eventLoop.execute { handler.value.applicationReturned() }
+            channel.eventLoop.execute { handler.value.applicationReturned(slot: slot) }
         }
     }
 
@@ -305,9 +309,9 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         self.body = nil
     }
 
-    private func applicationReturned() {
+    private func applicationReturned(slot: Int) {
         self.applicationsRunning -= 1
-        self.slots.requestFinished()
+        self.slots.requestFinished(slot: slot)
         self.releaseSlotIfDone()
     }
 

@@ -147,18 +147,18 @@ struct WorkerProcess {
             siblingRoom = nil
         }
         var publishRoom: (@Sendable (Int) -> Void)?
-        var recordRequest: (@Sendable (ConnectionSlots.RequestEvent, Int) -> Void)?
+        var recordRequest: (@Sendable (ConnectionSlots.RequestEvent, Int, Int) -> Void)?
         if let board {
             publishRoom = { room in board.setRoom(room, ofWorker: index) }
-            recordRequest = { event, inFlight in
+            recordRequest = { event, slot, inFlight in
                 switch event {
                 case .started:
-                    board.requestStarted(slot: -1, inFlight: inFlight, ofWorker: index)
+                    board.requestStarted(slot: slot, inFlight: inFlight, ofWorker: index)
                 case .finished:
-                    board.requestFinished(slot: -1, inFlight: inFlight, ofWorker: index)
+                    board.requestFinished(slot: slot, inFlight: inFlight, ofWorker: index)
                 case .handedOver:
-                    board.requestFinished(slot: -1, inFlight: inFlight, ofWorker: index)
-                    board.requestStarted(slot: -1, inFlight: inFlight, ofWorker: index)
+                    board.requestFinished(slot: slot, inFlight: inFlight, ofWorker: index)
+                    board.requestStarted(slot: slot, inFlight: inFlight, ofWorker: index)
                 }
             }
         }

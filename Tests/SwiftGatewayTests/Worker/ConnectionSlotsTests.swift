@@ -82,12 +82,15 @@ final class ConnectionSlotsTests: XCTestCase {
         XCTAssertFalse(slots.shouldKeepFinishedConnection())
     }
 
+    private let channel = EmbeddedChannel()
+
     private func admit(
-        _ slots: ConnectionSlots, connection: Int, kept: Bool, log: NIOLockedValueBox<[String]>
+        _ slots: ConnectionSlots, connection: Int, kept: Bool, log: NIOLockedValueBox<[String]>,
+        channel: (any Channel)? = nil
     ) -> ConnectionSlots.Admission {
         slots.admit(
-            connectionID: connection, mayTurnAway: kept,
-            start: { log.withLockedValue { $0.append("start \(connection)") } },
+            connectionID: connection, channel: channel ?? self.channel, mayTurnAway: kept,
+            start: { slot in log.withLockedValue { $0.append("start \(connection)") } },
             turnAway: { log.withLockedValue { $0.append("turn away \(connection)") } }
         )
     }
@@ -95,8 +98,8 @@ final class ConnectionSlotsTests: XCTestCase {
     func testRequestsBeyondTheSlotsQueueWhenNoSiblingHasRoomAndStartInTurn() {
         let log = NIOLockedValueBox<[String]>([])
         let slots = ConnectionSlots(capacity: 2, connectionCapacity: 8, siblingRoom: { 0 })
-        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start)
-        XCTAssertEqual(self.admit(slots, connection: 2, kept: true, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start(slot: 0))
+        XCTAssertEqual(self.admit(slots, connection: 2, kept: true, log: log), .start(slot: 1))
         XCTAssertEqual(self.admit(slots, connection: 3, kept: true, log: log), .queued)
         XCTAssertEqual(self.admit(slots, connection: 4, kept: false, log: log), .queued)
         XCTAssertEqual(slots.runningCount, 2)
@@ -105,11 +108,11 @@ final class ConnectionSlotsTests: XCTestCase {
         XCTAssertFalse(slots.tryTake())
         XCTAssertFalse(slots.waitForRoom(orIdle: true, timeout: 0.01))
 
-        slots.requestFinished() // its slot goes to the oldest queued request
+        slots.requestFinished(slot: 0) // its slot goes to the oldest queued request
         XCTAssertEqual(log.withLockedValue { $0 }, ["start 3"])
         XCTAssertEqual(slots.runningCount, 2)
         slots.cancelQueued(connectionID: 4) // its connection closed while it waited
-        slots.requestFinished()
+        slots.requestFinished(slot: 1)
         XCTAssertEqual(log.withLockedValue { $0 }, ["start 3"])
         XCTAssertEqual(slots.runningCount, 1)
         XCTAssertTrue(slots.tryTake())
@@ -119,7 +122,7 @@ final class ConnectionSlotsTests: XCTestCase {
         let log = NIOLockedValueBox<[String]>([])
         let siblingRoom = NIOLockedValueBox(1)
         let slots = ConnectionSlots(capacity: 1, siblingRoom: { siblingRoom.withLockedValue { $0 } })
-        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start(slot: 0))
         XCTAssertEqual(self.admit(slots, connection: 2, kept: true, log: log), .turnAway)
         // The first request of a new connection is not sent again by Apache: it waits.
         XCTAssertEqual(self.admit(slots, connection: 3, kept: false, log: log), .queued)
@@ -135,21 +138,21 @@ final class ConnectionSlotsTests: XCTestCase {
         let slots = ConnectionSlots(
             capacity: 1, connectionCapacity: 4, connectionsWaiting: { waiting.withLockedValue { $0 } })
         XCTAssertTrue(slots.tryTake())
-        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start(slot: 0))
         XCTAssertEqual(self.admit(slots, connection: 2, kept: true, log: log), .queued)
-        slots.requestFinished()
+        slots.requestFinished(slot: 0)
         XCTAssertTrue(log.withLockedValue { $0 }.isEmpty, "the queued request waits")
         XCTAssertTrue(slots.tryTake(), "the accept thread takes the waiting connection")
-        XCTAssertEqual(self.admit(slots, connection: 3, kept: false, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 3, kept: false, log: log), .start(slot: 0))
         waiting.withLockedValue { $0 = false }
-        slots.requestFinished()
+        slots.requestFinished(slot: 0)
         XCTAssertEqual(log.withLockedValue { $0 }, ["start 2"])
     }
 
     func testAWorkerWithoutSiblingsQueuesEveryRequestBeyondItsSlots() {
         let log = NIOLockedValueBox<[String]>([])
         let slots = ConnectionSlots(capacity: 1)
-        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start(slot: 0))
         XCTAssertEqual(self.admit(slots, connection: 2, kept: true, log: log), .queued)
     }
 
@@ -158,7 +161,7 @@ final class ConnectionSlotsTests: XCTestCase {
         let siblingRoom = NIOLockedValueBox(0)
         let slots = ConnectionSlots(capacity: 1, siblingRoom: { siblingRoom.withLockedValue { $0 } })
         let loop = EmbeddedEventLoop()
-        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: true, log: log), .start(slot: 0))
         for connection in 2...5 {
             XCTAssertEqual(self.admit(slots, connection: connection, kept: connection != 3, log: log), .queued)
         }
@@ -171,8 +174,8 @@ final class ConnectionSlotsTests: XCTestCase {
         XCTAssertEqual(log.withLockedValue { $0 }, ["turn away 2", "turn away 4"])
         XCTAssertEqual(slots.queuedCount, 2)
         siblingRoom.withLockedValue { $0 = 0 }
-        slots.requestFinished()
-        slots.requestFinished()
+        slots.requestFinished(slot: 0)
+        slots.requestFinished(slot: 0)
         XCTAssertEqual(log.withLockedValue { $0 }, ["turn away 2", "turn away 4", "start 3", "start 5"])
         // Nothing queued: the watch has stopped.
         siblingRoom.withLockedValue { $0 = 5 }
@@ -185,13 +188,13 @@ final class ConnectionSlotsTests: XCTestCase {
         let published = NIOLockedValueBox<[Int]>([])
         let log = NIOLockedValueBox<[String]>([])
         let slots = ConnectionSlots(capacity: 2, publishRoom: { room in published.withLockedValue { $0.append(room) } })
-        XCTAssertEqual(self.admit(slots, connection: 1, kept: false, log: log), .start)
-        XCTAssertEqual(self.admit(slots, connection: 2, kept: false, log: log), .start)
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: false, log: log), .start(slot: 0))
+        XCTAssertEqual(self.admit(slots, connection: 2, kept: false, log: log), .start(slot: 1))
         XCTAssertEqual(self.admit(slots, connection: 3, kept: false, log: log), .queued)
-        slots.requestFinished() // handed to the queued request: still none free
-        slots.requestFinished()
+        slots.requestFinished(slot: 0) // handed to the queued request: still none free
+        slots.requestFinished(slot: 1)
         _ = slots.beginDraining()
-        slots.requestFinished()
+        slots.requestFinished(slot: 0)
         XCTAssertEqual(published.withLockedValue { $0 }, [2, 1, 0, 1, 0, 0])
     }
 
@@ -200,11 +203,140 @@ final class ConnectionSlotsTests: XCTestCase {
         let log = NIOLockedValueBox<[String]>([])
         let slots = ConnectionSlots(
             capacity: 1,
-            recordRequest: { event, inFlight in recorded.withLockedValue { $0.append("\(event) \(inFlight)") } })
-        XCTAssertEqual(self.admit(slots, connection: 1, kept: false, log: log), .start)
+            recordRequest: { event, slot, inFlight in
+                recorded.withLockedValue { $0.append("\(event) \(slot) \(inFlight)") }
+            })
+        XCTAssertEqual(self.admit(slots, connection: 1, kept: false, log: log), .start(slot: 0))
         XCTAssertEqual(self.admit(slots, connection: 2, kept: false, log: log), .queued)
-        slots.requestFinished() // the queued request takes the slot over
-        slots.requestFinished()
-        XCTAssertEqual(recorded.withLockedValue { $0 }, ["started 1", "handedOver 1", "finished 0"])
+        slots.requestFinished(slot: 0) // the queued request takes the slot over
+        slots.requestFinished(slot: 0)
+        XCTAssertEqual(recorded.withLockedValue { $0 }, ["started 0 1", "handedOver 0 1", "finished 0 0"])
+    }
+
+    // MARK: Slot numbers
+
+    func testEachRunningRequestHoldsADistinctSlotAndAFreedOneIsTakenAgain() {
+        let slots = ConnectionSlots(capacity: 3)
+        let channel = EmbeddedChannel()
+        XCTAssertEqual(slots.tryStartRequest(on: channel), 0)
+        XCTAssertEqual(slots.tryStartRequest(on: channel), 1)
+        XCTAssertEqual(slots.tryStartRequest(on: channel), 2)
+        XCTAssertNil(slots.tryStartRequest(on: channel), "every slot runs")
+        slots.requestFinished(slot: 1)
+        XCTAssertEqual(slots.tryStartRequest(on: channel), 1, "the freed slot, and no other")
+        slots.requestFinished(slot: 2)
+        slots.requestFinished(slot: 0)
+        XCTAssertEqual(slots.runningCount, 1)
+        // The slot freed last is taken first: its scoreboard cell is the warm one.
+        XCTAssertEqual(slots.tryStartRequest(on: channel), 0)
+        XCTAssertEqual(slots.tryStartRequest(on: channel), 2)
+    }
+
+    func testAQueuedRequestTakesOverTheSlotNumberOfTheRequestThatEnded() {
+        let started = NIOLockedValueBox<[String]>([])
+        let recorded = NIOLockedValueBox<[String]>([])
+        let slots = ConnectionSlots(
+            capacity: 2, siblingRoom: { 0 },
+            recordRequest: { event, slot, inFlight in
+                recorded.withLockedValue { $0.append("\(event) \(slot) \(inFlight)") }
+            })
+        let first = EmbeddedChannel()
+        let queued = EmbeddedChannel()
+        XCTAssertEqual(slots.tryStartRequest(on: first), 0)
+        XCTAssertEqual(slots.tryStartRequest(on: first), 1)
+        let admission = slots.admit(
+            connectionID: 7, channel: queued, mayTurnAway: false,
+            start: { slot in started.withLockedValue { $0.append("7 in slot \(slot)") } }, turnAway: {})
+        XCTAssertEqual(admission, .queued)
+        slots.requestFinished(slot: 1)
+        XCTAssertEqual(started.withLockedValue { $0 }, ["7 in slot 1"])
+        XCTAssertEqual(
+            recorded.withLockedValue { $0 }, ["started 0 1", "started 1 2", "handedOver 1 2"])
+        XCTAssertEqual(slots.runningCount, 2)
+        XCTAssertNil(slots.tryStartRequest(on: first), "the handed-over slot is still held")
+        slots.requestFinished(slot: 1)
+        XCTAssertEqual(slots.tryStartRequest(on: first), 1)
+    }
+
+    /// Random starts, hand-overs and ends: a running request's slot is never another's, every
+    /// number is within 0..<capacity, and the scoreboard hears of each under the same number.
+    func testSlotNumbersStayUniqueAmongRunningRequestsThroughStartsEndsAndHandOvers() {
+        struct Generator: RandomNumberGenerator {
+            var state: UInt64
+            mutating func next() -> UInt64 {
+                self.state = self.state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return self.state
+            }
+        }
+        let capacity = 4
+        let handedOver = NIOLockedValueBox<[Int]>([])
+        let onBoard = NIOLockedValueBox<Set<Int>>([])
+        let slots = ConnectionSlots(
+            capacity: capacity, siblingRoom: { 0 },
+            recordRequest: { event, slot, _ in
+                onBoard.withLockedValue { board in
+                    switch event {
+                    case .started: XCTAssertTrue(board.insert(slot).inserted, "slot \(slot) started twice")
+                    case .finished: XCTAssertNotNil(board.remove(slot), "slot \(slot) was not running")
+                    case .handedOver: XCTAssertTrue(board.contains(slot))
+                    }
+                }
+            })
+        let channel = EmbeddedChannel()
+        var random = Generator(state: 19)
+        var running: [Int] = []
+        var queued = 0
+        for step in 0..<2_000 {
+            if running.isEmpty || (Bool.random(using: &random) && running.count + queued < 2 * capacity) {
+                let admission = slots.admit(
+                    connectionID: step, channel: channel, mayTurnAway: false,
+                    start: { slot in handedOver.withLockedValue { $0.append(slot) } }, turnAway: {})
+                switch admission {
+                case .start(let slot): running.append(slot)
+                case .queued: queued += 1
+                case .turnAway: XCTFail("no sibling has room")
+                }
+            } else {
+                let slot = running.remove(at: Int.random(in: 0..<running.count, using: &random))
+                slots.requestFinished(slot: slot)
+                for next in handedOver.withLockedValue({ list in
+                    defer { list.removeAll() }; return list
+                }) {
+                    XCTAssertEqual(next, slot, "a hand-over keeps the number")
+                    running.append(next)
+                    queued -= 1
+                }
+            }
+            XCTAssertEqual(Set(running).count, running.count, "step \(step): \(running)")
+            XCTAssertTrue(running.allSatisfy { (0..<capacity).contains($0) })
+            XCTAssertEqual(Set(running), onBoard.withLockedValue { $0 })
+            XCTAssertEqual(slots.runningCount, running.count)
+        }
+    }
+
+    func testTheRequestsTheSupervisorGaveUpOnAreNamedWithTheirConnections() {
+        let cancelled = NIOLockedValueBox<Set<Int>>([])
+        let slots = ConnectionSlots(
+            capacity: 3, isCancelled: { slot in cancelled.withLockedValue { $0.contains(slot) } })
+        let channels = (0..<3).map { _ in EmbeddedChannel() }
+        for channel in channels { XCTAssertNotNil(slots.tryStartRequest(on: channel)) }
+        XCTAssertTrue(slots.cancelledRequests().isEmpty)
+        cancelled.withLockedValue { $0 = [0, 2] }
+        let named = slots.cancelledRequests()
+        XCTAssertEqual(named.map(\.slot), [0, 2])
+        XCTAssertTrue(named[0].channel === channels[0])
+        XCTAssertTrue(named[1].channel === channels[2])
+        XCTAssertTrue(slots.isCancelled(slot: 2))
+        XCTAssertFalse(slots.isCancelled(slot: 1))
+        // A free slot names nothing, whatever its cell says.
+        slots.requestFinished(slot: 2)
+        XCTAssertEqual(slots.cancelledRequests().map(\.slot), [0])
+        XCTAssertFalse(slots.isCancelled(slot: 2))
+        XCTAssertFalse(slots.isCancelled(slot: 99))
+        // Without a scoreboard nothing is ever cancelled.
+        let alone = ConnectionSlots(capacity: 1)
+        XCTAssertEqual(alone.tryStartRequest(on: channels[0]), 0)
+        XCTAssertTrue(alone.cancelledRequests().isEmpty)
+        XCTAssertFalse(alone.isCancelled(slot: 0))
     }
 }

@@ -11,7 +11,10 @@ import CSwiftGatewayLinux
 ///
 /// It runs on a thread of its own. While every slot runs a request it does not even poll, so the
 /// kernel hands new connections to a sibling; when the connections are all open, a connection
-/// waiting in the backlog makes it reclaim the oldest idle one.
+/// waiting in the backlog makes it reclaim the oldest idle one. It also reads the signals: a
+/// termination signal ends its loop; SIGUSR2 (the supervisor gave up on requests) makes it tell
+/// the handler of each request named on the scoreboard, on that connection's event loop, even
+/// while the loop is busy with an application that does not suspend (the event waits for it).
 struct ConnectionAcceptor: Sendable {
     let listener: CInt
     let slots: ConnectionSlots
@@ -20,16 +23,16 @@ struct ConnectionAcceptor: Sendable {
 
     /// How long a reclaimed connection may take to close before the backlog is looked at again.
     private static let reclaimWait = 0.1
-    /// How often a worker whose slots all run looks for a termination signal.
+    /// How often a worker whose slots all run looks for a signal.
     private static let signalCheckInterval = 0.01
 
     /// Loops until a termination signal arrives on `SignalPipe`, passing each accepted,
     /// verified descriptor to `accepted` (which owns it and its slot).
     func run(accepted: (CInt) -> Void) {
         while true {
-            // While every slot runs, a termination signal is looked for every 10 ms: a saturated
-            // worker that is recycled must stop accepting at once (the group's next recycle waits
-            // for it to exit).
+            // While every slot runs, signals are looked for every 10 ms: a saturated worker that is
+            // recycled must stop accepting at once (the group's next recycle waits for it to
+            // exit), and one whose requests hang is where the supervisor gives up on them.
             while !self.slots.waitForRoom(orIdle: true, timeout: Self.signalCheckInterval) {
                 if self.terminationRequested() { return }
             }
@@ -125,10 +128,25 @@ struct ConnectionAcceptor: Sendable {
         return true
     }
 
+    /// Reads the signals that arrived: true on a termination signal; SIGUSR2 cancels requests.
     private func terminationRequested() -> Bool {
         let signals = SignalPipe.drain()
-        guard let first = signals.first else { return false }
-        self.logger.info("SG1112: received \(signalName(first)): no longer accepting, finishing requests in flight")
+        if signals.contains(SIGUSR2) { self.cancelRequests() }
+        guard let termination = signals.first(where: { $0 != SIGUSR2 }) else { return false }
+        self.logger.info(
+            "SG1112: received \(signalName(termination)): no longer accepting, finishing requests in flight")
         return true
+    }
+
+    /// While draining (the loop has returned): acts on SIGUSR2, ignores the rest.
+    func cancelRequestsIfSignalled() {
+        if SignalPipe.drain().contains(SIGUSR2) { self.cancelRequests() }
+    }
+
+    /// Tells the handler of each request the supervisor gave up on.
+    private func cancelRequests() {
+        for (slot, channel) in self.slots.cancelledRequests() {
+            channel.pipeline.fireUserInboundEventTriggered(CancelRequest(slot: slot))
+        }
     }
 }

@@ -70,6 +70,9 @@ final class FastCGIApplicationRunner: Sendable {
                 head: head, environment: environment,
                 body: body.map(GatewayRequestBody.init(source:)) ?? GatewayRequestBody())
             response = try await self.responder.respond(to: request, context: context)
+        } catch is CancellationError where Task.isCancelled {
+            // Given up on (request-timeout): the connection is closing, the 504 was written.
+            return
         } catch let error as GatewayRequestError {
             self.logger.error("SG1116: bad request from Apache: \(error)")
             response = GatewayResponse(status: .badRequest, body: .init(string: "Bad Request\n"))

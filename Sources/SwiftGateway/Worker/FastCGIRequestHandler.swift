@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 
 /// Drives one FastCGI connection on its event loop, one request after another: starts the
@@ -10,6 +11,10 @@ import NIOCore
 /// is turned away to a sibling. Between requests the connection is listed as idle; reclaiming it
 /// (to make room for a new connection, or when draining) or turning away its request first
 /// writes `FCGI_OVERLOADED`, so Apache can tell "not run" from "crashed while running".
+///
+/// A request the supervisor gave up on (`CancelRequest`) has its task cancelled and is answered
+/// 504, or its connection aborted when the response had begun; either way the connection closes,
+/// and nothing its application writes afterwards reaches it.
 ///
 /// Plain channel handlers instead of `NIOAsyncChannel` keep the per-connection set-up to two
 /// handler allocations.
@@ -55,6 +60,17 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
     }
 
+    /// The application task of the connection's latest request, until it returns.
+    private struct RunningApplication {
+        /// The request slot it holds (its scoreboard cell).
+        let slot: Int
+        /// The request's variables, for the log line should it be given up on.
+        let environment: CGIEnvironment
+        /// Its task, to cancel it; nil until the start returned (a task started at once may
+        /// have returned by then).
+        var task: Task<Void, Never>?
+    }
+
     private enum State {
         /// Before the first request, or between two on a kept-alive connection. `listedIdle`:
         /// listed in `slots` as idle since the last request; only such a connection may be reclaimed.
@@ -90,6 +106,13 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     /// Application tasks started on this connection that have not returned yet: a request's task
     /// may still be returning when the next request starts, or when the connection closes.
     private var applicationsRunning = 0
+    /// The latest request's application while it runs; nil once it returned.
+    private var application: RunningApplication?
+    /// The latest request's response has begun: a STDOUT record went out.
+    private var responseStarted = false
+    /// The request was given up on: nothing more from its application reaches the connection,
+    /// which is closing.
+    private var applicationCutOff = false
 
     /// - Parameters:
     ///   - slots: The worker's slots; the caller has taken one for this connection.
@@ -154,6 +177,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             self.refuseNextRequestAndClose(context: context)
             return
         }
+        self.responseStarted = false
         // A waiting request's body is buffered (up to the stream's watermark) while it waits.
         let body = announcedBody == .none ? nil : FastCGIRequestBodyStream(channel: channel)
         self.body = body
@@ -233,24 +257,29 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         immediately: Bool
     ) {
         self.applicationsRunning += 1
+        self.application = RunningApplication(slot: slot, environment: environment)
         let runner = self.runner
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
-        // A request read just now starts on this thread (the event loop) and runs until it first
-        // suspends: a response ready without waiting is written before this returns, with no hop
-        // through the loop's task queue. A queued one is started from another request's end, so
-        // it is enqueued instead: queued requests that finish at once must not nest their starts.
-        // Either resumes on the loop after a suspension (EventLoopTaskExecutor).
+        let task: Task<Void, Never>
         if immediately {
-            Task.immediate(executorPreference: runner.executor) { @Sendable in
+            // A request read just now starts on this thread (the event loop) and runs until it
+            // first suspends: a response ready without waiting is written before this returns,
+            // with no hop through the loop's task queue. A queued one is started from another
+            // request's end, so it is enqueued instead: queued requests that finish at once must
+            // not nest their starts. Either resumes on the loop after a suspension
+            // (EventLoopTaskExecutor).
+            task = Task.immediate(executorPreference: runner.executor) { @Sendable in
                 await FastCGIRequestHandler.run(
                     runner, environment: environment, body: body, channel: channel, slot: slot, handler: handler)
             }
         } else {
-            Task(executorPreference: runner.executor) { @Sendable in
+            task = Task(executorPreference: runner.executor) { @Sendable in
                 await FastCGIRequestHandler.run(
                     runner, environment: environment, body: body, channel: channel, slot: slot, handler: handler)
             }
         }
+        // Unless it returned already (a response that needed no waiting).
+        if self.application?.slot == slot { self.application?.task = task }
     }
 
     private nonisolated(nonsending) static func run(
@@ -311,6 +340,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
 
     private func applicationReturned(slot: Int) {
         self.applicationsRunning -= 1
+        if self.application?.slot == slot { self.application = nil }
         self.slots.requestFinished(slot: slot)
         self.releaseSlotIfDone()
     }
@@ -324,8 +354,13 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     /// Marks END_REQUEST with whether this connection will be kept for another request
     /// (`FastCGIServerCodec.keptConnectionAppStatus`, which Apache looks for).
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if self.applicationCutOff {
+            promise?.fail(Self.requestGivenUp)
+            return
+        }
         let part = self.unwrapOutboundIn(data)
         guard part.endsResponse else {
+            if case .stdout = part { self.responseStarted = true }
             context.write(data, promise: promise)
             return
         }
@@ -380,9 +415,74 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
                     FastCGIConnectionError(description: "the request was turned away to a sibling worker"))
                 self.refuseNextRequestAndClose(context: context)
             }
+        case let cancel as CancelRequest:
+            self.giveUp(slot: cancel.slot, context: context)
         default:
             context.fireUserInboundEventTriggered(event)
         }
+    }
+
+    /// What a write of an application that was given up on fails with, and its body stream ends with.
+    private static let requestGivenUp: any Error = FastCGIConnectionError(
+        description: "the supervisor gave up on the request (request-timeout)"
+    )
+
+    /// The supervisor gave up on the request holding `slot` (request-timeout). When that is this
+    /// connection's request and its response has not ended: its task is cancelled, and the
+    /// request answered 504 (no STDOUT sent yet) or its connection closed without END_REQUEST
+    /// (Apache then aborts the client's connection). The connection closes either way, so
+    /// whatever the application still writes never reaches a later request. Its slot stays held
+    /// until the task returns: one that never does keeps it, and the supervisor recycles the worker.
+    private func giveUp(slot: Int, context: ChannelHandlerContext) {
+        guard let application = self.application, application.slot == slot,
+            case .serving(let request) = self.state, case .running = request.phase,
+            self.slots.isCancelled(slot: slot)
+        else { return } // it returned, or its response ended, meanwhile
+        self.applicationCutOff = true
+        application.task?.cancel()
+        self.body?.finish(Self.requestGivenUp)
+        let answered = !self.responseStarted
+        self.logGivenUp(application.environment, answered: answered)
+        self.beginClosing()
+        guard answered else {
+            context.close(promise: nil)
+            return
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(
+            self.wrapOutboundOut(
+                .stdoutThenEnd(Self.gatewayTimeout(allocator: context.channel.allocator), keepsConnection: false)),
+            promise: written)
+        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        written.futureResult.whenComplete { _ in boundContext.value.close(promise: nil) }
+    }
+
+    /// SG1122: which request, how long since Apache received it, and what the client got.
+    private func logGivenUp(_ environment: CGIEnvironment, answered: Bool) {
+        let method = environment["REQUEST_METHOD"] ?? "?"
+        let uri = environment["REQUEST_URI"] ?? "?"
+        let age = FastCGIApplicationRunner.secondsWaited(
+            since: environment.decimalValue(named: "SWIFT_GATEWAY_REQUEST_START"))
+        let since = age.map { " \(formatSeconds($0)) after Apache received it" } ?? ""
+        let outcome =
+            answered
+            ? "answered 504, connection closed"
+            : "its response had begun: connection aborted without END_REQUEST"
+        self.runner.logger.warning(
+            "SG1122: the supervisor gave up on \(method) \(uri)\(since) (request-timeout): task cancelled, \(outcome)"
+        )
+    }
+
+    /// The CGI response of a request given up on: 504 and a short text.
+    private static func gatewayTimeout(allocator: ByteBufferAllocator) -> ByteBuffer {
+        let body = "Gateway Timeout\n"
+        let response = GatewayResponse(
+            status: .gatewayTimeout, headerFields: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(string: body))
+        var buffer = CGIResponseHead.serialize(
+            response, contentLength: body.utf8.count, allocator: allocator, reservingBody: body.utf8.count)
+        buffer.writeString(body)
+        return buffer
     }
 
     /// Boxed once: a short response usually ends before its request's last STDIN is read.

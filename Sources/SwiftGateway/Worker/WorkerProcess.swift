@@ -25,7 +25,8 @@ struct WorkerProcess {
         // print() reaches Apache's error log like stderr does, as in mod_wsgi.
         dup2(2, 1)
         do {
-            try SignalPipe.install([SIGTERM, SIGINT, SIGHUP])
+            // SIGUSR2: the supervisor gave up on requests (request-timeout), named on the scoreboard.
+            try SignalPipe.install([SIGTERM, SIGINT, SIGHUP, SIGUSR2])
         } catch {
             self.logger.critical("SG1101: cannot install signal handlers: \(error)")
             exit(1)
@@ -89,6 +90,7 @@ struct WorkerProcess {
 
         // Draining: idle connections are closed (each telling Apache its next request was not
         // run), requests in flight get graceful-timeout to finish, then their connections close.
+        // The supervisor may still give up on one of them (SIGUSR2): looked for every 1 ms.
         for idle in slots.beginDraining() {
             idle.pipeline.fireUserInboundEventTriggered(ReclaimIdleConnection())
         }
@@ -103,6 +105,7 @@ struct WorkerProcess {
             // Short: a recycled worker's replacement already runs, and the next recycle of the
             // group waits for this one to exit.
             try? await Task.sleep(for: .milliseconds(1))
+            acceptor.cancelRequestsIfSignalled()
         }
         self.logger.debug("worker drained")
         exit(0)
@@ -148,6 +151,7 @@ struct WorkerProcess {
         }
         var publishRoom: (@Sendable (Int) -> Void)?
         var recordRequest: (@Sendable (ConnectionSlots.RequestEvent, Int, Int) -> Void)?
+        var isCancelled: (@Sendable (Int) -> Bool)?
         if let board {
             publishRoom = { room in board.setRoom(room, ofWorker: index) }
             recordRequest = { event, slot, inFlight in
@@ -161,6 +165,7 @@ struct WorkerProcess {
                     board.requestStarted(slot: slot, inFlight: inFlight, ofWorker: index)
                 }
             }
+            isCancelled = { slot in board.cancelRequested(slot: slot, ofWorker: index) }
         }
         let slots = ConnectionSlots(
             capacity: self.settings.threads,
@@ -168,7 +173,8 @@ struct WorkerProcess {
             connectionsWaiting: { ConnectionAcceptor.hasWaitingConnection(Self.listenerDescriptor) },
             siblingRoom: siblingRoom,
             publishRoom: publishRoom,
-            recordRequest: recordRequest
+            recordRequest: recordRequest,
+            isCancelled: isCancelled
         )
         let acceptingBoard = board
         return (slots, { acceptingBoard?.markAccepting(ofWorker: index) })

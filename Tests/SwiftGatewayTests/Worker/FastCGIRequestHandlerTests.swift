@@ -19,7 +19,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         (name: "REQUEST_URI", value: "/hello"),
     ]
 
-    private func makeConnection(
+    func makeConnection(
         slots: ConnectionSlots,
         readingBody: Bool = false,
         response: @escaping @Sendable () -> GatewayResponse = { GatewayResponse(body: .init(string: "Hello world!\n")) }
@@ -30,8 +30,9 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         }
     }
 
-    private func makeConnection(
-        slots: ConnectionSlots, respond: @escaping @Sendable (GatewayRequest) async throws -> GatewayResponse
+    func makeConnection(
+        slots: ConnectionSlots,
+        respond: @escaping @Sendable (GatewayRequest) async throws -> GatewayResponse
     ) async throws -> NIOAsyncTestingChannel {
         let runner = FastCGIApplicationRunner(
             responder: GatewayClosureResponder { request, _ in try await respond(request) },
@@ -50,7 +51,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
     }
 
     /// A request whose `CONTENT_LENGTH` announces its body (none without one).
-    private func request(keepConnection: Bool, bodyBytes: Int = 0) -> ByteBuffer {
+    func request(keepConnection: Bool, bodyBytes: Int = 0) -> ByteBuffer {
         self.request(
             keepConnection: keepConnection, bodyBytes: bodyBytes, announcedLength: bodyBytes > 0 ? bodyBytes : nil)
     }
@@ -77,7 +78,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
     }
 
     /// Output records until END_REQUEST.
-    private func response(from channel: NIOAsyncTestingChannel) async throws -> [FastCGIRecord] {
+    func response(from channel: NIOAsyncTestingChannel) async throws -> [FastCGIRecord] {
         var records: [FastCGIRecord] = []
         var wire = ByteBuffer()
         while !records.contains(where: { $0.type == .endRequest }) {
@@ -88,29 +89,29 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         return records
     }
 
-    private func protocolStatus(_ records: [FastCGIRecord]) -> UInt8? {
+    func protocolStatus(_ records: [FastCGIRecord]) -> UInt8? {
         guard let end = records.last(where: { $0.type == .endRequest })?.content else { return nil }
         return end.getInteger(at: end.readerIndex + 4, as: UInt8.self)
     }
 
-    private func appStatus(_ records: [FastCGIRecord]) -> UInt32? {
+    func appStatus(_ records: [FastCGIRecord]) -> UInt32? {
         guard let end = records.last(where: { $0.type == .endRequest })?.content else { return nil }
         return end.getInteger(at: end.readerIndex, as: UInt32.self)
     }
 
-    private func stdout(_ records: [FastCGIRecord]) -> String {
+    func stdout(_ records: [FastCGIRecord]) -> String {
         records.filter { $0.type == .stdout }.map { String(buffer: $0.content) }.joined()
     }
 
     /// The response's STDOUT ends with `text` and END_REQUEST acknowledges the kept connection.
-    private func assertKept(
+    func assertKept(
         _ records: [FastCGIRecord], endingWith text: String, file: StaticString = #filePath, line: UInt = #line
     ) {
         XCTAssertTrue(self.stdout(records).hasSuffix(text), file: file, line: line)
         XCTAssertEqual(self.appStatus(records), FastCGIServerCodec.keptConnectionAppStatus, file: file, line: line)
     }
 
-    private func waitUntil(_ condition: @escaping () -> Bool) async throws {
+    func waitUntil(_ condition: @escaping () -> Bool) async throws {
         for _ in 0..<500 where !condition() {
             try await Task.sleep(for: .milliseconds(10))
         }

@@ -20,19 +20,24 @@ final class FastCGIApplicationRunner: Sendable {
     let logger: Logger
     /// Where the application's tasks run: the event loop of the connections (nil: the global pool).
     let executor: EventLoopTaskExecutor?
+    /// `executor=thread-pool`: each task starts on Swift's global pool, not at once on the event
+    /// loop's thread (`Task.immediate`), so code that never suspends leaves the loop free.
+    let startsOnGlobalPool: Bool
     /// `queue-timeout`: a request that waited longer since Apache read it (its
     /// `SWIFT_GATEWAY_REQUEST_START`) is answered 503 without running; nil or 0: no limit.
     let queueTimeout: Double?
 
     init(
         responder: any GatewayResponder, group: String, token: String?, logger: Logger,
-        executor: EventLoopTaskExecutor?, queueTimeout: Double? = nil
+        executor: EventLoopTaskExecutor?, startsOnGlobalPool: Bool = false, queueTimeout: Double? = nil
     ) {
+        precondition(!startsOnGlobalPool || executor == nil, "a task on the global pool has no executor preference")
         self.responder = responder
         self.group = group
         self.token = token.map { Array($0.utf8) }
         self.logger = logger
         self.executor = executor
+        self.startsOnGlobalPool = startsOnGlobalPool
         self.queueTimeout = queueTimeout
     }
 

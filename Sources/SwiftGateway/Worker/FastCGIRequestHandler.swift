@@ -261,7 +261,14 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         let runner = self.runner
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
         let task: Task<Void, Never>
-        if immediately {
+        if runner.startsOnGlobalPool {
+            // executor=thread-pool: never on the event loop's thread, so an application that does
+            // not suspend holds a pool thread and the loop goes on (and can answer 504 for it).
+            task = Task { @Sendable in
+                await FastCGIRequestHandler.run(
+                    runner, environment: environment, body: body, channel: channel, slot: slot, handler: handler)
+            }
+        } else if immediately {
             // A request read just now starts on this thread (the event loop) and runs until it
             // first suspends: a response ready without waiting is written before this returns,
             // with no hop through the loop's task queue. A queued one is started from another

@@ -43,9 +43,11 @@ struct WorkerProcess {
 
         let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let (slots, markAccepting) = self.makeSlots()
+        let onTheLoop = self.settings.executor == .eventLoop
         let runner = FastCGIApplicationRunner(
             responder: responder, group: self.settings.group, token: self.settings.token, logger: self.logger,
-            executor: EventLoopTaskExecutor(eventLoop: eventLoopGroup.next()), queueTimeout: self.settings.queueTimeout
+            executor: onTheLoop ? EventLoopTaskExecutor(eventLoop: eventLoopGroup.next()) : nil,
+            startsOnGlobalPool: !onTheLoop, queueTimeout: self.settings.queueTimeout
         )
         // A bootstrap is not Sendable: the accept thread builds its own, once.
         let makeBootstrap: @Sendable () -> ClientBootstrap = {
@@ -73,7 +75,9 @@ struct WorkerProcess {
         let logger = self.logger
         let acceptThread = NIOThreadPool(numberOfThreads: 1)
         acceptThread.start()
-        self.logger.debug("worker accepting", metadata: ["threads": "\(self.settings.threads)"])
+        self.logger.debug(
+            "worker accepting",
+            metadata: ["threads": "\(self.settings.threads)", "executor": "\(self.settings.executor.rawValue)"])
         // From now on the supervisor counts this worker as serving (a recycle waits for it).
         markAccepting()
         // Returns when a termination signal arrives.

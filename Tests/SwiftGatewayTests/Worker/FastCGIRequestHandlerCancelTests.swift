@@ -91,6 +91,28 @@ extension FastCGIRequestHandlerTests {
         try await self.waitUntil { slots.runningCount == 0 && slots.heldCount == 0 }
     }
 
+    /// `executor=thread-pool`: an application that never suspends holds a pool thread, and the
+    /// connection's event loop is free to answer for it.
+    func testOnTheGlobalPoolASpinningRequestIsStillAnswered504() async throws {
+        let (slots, cancelled) = self.slotsWithCancelCells(capacity: 1)
+        let spinning = NIOLockedValueBox(false)
+        let stop = NIOLockedValueBox(false)
+        let channel = try await self.makeConnection(slots: slots, startsOnGlobalPool: true) { _ in
+            spinning.withLockedValue { $0 = true }
+            while !stop.withLockedValue({ $0 }) {} // no suspension point: no cancellation either
+            return GatewayResponse(body: .init(string: "too late\n"))
+        }
+        try await channel.writeInbound(self.request(keepConnection: true))
+        try await self.waitUntil { spinning.withLockedValue { $0 } }
+        cancelled.withLockedValue { $0 = [0] }
+        self.deliverCancellations(slots)
+        self.assertGatewayTimeout(try await self.response(from: channel))
+        try await channel.closeFuture.get()
+        XCTAssertEqual(slots.runningCount, 1)
+        stop.withLockedValue { $0 = true }
+        try await self.waitUntil { slots.runningCount == 0 && slots.heldCount == 0 }
+    }
+
     /// The cell of a slot may still say "cancelled" for a request that has returned since (or
     /// the event comes late): a later request of the connection, in that slot or not, runs on.
     func testACancellationForARequestThatReturnedChangesNothing() async throws {

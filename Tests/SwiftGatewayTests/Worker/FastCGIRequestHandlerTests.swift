@@ -30,13 +30,15 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         }
     }
 
+    /// - Parameter startsOnGlobalPool: the application's tasks as with `executor=thread-pool`.
     func makeConnection(
-        slots: ConnectionSlots,
+        slots: ConnectionSlots, startsOnGlobalPool: Bool = false,
         respond: @escaping @Sendable (GatewayRequest) async throws -> GatewayResponse
     ) async throws -> NIOAsyncTestingChannel {
         let runner = FastCGIApplicationRunner(
             responder: GatewayClosureResponder { request, _ in try await respond(request) },
-            group: "test", token: nil, logger: Logger(label: "test"), executor: nil
+            group: "test", token: nil, logger: Logger(label: "test"), executor: nil,
+            startsOnGlobalPool: startsOnGlobalPool
         )
         XCTAssertTrue(slots.tryTake())
         let channel = NIOAsyncTestingChannel()

@@ -431,8 +431,10 @@ final class Supervisor {
                     "SG1017: worker \(index) (pid \(pid)): a request running \(formatSeconds(ranFor)) passed request-timeout \(formatSeconds(self.settings.requestTimeout)): cancelling it"
                 )
                 signalled = true
-            case .stuck(_, let ranFor):
-                stuck = .requestStuck(ranFor: ranFor, limit: self.settings.requestTimeout)
+            case .stuck(let slot, let started, let ranFor):
+                // Not acted on: the worker's event loop is blocked, nothing in it can finish.
+                let blocked = !board.cancelAcknowledged(slot: slot, started: started, ofWorker: entry)
+                stuck = .requestStuck(ranFor: ranFor, limit: self.settings.requestTimeout, loopBlocked: blocked)
             }
         }
         // The worker looks at its cancel cells when told.
@@ -511,6 +513,12 @@ final class Supervisor {
         kill(pid, SIGTERM)
         let killAt = now + self.settings.gracefulTimeout + Self.killGrace
         self.recycled = RecycledWorker(pid: pid, slot: index, entry: self.slots[index].entry, killAt: killAt)
+        // A worker whose event loop is blocked cannot drain: waiting would only let Apache put
+        // more requests on its kept connections.
+        if case .requestStuck(_, _, loopBlocked: true) = reason {
+            kill(pid, SIGKILL)
+            self.recycled?.killed = true
+        }
         if let entry = self.slots[index].entry { self.scoreboard?.setState(.draining, ofWorker: entry) }
         self.slots[index].pid = nil
         self.slots[index].entry = nil

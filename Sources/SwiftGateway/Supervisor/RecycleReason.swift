@@ -10,9 +10,8 @@ enum RecycleReason: Equatable, Sendable, CustomStringConvertible {
     case memoryLimit(resident: Int, limit: Int)
     /// Its CPU time reached `cpu-time-limit=` (seconds).
     case cpuTimeLimit(used: Double, limit: Int)
-    /// A request it was told to give up on (`request-timeout=`) still held its slot a second
-    /// later; `loopBlocked`: the worker did not even act on the cancel.
-    case requestStuck(ranFor: Double, limit: Double, loopBlocked: Bool)
+    /// A request it was told to give up on (`request-timeout=`) still held its slot a second later.
+    case requestStuck(ranFor: Double, limit: Double)
 
     /// A few words for the scoreboard's "last exit" of the slot.
     var summary: String {
@@ -22,7 +21,7 @@ enum RecycleReason: Equatable, Sendable, CustomStringConvertible {
         case .inactivity(_, let limit): return "inactivity-timeout \(formatSeconds(limit))"
         case .memoryLimit(let resident, _): return "memory-limit (RSS \(ResidentMemory.describe(resident)))"
         case .cpuTimeLimit(_, let limit): return "cpu-time-limit \(limit)s"
-        case .requestStuck(_, let limit, _): return "request-timeout \(formatSeconds(limit)), stuck request"
+        case .requestStuck(_, let limit): return "request-timeout \(formatSeconds(limit)), stuck request"
         }
     }
 
@@ -39,10 +38,9 @@ enum RecycleReason: Equatable, Sendable, CustomStringConvertible {
                 "memory-limit passed (RSS \(ResidentMemory.describe(resident)), limit \(ResidentMemory.describe(limit)))"
         case .cpuTimeLimit(let used, let limit):
             return "cpu-time-limit reached (\(formatSeconds(used)) of CPU, limit \(limit)s)"
-        case .requestStuck(let ranFor, let limit, let loopBlocked):
-            return loopBlocked
-                ? "request-timeout: the worker did not act on the cancel of a request running \(formatSeconds(ranFor)) (limit \(formatSeconds(limit))), its event loop is blocked: killed now"
-                : "request-timeout: a request cancelled at \(formatSeconds(limit)) is still running after \(formatSeconds(ranFor)), the worker is stuck"
+        case .requestStuck(let ranFor, let limit):
+            return
+                "request-timeout: a request cancelled at \(formatSeconds(limit)) is still running after \(formatSeconds(ranFor)), the worker is stuck"
         }
     }
 }

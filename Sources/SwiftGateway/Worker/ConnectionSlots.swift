@@ -71,6 +71,9 @@ final class ConnectionSlots: @unchecked Sendable {
     private let recordRequest: (@Sendable (_ event: RequestEvent, _ slot: Int, _ inFlight: Int) -> Void)?
     /// Whether the supervisor gave up on the request holding a slot (read under the lock).
     private let isCancelled: (@Sendable (_ slot: Int) -> Bool)?
+    /// Tells the supervisor that the request holding a slot was given up on, as it asked: its
+    /// connection's event loop acted (a loop that never does is blocked, and the worker killed).
+    private let acknowledgeCancel: (@Sendable (_ slot: Int) -> Void)?
 
     /// How often queued requests look for a sibling with room.
     static let queueWatchInterval = TimeAmount.milliseconds(1)
@@ -99,7 +102,8 @@ final class ConnectionSlots: @unchecked Sendable {
         siblingRoom: (@Sendable () -> Int)? = nil,
         publishRoom: (@Sendable (Int) -> Void)? = nil,
         recordRequest: (@Sendable (_ event: RequestEvent, _ slot: Int, _ inFlight: Int) -> Void)? = nil,
-        isCancelled: (@Sendable (_ slot: Int) -> Bool)? = nil
+        isCancelled: (@Sendable (_ slot: Int) -> Bool)? = nil,
+        acknowledgeCancel: (@Sendable (_ slot: Int) -> Void)? = nil
     ) {
         self.capacity = capacity
         // Slot 0 on top: a lightly loaded worker keeps using the first cells.
@@ -111,6 +115,7 @@ final class ConnectionSlots: @unchecked Sendable {
         self.publishRoom = publishRoom
         self.recordRequest = recordRequest
         self.isCancelled = isCancelled
+        self.acknowledgeCancel = acknowledgeCancel
         pthread_mutex_init(self.mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -321,11 +326,17 @@ final class ConnectionSlots: @unchecked Sendable {
         }
     }
 
-    /// Whether the supervisor gave up on the request holding `slot` now. The caller knows that
-    /// its own request holds it (its application has not returned): then it is that request.
-    func isCancelled(slot: Int) -> Bool {
+    /// Whether the supervisor gave up on the request holding `slot` now; if so, says that it is
+    /// acted on (from then on the slot is no longer named by `cancelledRequests`). The caller
+    /// knows that its own request holds the slot (its application has not returned): then it is
+    /// that request.
+    func acknowledgeCancel(slot: Int) -> Bool {
         guard let isCancelled = self.isCancelled else { return false }
-        return self.locked { self.owners.indices.contains(slot) && self.owners[slot] != nil && isCancelled(slot) }
+        return self.locked {
+            guard self.owners.indices.contains(slot), self.owners[slot] != nil, isCancelled(slot) else { return false }
+            self.acknowledgeCancel?(slot)
+            return true
+        }
     }
 
     /// Requests waiting for a slot.

@@ -435,16 +435,21 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     )
 
     /// The supervisor gave up on the request holding `slot` (request-timeout). When that is this
-    /// connection's request and its response has not ended: its task is cancelled, and the
-    /// request answered 504 (no STDOUT sent yet) or its connection closed without END_REQUEST
-    /// (Apache then aborts the client's connection). The connection closes either way, so
-    /// whatever the application still writes never reaches a later request. Its slot stays held
-    /// until the task returns: one that never does keeps it, and the supervisor recycles the worker.
+    /// connection's running application, its task is cancelled and the supervisor told so (the
+    /// loop is not blocked); and unless its response has ended, the request is answered 504 (no
+    /// STDOUT sent yet) or its connection closed without END_REQUEST (Apache then aborts the
+    /// client's connection). The connection closes either way, so whatever the application still
+    /// writes never reaches a later request. Its slot stays held until the task returns: one that
+    /// never does keeps it, and the supervisor recycles the worker.
     private func giveUp(slot: Int, context: ChannelHandlerContext) {
         guard let application = self.application, application.slot == slot,
-            case .serving(let request) = self.state, case .running = request.phase,
-            self.slots.isCancelled(slot: slot)
-        else { return } // it returned, or its response ended, meanwhile
+            self.slots.acknowledgeCancel(slot: slot)
+        else { return } // it returned meanwhile
+        guard case .serving(let request) = self.state, case .running = request.phase else {
+            application.task?.cancel()
+            return // its response has ended: the task is only returning
+        }
+        // First: cancelling runs the application's cancellation handlers here, which may write.
         self.applicationCutOff = true
         application.task?.cancel()
         self.body?.finish(Self.requestGivenUp)

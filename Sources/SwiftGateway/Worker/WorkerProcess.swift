@@ -156,6 +156,7 @@ struct WorkerProcess {
         var publishRoom: (@Sendable (Int) -> Void)?
         var recordRequest: (@Sendable (ConnectionSlots.RequestEvent, Int, Int) -> Void)?
         var isCancelled: (@Sendable (Int) -> Bool)?
+        var acknowledgeCancel: (@Sendable (Int) -> Void)?
         if let board {
             publishRoom = { room in board.setRoom(room, ofWorker: index) }
             recordRequest = { event, slot, inFlight in
@@ -170,6 +171,12 @@ struct WorkerProcess {
                 }
             }
             isCancelled = { slot in board.cancelRequested(slot: slot, ofWorker: index) }
+            acknowledgeCancel = { slot in
+                // Only here, rarely: the start is read back rather than kept for every request.
+                if let request = board.runningRequests(ofWorker: index).first(where: { $0.slot == slot }) {
+                    board.acknowledgeCancel(slot: slot, started: request.started, ofWorker: index)
+                }
+            }
         }
         let slots = ConnectionSlots(
             capacity: self.settings.threads,
@@ -178,7 +185,8 @@ struct WorkerProcess {
             siblingRoom: siblingRoom,
             publishRoom: publishRoom,
             recordRequest: recordRequest,
-            isCancelled: isCancelled
+            isCancelled: isCancelled,
+            acknowledgeCancel: acknowledgeCancel
         )
         let acceptingBoard = board
         return (slots, { acceptingBoard?.markAccepting(ofWorker: index) })

@@ -314,10 +314,16 @@ final class ConnectionSlotsTests: XCTestCase {
         }
     }
 
-    func testTheRequestsTheSupervisorGaveUpOnAreNamedWithTheirConnections() {
+    func testTheRequestsTheSupervisorGaveUpOnAreNamedWithTheirConnectionsUntilAcknowledged() {
+        // As the scoreboard's cancel cells: set by the supervisor, acknowledged by the worker.
         let cancelled = NIOLockedValueBox<Set<Int>>([])
+        let acknowledged = NIOLockedValueBox<[Int]>([])
         let slots = ConnectionSlots(
-            capacity: 3, isCancelled: { slot in cancelled.withLockedValue { $0.contains(slot) } })
+            capacity: 3, isCancelled: { slot in cancelled.withLockedValue { $0.contains(slot) } },
+            acknowledgeCancel: { slot in
+                acknowledged.withLockedValue { $0.append(slot) }
+                cancelled.withLockedValue { _ = $0.remove(slot) }
+            })
         let channels = (0..<3).map { _ in EmbeddedChannel() }
         for channel in channels { XCTAssertNotNil(slots.tryStartRequest(on: channel)) }
         XCTAssertTrue(slots.cancelledRequests().isEmpty)
@@ -326,17 +332,22 @@ final class ConnectionSlotsTests: XCTestCase {
         XCTAssertEqual(named.map(\.slot), [0, 2])
         XCTAssertTrue(named[0].channel === channels[0])
         XCTAssertTrue(named[1].channel === channels[2])
-        XCTAssertTrue(slots.isCancelled(slot: 2))
-        XCTAssertFalse(slots.isCancelled(slot: 1))
+        XCTAssertFalse(slots.acknowledgeCancel(slot: 1))
+        XCTAssertTrue(slots.acknowledgeCancel(slot: 2))
+        XCTAssertEqual(acknowledged.withLockedValue { $0 }, [2])
+        XCTAssertEqual(slots.cancelledRequests().map(\.slot), [0], "an acknowledged cancel is not named again")
+        XCTAssertFalse(slots.acknowledgeCancel(slot: 2))
         // A free slot names nothing, whatever its cell says.
+        cancelled.withLockedValue { $0 = [0, 2] }
         slots.requestFinished(slot: 2)
         XCTAssertEqual(slots.cancelledRequests().map(\.slot), [0])
-        XCTAssertFalse(slots.isCancelled(slot: 2))
-        XCTAssertFalse(slots.isCancelled(slot: 99))
+        XCTAssertFalse(slots.acknowledgeCancel(slot: 2))
+        XCTAssertFalse(slots.acknowledgeCancel(slot: 99))
+        XCTAssertEqual(acknowledged.withLockedValue { $0 }, [2])
         // Without a scoreboard nothing is ever cancelled.
         let alone = ConnectionSlots(capacity: 1)
         XCTAssertEqual(alone.tryStartRequest(on: channels[0]), 0)
         XCTAssertTrue(alone.cancelledRequests().isEmpty)
-        XCTAssertFalse(alone.isCancelled(slot: 0))
+        XCTAssertFalse(alone.acknowledgeCancel(slot: 0))
     }
 }

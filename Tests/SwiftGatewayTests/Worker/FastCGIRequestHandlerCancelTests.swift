@@ -8,13 +8,26 @@ import XCTest
 /// A request the supervisor gave up on (request-timeout, `CancelRequest`): answered 504 or
 /// aborted, its connection closed, its slot held until its task returns, the others untouched.
 extension FastCGIRequestHandlerTests {
-    /// Slots whose scoreboard cells say "cancelled" for the slots in the returned box.
-    private func slotsWithCancelCells(capacity: Int) -> (ConnectionSlots, NIOLockedValueBox<Set<Int>>) {
+    /// Scoreboard cells that say "cancelled" for the slots in `cancelled`, until the worker
+    /// acknowledges (which moves the slot to `acknowledged`).
+    private struct CancelCells {
         let cancelled = NIOLockedValueBox<Set<Int>>([])
+        let acknowledged = NIOLockedValueBox<[Int]>([])
+
+        func cancel(_ slots: Set<Int>) { self.cancelled.withLockedValue { $0 = slots } }
+        var acknowledgedSlots: [Int] { self.acknowledged.withLockedValue { $0 } }
+    }
+
+    private func slotsWithCancelCells(capacity: Int) -> (ConnectionSlots, CancelCells) {
+        let cells = CancelCells()
         let slots = ConnectionSlots(
             capacity: capacity, connectionCapacity: 4,
-            isCancelled: { slot in cancelled.withLockedValue { $0.contains(slot) } })
-        return (slots, cancelled)
+            isCancelled: { slot in cells.cancelled.withLockedValue { $0.contains(slot) } },
+            acknowledgeCancel: { slot in
+                cells.cancelled.withLockedValue { _ = $0.remove(slot) }
+                cells.acknowledged.withLockedValue { $0.append(slot) }
+            })
+        return (slots, cells)
     }
 
     /// What the accept thread does on SIGUSR2.
@@ -34,7 +47,7 @@ extension FastCGIRequestHandlerTests {
     }
 
     func testARequestGivenUpOnIsAnswered504AndHoldsItsSlotUntilItsTaskReturns() async throws {
-        let (slots, cancelled) = self.slotsWithCancelCells(capacity: 2)
+        let (slots, cells) = self.slotsWithCancelCells(capacity: 2)
         let parked = NIOLockedValueBox<CheckedContinuation<Void, Never>?>(nil)
         // Awaits what never comes, deaf to cancellation (the fixture's /never-return).
         let stuck = try await self.makeConnection(slots: slots) { _ in
@@ -48,11 +61,12 @@ extension FastCGIRequestHandlerTests {
         try await stuck.writeInbound(self.request(keepConnection: true))
         try await self.waitUntil { parked.withLockedValue { $0 != nil } }
         try await other.writeInbound(self.request(keepConnection: true))
-        cancelled.withLockedValue { $0 = [0] }
+        cells.cancel([0])
         self.deliverCancellations(slots)
 
         self.assertGatewayTimeout(try await self.response(from: stuck))
         try await stuck.closeFuture.get()
+        XCTAssertEqual(cells.acknowledgedSlots, [0], "the supervisor learns that the loop acted")
         // The request beside it is not touched.
         self.assertKept(try await self.response(from: other), endingWith: "beside it\n")
         XCTAssertTrue(other.isActive)
@@ -68,7 +82,7 @@ extension FastCGIRequestHandlerTests {
     }
 
     func testARequestGivenUpOnAfterItsResponseBeganIsAbortedWithoutEndRequest() async throws {
-        let (slots, cancelled) = self.slotsWithCancelCells(capacity: 1)
+        let (slots, cells) = self.slotsWithCancelCells(capacity: 1)
         let channel = try await self.makeConnection(slots: slots) { _ in
             GatewayResponse(
                 body: .stream { writer in
@@ -82,9 +96,10 @@ extension FastCGIRequestHandlerTests {
             var chunk = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
             wire.writeBuffer(&chunk)
         }
-        cancelled.withLockedValue { $0 = [0] }
+        cells.cancel([0])
         self.deliverCancellations(slots)
         try await channel.closeFuture.get()
+        XCTAssertEqual(cells.acknowledgedSlots, [0])
         while let chunk = try await channel.readOutbound(as: ByteBuffer.self) { wire.writeImmutableBuffer(chunk) }
         XCTAssertFalse(try FastCGITestWire.decodeAll(wire).contains { $0.type == .endRequest })
         // Cancelled, its sleep throws: the task returns and gives everything back.
@@ -94,7 +109,7 @@ extension FastCGIRequestHandlerTests {
     /// `executor=thread-pool`: an application that never suspends holds a pool thread, and the
     /// connection's event loop is free to answer for it.
     func testOnTheGlobalPoolASpinningRequestIsStillAnswered504() async throws {
-        let (slots, cancelled) = self.slotsWithCancelCells(capacity: 1)
+        let (slots, cells) = self.slotsWithCancelCells(capacity: 1)
         let spinning = NIOLockedValueBox(false)
         let stop = NIOLockedValueBox(false)
         let channel = try await self.makeConnection(slots: slots, startsOnGlobalPool: true) { _ in
@@ -104,10 +119,11 @@ extension FastCGIRequestHandlerTests {
         }
         try await channel.writeInbound(self.request(keepConnection: true))
         try await self.waitUntil { spinning.withLockedValue { $0 } }
-        cancelled.withLockedValue { $0 = [0] }
+        cells.cancel([0])
         self.deliverCancellations(slots)
         self.assertGatewayTimeout(try await self.response(from: channel))
         try await channel.closeFuture.get()
+        XCTAssertEqual(cells.acknowledgedSlots, [0])
         XCTAssertEqual(slots.runningCount, 1)
         stop.withLockedValue { $0 = true }
         try await self.waitUntil { slots.runningCount == 0 && slots.heldCount == 0 }
@@ -116,17 +132,18 @@ extension FastCGIRequestHandlerTests {
     /// The cell of a slot may still say "cancelled" for a request that has returned since (or
     /// the event comes late): a later request of the connection, in that slot or not, runs on.
     func testACancellationForARequestThatReturnedChangesNothing() async throws {
-        let (slots, cancelled) = self.slotsWithCancelCells(capacity: 1)
+        let (slots, cells) = self.slotsWithCancelCells(capacity: 1)
         let channel = try await self.makeConnection(slots: slots)
         try await channel.writeInbound(self.request(keepConnection: true))
         self.assertKept(try await self.response(from: channel), endingWith: "Hello world!\n")
         try await self.waitUntil { slots.runningCount == 0 }
-        cancelled.withLockedValue { $0 = [0] }
+        cells.cancel([0])
         self.deliverCancellations(slots) // nothing runs: nothing is named
         channel.pipeline.fireUserInboundEventTriggered(CancelRequest(slot: 0)) // a late event
         try await channel.writeInbound(self.request(keepConnection: true))
         self.assertKept(try await self.response(from: channel), endingWith: "Hello world!\n")
         XCTAssertTrue(channel.isActive)
+        XCTAssertEqual(cells.acknowledgedSlots, [])
         _ = try? await channel.finish()
     }
 }

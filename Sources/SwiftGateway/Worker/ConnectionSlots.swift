@@ -89,6 +89,10 @@ final class ConnectionSlots: @unchecked Sendable {
     private var freeSlots: [Int]
     /// The connection of the request holding each slot, nil while the slot is free.
     private var owners: [(any Channel)?]
+    /// The slots whose requests were given up on (answered or aborted, their connections
+    /// closing) while their applications still run, and how many.
+    private var abandoned: [Bool]
+    private var abandonedRequests = 0
     private var idle: [IdleConnection] = []
     private var queue: [QueuedRequest] = []
     private var watchingQueue = false
@@ -109,6 +113,7 @@ final class ConnectionSlots: @unchecked Sendable {
         // Slot 0 on top: a lightly loaded worker keeps using the first cells.
         self.freeSlots = Array((0..<capacity).reversed())
         self.owners = Array(repeating: nil, count: capacity)
+        self.abandoned = Array(repeating: false, count: capacity)
         self.connectionCapacity = connectionCapacity ?? capacity
         self.connectionsWaiting = connectionsWaiting
         self.siblingRoom = siblingRoom
@@ -295,6 +300,7 @@ final class ConnectionSlots: @unchecked Sendable {
             if !self.queue.isEmpty, !backlogFirst {
                 let next = self.queue.removeFirst()
                 self.owners[slot] = next.channel
+                self.forgetAbandonedLocked(slot)
                 self.recordRequest?(.handedOver, slot, self.running)
                 return next
             }
@@ -308,9 +314,29 @@ final class ConnectionSlots: @unchecked Sendable {
     private func freeSlotLocked(_ slot: Int) {
         self.running -= 1
         self.owners[slot] = nil
+        self.forgetAbandonedLocked(slot)
         self.freeSlots.append(slot)
         self.publishRoomLocked()
         self.recordRequest?(.finished, slot, self.running)
+    }
+
+    /// Under the lock: the request in `slot` ended; it is no longer an abandoned one.
+    private func forgetAbandonedLocked(_ slot: Int) {
+        if self.abandoned[slot] {
+            self.abandoned[slot] = false
+            self.abandonedRequests -= 1
+        }
+    }
+
+    /// The request holding `slot` was given up on and its connection is closing: a drain need
+    /// not wait for its application, which holds the slot (and the connection's count) until
+    /// it returns, if ever.
+    func requestAbandoned(slot: Int) {
+        self.locked {
+            guard self.owners.indices.contains(slot), self.owners[slot] != nil, !self.abandoned[slot] else { return }
+            self.abandoned[slot] = true
+            self.abandonedRequests += 1
+        }
     }
 
     /// The running requests the supervisor gave up on (`isCancelled`), by slot, with their
@@ -384,6 +410,13 @@ final class ConnectionSlots: @unchecked Sendable {
 
     /// Open connections, and connections whose application has not returned yet.
     var heldCount: Int { self.locked { self.held } }
+
+    /// Requests given up on whose applications still run (each holds a slot and a connection).
+    var abandonedCount: Int { self.locked { self.abandonedRequests } }
+
+    /// What a drain waits for: connections open or with an application running, but those of
+    /// abandoned requests, which a drain cannot end.
+    var heldCountToDrain: Int { self.locked { self.held - self.abandonedRequests } }
 
     // MARK: Draining
 

@@ -452,6 +452,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         // First: cancelling runs the application's cancellation handlers here, which may write.
         self.applicationCutOff = true
         application.task?.cancel()
+        self.slots.requestAbandoned(slot: slot)
         self.body?.finish(Self.requestGivenUp)
         let answered = !self.responseStarted
         self.logGivenUp(application.environment, answered: answered)

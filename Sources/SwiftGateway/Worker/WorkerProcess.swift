@@ -99,7 +99,9 @@ struct WorkerProcess {
             idle.pipeline.fireUserInboundEventTriggered(ReclaimIdleConnection())
         }
         let deadline = monotonicSeconds() + self.settings.gracefulTimeout
-        while slots.heldCount > 0 {
+        // Requests given up on (SG1122) are not waited for: they ignore cancellation, or never
+        // suspend, and the group's next recycle waits for this worker to exit.
+        while slots.heldCountToDrain > 0 {
             guard monotonicSeconds() < deadline else {
                 self.logger.warning(
                     "SG1104: \(slots.runningCount) requests still running after graceful-timeout \(self.settings.gracefulTimeout)s: exiting anyway"
@@ -110,6 +112,12 @@ struct WorkerProcess {
             // group waits for this one to exit.
             try? await Task.sleep(for: .milliseconds(1))
             acceptor.cancelRequestsIfSignalled()
+        }
+        let abandoned = slots.abandonedCount
+        if abandoned > 0 {
+            self.logger.warning(
+                "SG1123: drained but for \(abandoned) requests given up on (request-timeout) whose code still runs: exiting without them"
+            )
         }
         self.logger.debug("worker drained")
         exit(0)

@@ -350,4 +350,32 @@ final class ConnectionSlotsTests: XCTestCase {
         XCTAssertTrue(alone.cancelledRequests().isEmpty)
         XCTAssertFalse(alone.acknowledgeCancel(slot: 0))
     }
+
+    func testADrainDoesNotWaitForRequestsGivenUpOnUntilTheyReturn() {
+        let slots = ConnectionSlots(capacity: 2, siblingRoom: { 0 })
+        let channel = EmbeddedChannel()
+        XCTAssertTrue(slots.tryTake())
+        XCTAssertTrue(slots.tryTake())
+        XCTAssertEqual(slots.tryStartRequest(on: channel), 0)
+        XCTAssertEqual(slots.tryStartRequest(on: channel), 1)
+        slots.requestAbandoned(slot: 1)
+        slots.requestAbandoned(slot: 1) // once only
+        XCTAssertEqual(slots.abandonedCount, 1)
+        XCTAssertEqual(slots.heldCountToDrain, 1)
+        // It returns after all and hands its slot to a queued request: that one is waited for.
+        let started = NIOLockedValueBox<[Int]>([])
+        _ = slots.admit(
+            connectionID: 3, channel: channel, mayTurnAway: false,
+            start: { slot in started.withLockedValue { $0.append(slot) } }, turnAway: {})
+        slots.requestFinished(slot: 1)
+        XCTAssertEqual(started.withLockedValue { $0 }, [1])
+        XCTAssertEqual(slots.abandonedCount, 0)
+        XCTAssertEqual(slots.heldCountToDrain, 2)
+        slots.requestAbandoned(slot: 0)
+        slots.requestFinished(slot: 0)
+        XCTAssertEqual(slots.abandonedCount, 0)
+        // A free slot is never abandoned.
+        slots.requestAbandoned(slot: 0)
+        XCTAssertEqual(slots.abandonedCount, 0)
+    }
 }

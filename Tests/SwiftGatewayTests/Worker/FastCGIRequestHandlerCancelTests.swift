@@ -73,9 +73,13 @@ extension FastCGIRequestHandlerTests {
         // The stuck task still runs: it holds its slot (the supervisor sees that) and its connection.
         try await self.waitUntil { slots.runningCount == 1 }
         XCTAssertEqual(slots.heldCount, 2)
+        // A drain would not wait for it (it may never return), only for the other connection.
+        XCTAssertEqual(slots.abandonedCount, 1)
+        XCTAssertEqual(slots.heldCountToDrain, 1)
         // Once it returns, its answer goes nowhere and everything it held is given back.
         parked.withLockedValue { $0?.resume() }
         try await self.waitUntil { slots.runningCount == 0 && slots.heldCount == 1 }
+        XCTAssertEqual(slots.abandonedCount, 0)
         let late = try await stuck.readOutbound(as: ByteBuffer.self)
         XCTAssertNil(late)
         _ = try? await other.finish()

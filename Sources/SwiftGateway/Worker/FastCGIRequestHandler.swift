@@ -66,9 +66,8 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         let slot: Int
         /// The request's variables, for the log line should it be given up on.
         let environment: CGIEnvironment
-        /// Its task, to cancel it; nil until the start returned (a task started at once may
-        /// have returned by then).
-        var task: Task<Void, Never>?
+        /// Its task, to cancel it.
+        let task: Task<Void, Never>
     }
 
     private enum State {
@@ -257,7 +256,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         immediately: Bool
     ) {
         self.applicationsRunning += 1
-        self.application = RunningApplication(slot: slot, environment: environment)
+        let running = self.applicationsRunning
         let runner = self.runner
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
         let task: Task<Void, Never>
@@ -285,8 +284,11 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
                     runner, environment: environment, body: body, channel: channel, slot: slot, handler: handler)
             }
         }
-        // Unless it returned already (a response that needed no waiting).
-        if self.application?.slot == slot { self.application?.task = task }
+        // Kept unless it returned already: a response that needed no waiting (only this task can
+        // return while this function runs on the loop) costs nothing more.
+        if self.applicationsRunning == running {
+            self.application = RunningApplication(slot: slot, environment: environment, task: task)
+        }
     }
 
     private nonisolated(nonsending) static func run(
@@ -446,12 +448,12 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
             self.slots.acknowledgeCancel(slot: slot)
         else { return } // it returned meanwhile
         guard case .serving(let request) = self.state, case .running = request.phase else {
-            application.task?.cancel()
+            application.task.cancel()
             return // its response has ended: the task is only returning
         }
         // First: cancelling runs the application's cancellation handlers here, which may write.
         self.applicationCutOff = true
-        application.task?.cancel()
+        application.task.cancel()
         self.slots.requestAbandoned(slot: slot)
         self.body?.finish(Self.requestGivenUp)
         let answered = !self.responseStarted

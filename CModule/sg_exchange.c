@@ -6,7 +6,9 @@
  * connection, in full duplex: the request body is forwarded while the
  * response streams back, neither side buffered whole.  While there is
  * something to send the loop polls the worker socket for both directions;
- * once everything is sent it waits for the answer in recv() itself.
+ * once everything is sent it waits for the answer in recv() itself.  Each
+ * wait lasts at most socket-timeout, and at most until request-timeout's
+ * backstop deadline.
  */
 
 #include "sg_exchange.h"
@@ -317,6 +319,64 @@ static sg_outcome sg_receive(sg_exchange *ex, int wait)
 }
 
 /* ------------------------------------------------------------------------
+ * How long a wait may last: socket-timeout, and request-timeout's backstop
+ */
+
+/* The longest the next wait for the worker may last, in *limit:
+ * socket-timeout, or what is left to the backstop deadline when that is
+ * less (*by_deadline).  No deadline runs while the request waits in the
+ * worker's queue: a worker that can tell it queued the request is alive,
+ * and queue-timeout is the worker's to apply once a slot frees.
+ * SG_REQUEST_TIMEOUT once the deadline has passed. */
+static sg_outcome sg_wait_limit(sg_exchange *ex, apr_interval_time_t *limit,
+                                int *by_deadline)
+{
+    apr_interval_time_t socket_timeout = apr_time_from_sec(
+        ex->group->socket_timeout);
+
+    *limit = socket_timeout;
+    *by_deadline = 0;
+    if (ex->deadline && !ex->from.waiting) {
+        apr_interval_time_t left = ex->deadline - apr_time_now();
+
+        /* a zero SO_RCVTIMEO would never time out */
+        if (left < apr_time_from_msec(1)) {
+            return SG_REQUEST_TIMEOUT;
+        }
+        if (left < socket_timeout) {
+            *limit = left;
+            *by_deadline = 1;
+        }
+    }
+    return SG_DONE;
+}
+
+/* Before a read that waits: its limit as SO_RCVTIMEO.  Lowered towards the
+ * deadline only when that is more than SG_BACKSTOP_SLACK off, so that a
+ * request's first wait (its connection's timeout is already the backstop's
+ * or socket-timeout) costs no system call. */
+static sg_outcome sg_arm_read(sg_exchange *ex, int *by_deadline)
+{
+    apr_interval_time_t limit, off;
+    apr_status_t rv;
+    sg_outcome o = sg_wait_limit(ex, &limit, by_deadline);
+
+    if (o != SG_DONE) {
+        return o;
+    }
+    off = ex->conn.read_timeout - limit;
+    if (*by_deadline ? off > SG_BACKSTOP_SLACK || off < -SG_BACKSTOP_SLACK
+                     : off != 0) {
+        if ((rv = sg_set_read_timeout(ex, limit)) != APR_SUCCESS) {
+            ex->why = "setting the read timeout of the worker socket";
+            ex->why_rv = rv;
+            return SG_IO_ERROR;
+        }
+    }
+    return SG_DONE;
+}
+
+/* ------------------------------------------------------------------------
  * The exchange: sends while there is something to send, reads what the
  * worker writes meanwhile, until END_REQUEST
  */
@@ -347,6 +407,7 @@ void sg_exchange_reset(sg_exchange *ex)
     ex->from.app_status = 0;
     ex->from.answered = 0;
     ex->from.waiting = 0;
+    ex->from.worker_pid = 0;
     ex->from.received = 0;
     ex->from.leftover = 0;
 
@@ -372,7 +433,11 @@ void sg_exchange_reset(sg_exchange *ex)
 sg_outcome sg_exchange_run(sg_exchange *ex)
 {
     sg_outcome o;
-    apr_interval_time_t timeout = apr_time_from_sec(ex->group->socket_timeout);
+    apr_interval_time_t backstop = sg_backstop_after(ex->group);
+
+    /* the request starts now, as far as request-timeout is concerned (and
+     * again should the worker say it queued it, then started it) */
+    ex->deadline = backstop ? apr_time_now() + backstop : 0;
 
     /* the socket has room for the first records: no poll before them */
     if ((o = sg_send_some(ex)) != SG_DONE) {
@@ -380,22 +445,38 @@ sg_outcome sg_exchange_run(sg_exchange *ex)
     }
     while (!ex->from.end_seen) {
         apr_int32_t n = 0;
+        apr_interval_time_t limit;
         apr_status_t rv;
+        int by_deadline;
         int want_write = ex->to.outlen > 0 || !ex->to.stdin_done;
 
         if (!want_write) {
-            /* all sent: the answer is waited for in the read itself */
-            if ((o = sg_receive(ex, 1)) != SG_DONE) {
+            /* all sent: the answer is waited for in the read itself; a
+             * timeout short of socket-timeout is looked at again above */
+            if ((o = sg_arm_read(ex, &by_deadline)) != SG_DONE) {
+                return o;
+            }
+            o = sg_receive(ex, 1);
+            if (o == SG_WORKER_TIMEOUT && by_deadline) {
+                continue;
+            }
+            if (o != SG_DONE) {
                 return o;
             }
             continue;
         }
+        if ((o = sg_wait_limit(ex, &limit, &by_deadline)) != SG_DONE) {
+            return o;
+        }
         ex->conn.pfd.reqevents = APR_POLLIN | APR_POLLOUT;
-        rv = apr_poll(&ex->conn.pfd, 1, &n, timeout);
+        rv = apr_poll(&ex->conn.pfd, 1, &n, limit);
         if (APR_STATUS_IS_EINTR(rv)) {
             continue;
         }
         if (APR_STATUS_IS_TIMEUP(rv)) {
+            if (by_deadline) {
+                continue;
+            }
             return SG_WORKER_TIMEOUT;
         }
         if (rv != APR_SUCCESS) {

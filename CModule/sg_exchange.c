@@ -322,58 +322,68 @@ static sg_outcome sg_receive(sg_exchange *ex, int wait)
  * How long a wait may last: socket-timeout, and request-timeout's backstop
  */
 
-/* The longest the next wait for the worker may last, in *limit:
- * socket-timeout, or what is left to the backstop deadline when that is
- * less (*by_deadline).  No deadline runs while the request waits in the
+/* When the wait for the worker that began at `began` ends: socket-timeout
+ * later, or at the backstop deadline when that comes first
+ * (*by_deadline).  No deadline runs while the request waits in the
  * worker's queue: a worker that can tell it queued the request is alive,
- * and queue-timeout is the worker's to apply once a slot frees.
- * SG_REQUEST_TIMEOUT once the deadline has passed. */
-static sg_outcome sg_wait_limit(sg_exchange *ex, apr_interval_time_t *limit,
-                                int *by_deadline)
+ * and queue-timeout is the worker's to apply once a slot frees. */
+static apr_time_t sg_wait_end(const sg_exchange *ex, apr_time_t began,
+                              int *by_deadline)
 {
-    apr_interval_time_t socket_timeout = apr_time_from_sec(
-        ex->group->socket_timeout);
+    apr_time_t silent_until = began
+                              + apr_time_from_sec(ex->group->socket_timeout);
 
-    *limit = socket_timeout;
-    *by_deadline = 0;
-    if (ex->deadline && !ex->from.waiting) {
-        apr_interval_time_t left = ex->deadline - apr_time_now();
-
-        /* a zero SO_RCVTIMEO would never time out */
-        if (left < apr_time_from_msec(1)) {
-            return SG_REQUEST_TIMEOUT;
-        }
-        if (left < socket_timeout) {
-            *limit = left;
-            *by_deadline = 1;
-        }
-    }
-    return SG_DONE;
+    *by_deadline = ex->deadline && !ex->from.waiting
+                   && ex->deadline < silent_until;
+    return *by_deadline ? ex->deadline : silent_until;
 }
 
-/* Before a read that waits: its limit as SO_RCVTIMEO.  Lowered towards the
- * deadline only when that is more than SG_BACKSTOP_SLACK off, so that a
- * request's first wait (its connection's timeout is already the backstop's
- * or socket-timeout) costs no system call. */
-static sg_outcome sg_arm_read(sg_exchange *ex, int *by_deadline)
+/* Before a read that waits: SO_RCVTIMEO for `left` to go (see
+ * sg_read_timeout_for), changed only when it is off by more than
+ * SG_BACKSTOP_SLACK, so that a request's first wait (its connection has
+ * sg_base_read_timeout) and the next waits of a long response cost no
+ * system call most of the time. */
+static sg_outcome sg_arm_read(sg_exchange *ex, apr_interval_time_t left)
 {
-    apr_interval_time_t limit, off;
+    apr_interval_time_t want = sg_read_timeout_for(left);
+    apr_interval_time_t off = ex->conn.read_timeout - want;
     apr_status_t rv;
-    sg_outcome o = sg_wait_limit(ex, &limit, by_deadline);
 
-    if (o != SG_DONE) {
-        return o;
-    }
-    off = ex->conn.read_timeout - limit;
-    if (*by_deadline ? off > SG_BACKSTOP_SLACK || off < -SG_BACKSTOP_SLACK
-                     : off != 0) {
-        if ((rv = sg_set_read_timeout(ex, limit)) != APR_SUCCESS) {
+    if (off > SG_BACKSTOP_SLACK || off < -SG_BACKSTOP_SLACK) {
+        if ((rv = sg_set_read_timeout(ex, want)) != APR_SUCCESS) {
             ex->why = "setting the read timeout of the worker socket";
             ex->why_rv = rv;
             return SG_IO_ERROR;
         }
     }
     return SG_DONE;
+}
+
+/* All sent: the answer is waited for in the read itself (sg_receive), until
+ * the worker writes, socket-timeout passes or the backstop deadline comes.
+ * A read woken before that end (its SO_RCVTIMEO is shorter, as the kernel
+ * may wake it late) waits again for the rest. */
+static sg_outcome sg_wait_for_answer(sg_exchange *ex)
+{
+    apr_time_t began = apr_time_now();
+    apr_time_t now = began;
+
+    for (;;) {
+        int by_deadline;
+        apr_interval_time_t left = sg_wait_end(ex, began, &by_deadline) - now;
+        sg_outcome o;
+
+        if (left < apr_time_from_msec(1)) {
+            return by_deadline ? SG_REQUEST_TIMEOUT : SG_WORKER_TIMEOUT;
+        }
+        if ((o = sg_arm_read(ex, left)) != SG_DONE) {
+            return o;
+        }
+        if ((o = sg_receive(ex, 1)) != SG_WORKER_TIMEOUT) {
+            return o;
+        }
+        now = apr_time_now();
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -445,39 +455,31 @@ sg_outcome sg_exchange_run(sg_exchange *ex)
     }
     while (!ex->from.end_seen) {
         apr_int32_t n = 0;
-        apr_interval_time_t limit;
+        apr_time_t now;
         apr_status_t rv;
         int by_deadline;
         int want_write = ex->to.outlen > 0 || !ex->to.stdin_done;
+        apr_interval_time_t left;
 
         if (!want_write) {
-            /* all sent: the answer is waited for in the read itself; a
-             * timeout short of socket-timeout is looked at again above */
-            if ((o = sg_arm_read(ex, &by_deadline)) != SG_DONE) {
-                return o;
-            }
-            o = sg_receive(ex, 1);
-            if (o == SG_WORKER_TIMEOUT && by_deadline) {
-                continue;
-            }
-            if (o != SG_DONE) {
+            if ((o = sg_wait_for_answer(ex)) != SG_DONE) {
                 return o;
             }
             continue;
         }
-        if ((o = sg_wait_limit(ex, &limit, &by_deadline)) != SG_DONE) {
-            return o;
+        /* poll() sleeps as long as it is told (hrtimer), to the end */
+        now = apr_time_now();
+        left = sg_wait_end(ex, now, &by_deadline) - now;
+        if (left < apr_time_from_msec(1)) {
+            return by_deadline ? SG_REQUEST_TIMEOUT : SG_WORKER_TIMEOUT;
         }
         ex->conn.pfd.reqevents = APR_POLLIN | APR_POLLOUT;
-        rv = apr_poll(&ex->conn.pfd, 1, &n, limit);
+        rv = apr_poll(&ex->conn.pfd, 1, &n, left);
         if (APR_STATUS_IS_EINTR(rv)) {
             continue;
         }
         if (APR_STATUS_IS_TIMEUP(rv)) {
-            if (by_deadline) {
-                continue;
-            }
-            return SG_WORKER_TIMEOUT;
+            return by_deadline ? SG_REQUEST_TIMEOUT : SG_WORKER_TIMEOUT;
         }
         if (rv != APR_SUCCESS) {
             ex->why = "polling the worker socket";

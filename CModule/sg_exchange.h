@@ -56,10 +56,10 @@
  * worker that cannot (its event loop is blocked), still within the S + 2 s
  * the client is promised. */
 #define SG_BACKSTOP_GRACE apr_time_from_msec(1500)
-/* SO_RCVTIMEO is lowered towards the deadline only when it lies further
- * out than this: at most one setsockopt() per this much of a long
- * response, for a deadline overshot by at most as much. */
-#define SG_BACKSTOP_SLACK apr_time_from_msec(250)
+/* A wait's SO_RCVTIMEO is changed only when it is off by more than this:
+ * at most one setsockopt() per this much of a long response, for an end
+ * overshot by at most as much (and an eighth of it). */
+#define SG_BACKSTOP_SLACK apr_time_from_msec(100)
 
 /* Why the exchange with the worker ended. */
 typedef enum {
@@ -180,15 +180,29 @@ static APR_INLINE apr_interval_time_t sg_backstop_after(const sg_group *g)
                : 0;
 }
 
-/* SO_RCVTIMEO of a worker connection between waits: socket-timeout, or the
- * backstop's time when that is shorter, so that the first wait of a request
- * needs no setsockopt(). */
+/* SO_RCVTIMEO for a wait that must end `left` from now.  The kernel wakes
+ * a read that timed out on its timer wheel, whose ticks grow with the
+ * timeout: up to an eighth of it late (2 s of 60 at HZ=250).  Eight ninths
+ * of `left` wake it before the end at the latest; woken early, the read
+ * waits again for what is left (sg_wait_for_answer). */
+static APR_INLINE apr_interval_time_t
+sg_read_timeout_for(apr_interval_time_t left)
+{
+    apr_interval_time_t t = left - left / 9;
+
+    return t > apr_time_from_msec(1) ? t : apr_time_from_msec(1);
+}
+
+/* SO_RCVTIMEO of a worker connection between requests: that of a request's
+ * first wait (socket-timeout, or the backstop's time when that is shorter),
+ * so that it needs no setsockopt(). */
 static APR_INLINE apr_interval_time_t sg_base_read_timeout(const sg_group *g)
 {
     apr_interval_time_t socket_timeout = apr_time_from_sec(g->socket_timeout);
     apr_interval_time_t backstop = sg_backstop_after(g);
 
-    return backstop && backstop < socket_timeout ? backstop : socket_timeout;
+    return sg_read_timeout_for(
+        backstop && backstop < socket_timeout ? backstop : socket_timeout);
 }
 
 /* A record header of request SG_REQUEST_ID, without padding; inline, as it

@@ -180,6 +180,15 @@ static APR_INLINE apr_interval_time_t sg_backstop_after(const sg_group *g)
                : 0;
 }
 
+/* Whether the request ran past request-timeout (and not while it waited for
+ * a request slot): a worker that dies now was most likely killed by its
+ * supervisor for it, which the client is told as 504. */
+static APR_INLINE int sg_past_request_timeout(const sg_exchange *ex)
+{
+    return ex->deadline && !ex->from.waiting
+           && apr_time_now() >= ex->deadline - SG_BACKSTOP_GRACE;
+}
+
 /* SO_RCVTIMEO for a wait that must end `left` from now.  The kernel wakes
  * a read that timed out on its timer wheel, whose ticks grow with the
  * timeout: up to an eighth of it late (2 s of 60 at HZ=250).  Eight ninths

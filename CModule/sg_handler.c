@@ -204,6 +204,15 @@ static int sg_conclude(sg_exchange *ex, sg_outcome o)
 
     switch (o) {
     case SG_WORKER_EOF:
+        if (sg_past_request_timeout(ex)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, ex->why_rv, r,
+                          "SG0520: group %s: the worker closed the connection "
+                          "before sending response headers, after the request "
+                          "ran past request-timeout=%d s (the supervisor killed "
+                          "a stuck worker; socket %s); answering 504",
+                          g->name, g->request_timeout, g->socket_path);
+            return HTTP_GATEWAY_TIME_OUT;
+        }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, ex->why_rv, r,
                       "SG0502: group %s: the worker closed the connection "
                       "before sending response headers (socket %s); it "

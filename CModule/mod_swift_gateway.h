@@ -44,6 +44,10 @@
 
 #define SG_TOKEN_BYTES 32
 
+/* executor=: where the application's request tasks run in a worker */
+#define SG_EXECUTOR_EVENT_LOOP  "event-loop"
+#define SG_EXECUTOR_THREAD_POOL "thread-pool"
+
 typedef struct sg_daemon sg_daemon;
 typedef struct sg_conn_pool sg_conn_pool;
 
@@ -96,6 +100,7 @@ typedef struct {
     apr_off_t virtual_memory_limit;
     apr_off_t header_buffer_size;
     int reload;
+    const char *executor; /* SG_EXECUTOR_EVENT_LOOP or SG_EXECUTOR_THREAD_POOL */
 
     /* Filled in by post_config in the parent, inherited by children. */
     const char *socket_path;

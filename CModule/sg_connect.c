@@ -26,6 +26,36 @@
 
 APLOG_USE_MODULE(swift_gateway);
 
+static int sg_set_rcvtimeo(int fd, apr_interval_time_t t)
+{
+    struct timeval tv;
+
+    tv.tv_sec = apr_time_sec(t);
+    tv.tv_usec = apr_time_usec(t);
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+/* The read timeout of the request's connection, for its next wait. */
+apr_status_t sg_set_read_timeout(sg_exchange *ex, apr_interval_time_t t)
+{
+    if (sg_set_rcvtimeo(ex->conn.fd, t) != 0) {
+        return errno;
+    }
+    ex->conn.read_timeout = t;
+    return APR_SUCCESS;
+}
+
+/* A connection goes back to the pool with the group's usual read timeout
+ * (request-timeout's backstop may have lowered it). */
+static int sg_fit_for_pool(sg_exchange *ex)
+{
+    apr_interval_time_t base = sg_base_read_timeout(ex->group);
+
+    return ex->conn.reusable
+           && (ex->conn.read_timeout == base
+               || sg_set_read_timeout(ex, base) == APR_SUCCESS);
+}
+
 /* Request pool cleanup of the connection: back to the group's pool when
  * the exchange left it clean, else closed.  Run early by sg_detach; the
  * request pool runs it on every other path, so no fd leaks. */
@@ -34,7 +64,7 @@ static apr_status_t sg_release(void *data)
     sg_exchange *ex = data;
 
     if (ex->conn.fd >= 0) {
-        if (!ex->conn.reusable
+        if (!sg_fit_for_pool(ex)
             || !sg_pool_put(ex->group->conn_pool, ex->conn.fd)) {
             close(ex->conn.fd);
         }
@@ -46,8 +76,9 @@ static apr_status_t sg_release(void *data)
 
 /* The request owns fd from now on.  apr_os_sock_put only wraps it (no
  * cleanup of its own) for apr_poll.  A connected fd blocks, with
- * SO_RCVTIMEO at socket-timeout (sg_make_waitable): every send and read
- * passes MSG_DONTWAIT except the one read that waits for the answer. */
+ * SO_RCVTIMEO at sg_base_read_timeout (sg_make_waitable; a pooled one was
+ * given it back): every send and read passes MSG_DONTWAIT except the one
+ * read that waits for the answer. */
 static void sg_attach(sg_exchange *ex, int fd, int pooled)
 {
     apr_os_sock_t osd = fd;
@@ -55,6 +86,7 @@ static void sg_attach(sg_exchange *ex, int fd, int pooled)
     ex->conn.fd = fd;
     ex->conn.pooled = pooled;
     ex->conn.reusable = 0;
+    ex->conn.read_timeout = sg_base_read_timeout(ex->group);
     apr_os_sock_put(&ex->conn.sock, &osd, ex->r->pool);
     ex->conn.pfd.desc_type = APR_POLL_SOCKET;
     ex->conn.pfd.desc.s = ex->conn.sock;
@@ -102,18 +134,15 @@ static int sg_connect_queued(int fd, const struct sockaddr_un *sa,
     return err;
 }
 
-/* A connected socket blocks, for at most socket-timeout per read: waiting
- * for the answer is then one recv() rather than poll() and recv().  0 or
+/* A connected socket blocks, for at most `timeout` per read: waiting for
+ * the answer is then one recv() rather than poll() and recv().  0 or
  * errno. */
-static int sg_make_waitable(int fd, int timeout_seconds)
+static int sg_make_waitable(int fd, apr_interval_time_t timeout)
 {
-    struct timeval tv;
     int flags = fcntl(fd, F_GETFL);
 
-    tv.tv_sec = timeout_seconds;
-    tv.tv_usec = 0;
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0
-        || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) {
+        || sg_set_rcvtimeo(fd, timeout) != 0) {
         return errno;
     }
     return 0;
@@ -122,7 +151,7 @@ static int sg_make_waitable(int fd, int timeout_seconds)
 /* The new connection made waitable, or 503 (logged). */
 static int sg_connected(sg_exchange *ex, int fd)
 {
-    int err = sg_make_waitable(fd, ex->group->socket_timeout);
+    int err = sg_make_waitable(fd, ex->conn.read_timeout);
 
     if (err != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, err, ex->r,

@@ -1057,6 +1057,17 @@ static int sg_prepare(sg_daemon *d, apr_pool_t *p)
               apr_itoa(p, g->restart_interval));
     SG_SETENV(env, p, "SWIFT_GATEWAY_INACTIVITY_TIMEOUT",
               apr_itoa(p, g->inactivity_timeout));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_REQUEST_TIMEOUT",
+              apr_itoa(p, g->request_timeout));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_STARTUP_TIMEOUT",
+              apr_itoa(p, g->startup_timeout));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_MEMORY_LIMIT",
+              apr_off_t_toa(p, g->memory_limit));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_VIRTUAL_MEMORY_LIMIT",
+              apr_off_t_toa(p, g->virtual_memory_limit));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_CPU_TIME_LIMIT",
+              apr_itoa(p, g->cpu_time_limit));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_EXECUTOR", g->executor);
     SG_SETENV(env, p, "SWIFT_GATEWAY_DISPLAY_NAME", d->argv[0]);
     SG_SETENV(env, p, "LISTEN_FDS", "1");
 

@@ -6,7 +6,9 @@
  * connection, in full duplex: the request body is forwarded while the
  * response streams back, neither side buffered whole.  While there is
  * something to send the loop polls the worker socket for both directions;
- * once everything is sent it waits for the answer in recv() itself.
+ * once everything is sent it waits for the answer in recv() itself.  Each
+ * wait lasts at most socket-timeout, and at most until request-timeout's
+ * backstop deadline.
  */
 
 #include "sg_exchange.h"
@@ -317,6 +319,74 @@ static sg_outcome sg_receive(sg_exchange *ex, int wait)
 }
 
 /* ------------------------------------------------------------------------
+ * How long a wait may last: socket-timeout, and request-timeout's backstop
+ */
+
+/* When the wait for the worker that began at `began` ends: socket-timeout
+ * later, or at the backstop deadline when that comes first
+ * (*by_deadline).  No deadline runs while the request waits in the
+ * worker's queue: a worker that can tell it queued the request is alive,
+ * and queue-timeout is the worker's to apply once a slot frees. */
+static apr_time_t sg_wait_end(const sg_exchange *ex, apr_time_t began,
+                              int *by_deadline)
+{
+    apr_time_t silent_until = began
+                              + apr_time_from_sec(ex->group->socket_timeout);
+
+    *by_deadline = ex->deadline && !ex->from.waiting
+                   && ex->deadline < silent_until;
+    return *by_deadline ? ex->deadline : silent_until;
+}
+
+/* Before a read that waits: SO_RCVTIMEO for `left` to go (see
+ * sg_read_timeout_for), changed only when it is off by more than
+ * SG_BACKSTOP_SLACK, so that a request's first wait (its connection has
+ * sg_base_read_timeout) and the next waits of a long response cost no
+ * system call most of the time. */
+static sg_outcome sg_arm_read(sg_exchange *ex, apr_interval_time_t left)
+{
+    apr_interval_time_t want = sg_read_timeout_for(left);
+    apr_interval_time_t off = ex->conn.read_timeout - want;
+    apr_status_t rv;
+
+    if (off > SG_BACKSTOP_SLACK || off < -SG_BACKSTOP_SLACK) {
+        if ((rv = sg_set_read_timeout(ex, want)) != APR_SUCCESS) {
+            ex->why = "setting the read timeout of the worker socket";
+            ex->why_rv = rv;
+            return SG_IO_ERROR;
+        }
+    }
+    return SG_DONE;
+}
+
+/* All sent: the answer is waited for in the read itself (sg_receive), until
+ * the worker writes, socket-timeout passes or the backstop deadline comes.
+ * A read woken before that end (its SO_RCVTIMEO is shorter, as the kernel
+ * may wake it late) waits again for the rest. */
+static sg_outcome sg_wait_for_answer(sg_exchange *ex)
+{
+    apr_time_t began = apr_time_now();
+    apr_time_t now = began;
+
+    for (;;) {
+        int by_deadline;
+        apr_interval_time_t left = sg_wait_end(ex, began, &by_deadline) - now;
+        sg_outcome o;
+
+        if (left < apr_time_from_msec(1)) {
+            return by_deadline ? SG_REQUEST_TIMEOUT : SG_WORKER_TIMEOUT;
+        }
+        if ((o = sg_arm_read(ex, left)) != SG_DONE) {
+            return o;
+        }
+        if ((o = sg_receive(ex, 1)) != SG_WORKER_TIMEOUT) {
+            return o;
+        }
+        now = apr_time_now();
+    }
+}
+
+/* ------------------------------------------------------------------------
  * The exchange: sends while there is something to send, reads what the
  * worker writes meanwhile, until END_REQUEST
  */
@@ -347,6 +417,7 @@ void sg_exchange_reset(sg_exchange *ex)
     ex->from.app_status = 0;
     ex->from.answered = 0;
     ex->from.waiting = 0;
+    ex->from.worker_pid = 0;
     ex->from.received = 0;
     ex->from.leftover = 0;
 
@@ -372,7 +443,11 @@ void sg_exchange_reset(sg_exchange *ex)
 sg_outcome sg_exchange_run(sg_exchange *ex)
 {
     sg_outcome o;
-    apr_interval_time_t timeout = apr_time_from_sec(ex->group->socket_timeout);
+    apr_interval_time_t backstop = sg_backstop_after(ex->group);
+
+    /* the request starts now, as far as request-timeout is concerned (and
+     * again should the worker say it queued it, then started it) */
+    ex->deadline = backstop ? apr_time_now() + backstop : 0;
 
     /* the socket has room for the first records: no poll before them */
     if ((o = sg_send_some(ex)) != SG_DONE) {
@@ -380,23 +455,31 @@ sg_outcome sg_exchange_run(sg_exchange *ex)
     }
     while (!ex->from.end_seen) {
         apr_int32_t n = 0;
+        apr_time_t now;
         apr_status_t rv;
+        int by_deadline;
         int want_write = ex->to.outlen > 0 || !ex->to.stdin_done;
+        apr_interval_time_t left;
 
         if (!want_write) {
-            /* all sent: the answer is waited for in the read itself */
-            if ((o = sg_receive(ex, 1)) != SG_DONE) {
+            if ((o = sg_wait_for_answer(ex)) != SG_DONE) {
                 return o;
             }
             continue;
         }
+        /* poll() sleeps as long as it is told (hrtimer), to the end */
+        now = apr_time_now();
+        left = sg_wait_end(ex, now, &by_deadline) - now;
+        if (left < apr_time_from_msec(1)) {
+            return by_deadline ? SG_REQUEST_TIMEOUT : SG_WORKER_TIMEOUT;
+        }
         ex->conn.pfd.reqevents = APR_POLLIN | APR_POLLOUT;
-        rv = apr_poll(&ex->conn.pfd, 1, &n, timeout);
+        rv = apr_poll(&ex->conn.pfd, 1, &n, left);
         if (APR_STATUS_IS_EINTR(rv)) {
             continue;
         }
         if (APR_STATUS_IS_TIMEUP(rv)) {
-            return SG_WORKER_TIMEOUT;
+            return by_deadline ? SG_REQUEST_TIMEOUT : SG_WORKER_TIMEOUT;
         }
         if (rv != APR_SUCCESS) {
             ex->why = "polling the worker socket";

@@ -87,6 +87,34 @@ static void sg_flush_to_client(sg_exchange *ex)
     apr_brigade_cleanup(ex->ob);
 }
 
+/* request-timeout's backstop: the worker neither completed the response
+ * nor gave up on it itself (its supervisor makes it answer 504 within
+ * request-timeout + 1 s), so its event loop is most likely blocked.  The
+ * connection is closed, never pooled (the exchange did not end). */
+static int sg_give_up(sg_exchange *ex)
+{
+    request_rec *r = ex->r;
+    const sg_group *g = ex->group;
+
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                  "SG0519: group %s: no complete response within "
+                  "request-timeout=%d s + 1.5 s from the worker (pid %s, "
+                  "socket %s), which did not give up on the request itself "
+                  "(application code that never suspends?); %s",
+                  g->name, g->request_timeout,
+                  ex->from.worker_pid ? apr_ltoa(r->pool, ex->from.worker_pid)
+                                      : "unknown",
+                  g->socket_path,
+                  ex->resp.headers_passed ? "aborting the client connection"
+                                          : "answering 504");
+    if (ex->resp.headers_passed) {
+        sg_abort_response(ex);
+        return OK;
+    }
+    apr_brigade_cleanup(ex->ob);
+    return HTTP_GATEWAY_TIME_OUT;
+}
+
 /* Map how the exchange ended to the client's response. */
 static int sg_conclude(sg_exchange *ex, sg_outcome o)
 {
@@ -111,6 +139,9 @@ static int sg_conclude(sg_exchange *ex, sg_outcome o)
             return OK;
         }
         return ap_map_http_request_error(ex->why_rv, HTTP_BAD_REQUEST);
+    }
+    if (o == SG_REQUEST_TIMEOUT) {
+        return sg_give_up(ex);
     }
 
     if (o == SG_DONE) {
@@ -173,6 +204,15 @@ static int sg_conclude(sg_exchange *ex, sg_outcome o)
 
     switch (o) {
     case SG_WORKER_EOF:
+        if (sg_past_request_timeout(ex)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, ex->why_rv, r,
+                          "SG0520: group %s: the worker closed the connection "
+                          "before sending response headers, after the request "
+                          "ran past request-timeout=%d s (the supervisor killed "
+                          "a stuck worker; socket %s); answering 504",
+                          g->name, g->request_timeout, g->socket_path);
+            return HTTP_GATEWAY_TIME_OUT;
+        }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, ex->why_rv, r,
                       "SG0502: group %s: the worker closed the connection "
                       "before sending response headers (socket %s); it "

@@ -45,6 +45,7 @@ sg_group *sg_new_group(apr_pool_t *p, const char *name)
     g->startup_timeout = 15;
     g->header_buffer_size = 32768;
     g->reload = 1;
+    g->executor = SG_EXECUTOR_EVENT_LOOP;
     return g;
 }
 
@@ -294,6 +295,12 @@ static const char *const sg_reserved_env_names[] =
      "SWIFT_GATEWAY_MAXIMUM_REQUESTS",
      "SWIFT_GATEWAY_RESTART_INTERVAL",
      "SWIFT_GATEWAY_INACTIVITY_TIMEOUT",
+     "SWIFT_GATEWAY_REQUEST_TIMEOUT",
+     "SWIFT_GATEWAY_STARTUP_TIMEOUT",
+     "SWIFT_GATEWAY_MEMORY_LIMIT",
+     "SWIFT_GATEWAY_VIRTUAL_MEMORY_LIMIT",
+     "SWIFT_GATEWAY_CPU_TIME_LIMIT",
+     "SWIFT_GATEWAY_EXECUTOR",
      "SWIFT_GATEWAY_DISPLAY_NAME",
      "LISTEN_FDS",
      "LISTEN_PID",
@@ -438,6 +445,23 @@ static const char *sg_opt_umask(cmd_parms *cmd, sg_group *g, const char *val)
     return NULL;
 }
 
+static const char *sg_opt_executor(cmd_parms *cmd, sg_group *g, const char *val)
+{
+    if (!strcmp(val, SG_EXECUTOR_EVENT_LOOP)) {
+        g->executor = SG_EXECUTOR_EVENT_LOOP;
+    }
+    else if (!strcmp(val, SG_EXECUTOR_THREAD_POOL)) {
+        g->executor = SG_EXECUTOR_THREAD_POOL;
+    }
+    else {
+        return apr_psprintf(cmd->pool,
+                            "'%s' is not an executor; expected "
+                            "event-loop or thread-pool",
+                            val);
+    }
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------
  * The table
  */
@@ -510,6 +534,7 @@ static const sg_option sg_options[] =
      SG_INT("listen-backlog", listen_backlog, 1, 65535),
      SG_FLAG("reload", reload),
      SG_SIZE("header-buffer-size", header_buffer_size, 1024),
+     SG_OWN("executor", sg_opt_executor, 0),
      {NULL, SG_OPT_OWN, 0, 0, 0, NULL, 0}};
 
 static const sg_option *sg_find_option(const char *name)

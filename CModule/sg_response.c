@@ -458,6 +458,7 @@ sg_outcome sg_parse(sg_exchange *ex, const char *data, apr_size_t len)
                                : 0;
 
                 ex->from.waiting = 1;
+                ex->from.worker_pid = pid;
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
                               "SG0518: group %s: the worker's request slots "
                               "are all running; the request waits for one "
@@ -465,6 +466,11 @@ sg_outcome sg_parse(sg_exchange *ex, const char *data, apr_size_t len)
                               ex->group->name, pid);
             }
             else if (ex->from.rtype == SG_FCGI_REQUEST_STARTED) {
+                /* request-timeout counts from here for a queued request */
+                if (ex->from.waiting && ex->deadline) {
+                    ex->deadline = apr_time_now()
+                                   + sg_backstop_after(ex->group);
+                }
                 ex->from.waiting = 0;
             }
             else if (ex->from.rtype != AP_FCGI_STDOUT

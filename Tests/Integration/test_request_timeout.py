@@ -11,11 +11,9 @@ request-timeout + 2 s."""
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import re
 import time
 
-import pytest
 import requests
 
 from sg_harness import BackgroundLoad, note, wait_until
@@ -31,33 +29,10 @@ SLEEPERS_AFTER = 1.8
 SLEEPER_MS = 2500
 
 
-def _module_mentions(text: str) -> bool:
-    """Whether the module under test (SG_MODULE) carries `text`: a log code or a variable name
-    it sets is a string in the built file."""
-    try:
-        with open(os.environ.get("SG_MODULE", ""), "rb") as f:
-            return text.encode() in f.read()
-    except OSError:
-        return False
-
-
-def _timeout_options() -> list[str]:
-    # A module that does not hand request-timeout to the supervisor gets it through env=.
-    options = [f"request-timeout={TIMEOUT}"]
-    if not _module_mentions("SWIFT_GATEWAY_REQUEST_TIMEOUT"):
-        options.append(f"env=SWIFT_GATEWAY_REQUEST_TIMEOUT={TIMEOUT}")
-    return options
-
-
-def _thread_pool_option() -> str:
-    if _module_mentions("SWIFT_GATEWAY_EXECUTOR"):
-        return "executor=thread-pool"
-    return "env=SWIFT_GATEWAY_EXECUTOR=thread-pool"
-
-
 def _site(s, *options: str) -> str:
     return "\n".join([
-        s.daemon("site", "processes=1", "threads=5", "graceful-timeout=8", FAULTS, *_timeout_options(), *options),
+        s.daemon("site", "processes=1", "threads=5", "graceful-timeout=8", FAULTS, f"request-timeout={TIMEOUT}",
+                 *options),
         "SwiftProcessGroup site",
         f"SwiftScriptAlias / {s.bin}",
     ])
@@ -132,15 +107,14 @@ def test_a_request_that_ignores_cancellation_is_answered_504_and_its_worker_recy
 
 
 def test_a_spinning_request_on_the_thread_pool_is_answered_504_and_its_worker_recycled(apache):
-    srv = apache(lambda s: _site(s, _thread_pool_option()))
+    srv = apache(lambda s: _site(s, "executor=thread-pool"))
     _give_up(srv, "/spin", stuck=True)
 
 
-@pytest.mark.skipif(not _module_mentions("SG0519"),
-                    reason="the module under test has no request-timeout backstop of its own (SG0519)")
 def test_a_spinning_request_on_the_event_loop_is_answered_504_by_apache_and_the_group_recovers(apache):
-    # The loop is blocked: the worker can neither answer nor acknowledge the cancel. Apache
-    # answers 504 itself and the supervisor kills the worker (SG1020).
+    # The loop is blocked: the worker can neither answer nor acknowledge the cancel. The
+    # supervisor kills it (SG1020) and Apache answers 504 itself (SG0520, or SG0519 when its
+    # own backstop comes first).
     srv = apache(lambda s: _site(s))
     (worker,) = srv.wait_workers("site", 1)
     since = srv.log_offset()

@@ -120,6 +120,20 @@ def _live(board: dict) -> list[dict]:
     return [w for w in board["workers"] if w["pid"] != 0]
 
 
+def _wait_board(program: str, board_file: str, predicate, timeout: float, message: str):
+    """Poll the board until predicate(board) is truthy; its value. At the deadline the
+    assertion shows the last board read."""
+    last: list[dict] = [{}]
+
+    def check():
+        last[0] = _read_board(program, board_file)
+        return predicate(last[0])
+    try:
+        return wait_until(check, timeout, interval=0.05, message=message)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last board:\n{json.dumps(last[0], indent=1)}") from None
+
+
 # --------------------------------------------------------------------------
 # memory-limit
 
@@ -287,15 +301,14 @@ def test_scoreboard_shows_each_worker_its_figures_and_its_running_requests(apach
     assert len(recycles) >= 5, result.summary()
 
     # Once the last recycle is over: two live entries, the group's workers, ready, sampled.
-    def settled() -> dict | None:
-        b = _read_board(scoreboard_dump, board_file)
+    def settled(b: dict) -> dict | None:
         live = _live(b)
-        workers = set(srv.workers("site"))
-        if (len(live) == 2 and {w["pid"] for w in live} == workers
+        if (len(live) == 2 and {w["pid"] for w in live} == set(srv.workers("site"))
                 and all(w["state"] == "ready" and w["rss_bytes"] > 0 and w["cpu_usec"] > 0 for w in live)):
             return b
         return None
-    board = wait_until(settled, 15, interval=0.2, message="two ready workers with figures on the board")
+    board = _wait_board(scoreboard_dump, board_file, settled, 15,
+                        "two ready workers (the group's) with RSS and CPU time on the board")
     live = _live(board)
     note(f"scoreboard after {result.summary()}, {len(recycles)} recycles: " + "; ".join(
         f"pid {w['pid']} slot {w['slot']} {w['state']} served {w['requests_served']} "
@@ -321,13 +334,9 @@ def test_scoreboard_shows_each_worker_its_figures_and_its_running_requests(apach
     thread = threading.Thread(target=sleeper, daemon=True)
     thread.start()
 
-    def running() -> tuple[dict, dict] | None:
-        b = _read_board(scoreboard_dump, board_file)
-        for w in _live(b):
-            if w["requests"]:
-                return b, w
-        return None
-    board, busy = wait_until(running, 10, interval=0.05, message="a running request on the board")
+    def running(b: dict) -> tuple[dict, dict] | None:
+        return next(((b, w) for w in _live(b) if w["requests"]), None)
+    board, busy = _wait_board(scoreboard_dump, board_file, running, 10, "a running request on the board")
     thread.join(timeout=30)
     response = answer["response"]
     assert response.status_code == 200 and int(response.headers["X-Gateway-Pid"]) == busy["pid"]
@@ -335,5 +344,6 @@ def test_scoreboard_shows_each_worker_its_figures_and_its_running_requests(apach
     started = busy["requests"][0]["started"]
     assert board["now"] - 2.5e9 < started <= board["now"], (board["now"], busy)
     assert busy["last_request_start"] == started, busy
-    wait_until(lambda: not any(w["requests"] or w["in_flight"] for w in _live(
-        _read_board(scoreboard_dump, board_file))), 10, message="the request's slot freed")
+    _wait_board(scoreboard_dump, board_file,
+                lambda b: not any(w["requests"] or w["in_flight"] for w in _live(b)), 10,
+                "the request's slot freed")

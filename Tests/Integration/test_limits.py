@@ -160,20 +160,21 @@ def test_memory_limit_recycles_a_leaking_worker_without_a_failed_request(apache)
     wait_until(lambda: len(srv.workers("site")) == 3, 30, message="three workers")
 
 
-def test_memory_limit_kills_a_worker_at_one_and_a_half_times_only_its_request_fails(apache):
+# 2 GiB at once: held for 3 s then freed, or kept for good (1 MiB blocks, in one loop).
+@pytest.mark.parametrize("page", ["/allocate?mb=2048&ms=3000", "/leak?mb=2048"], ids=["allocate", "leak"])
+def test_memory_limit_kills_a_worker_at_one_and_a_half_times_only_its_request_fails(apache, page):
     srv = apache(lambda s: _site(s, "processes=3", "threads=5", "memory-limit=64M"))
     first = set(srv.wait_workers("site", 3))
     since = srv.log_offset()
     with BackgroundLoad(srv.port, "/hello", concurrency=4, deadline=120) as load:
-        big = srv.get("/allocate?mb=2048&ms=3000", timeout=60)
+        big = srv.get(page, timeout=60)
     result = load.result
+    note(f"memory-limit=64M, {page} → {big.status_code}; beside it {result.summary()}")
+    assert big.status_code == 502, f"{big.status_code} {big.text[:300]!r}"
     killed_line = srv.wait_for_log(KILLED_OVER_MEMORY, since, timeout=10)
     killed = int(KILLED_OVER_MEMORY.search(killed_line).group(1))
-    allocating = _pid_of_fault(srv, since, "allocating 2048 MiB")
-    note(f"memory-limit=64M, /allocate?mb=2048 → {big.status_code}; beside it {result.summary()}; "
-         f"{killed_line.strip()}")
-    assert big.status_code == 502, f"{big.status_code} {big.text[:300]!r}"
-    assert killed == allocating and killed in first
+    note(f"  {killed_line.strip()}")
+    assert killed in first
     assert not result.timed_out, result.summary()
     assert result.failures == [], f"{result.summary()}: {result.failures[:10]}"
     assert result.requests > 0 and result.statuses == {200: result.requests}, result.summary()

@@ -19,6 +19,10 @@ int sg_peer_credentials(int socket, pid_t *pid, uid_t *uid, gid_t *gid);
 /// memfd_create(name, MFD_CLOEXEC) grown to size bytes; returns the descriptor or -1 with errno.
 int sg_shared_memory_create(const char *name, size_t size);
 
+/// prlimit(pid, RLIMIT_CPU or RLIMIT_AS) with soft and hard limits; returns 0 or -1 with errno.
+int sg_limit_cpu_seconds(pid_t pid, uint64_t soft, uint64_t hard);
+int sg_limit_address_space(pid_t pid, uint64_t bytes);
+
 /// Relaxed atomic loads and stores in memory other processes share.
 int32_t sg_atomic_load_int32(const int32_t *address);
 void sg_atomic_store_int32(int32_t *address, int32_t value);

@@ -1,5 +1,6 @@
-/// When the supervisor recycles a worker: the group's `maximum-requests=`, `restart-interval=`
-/// and `inactivity-timeout=`, applied to what each worker publishes on the scoreboard.
+/// When the supervisor recycles a worker: the group's `maximum-requests=`, `restart-interval=`,
+/// `inactivity-timeout=`, `memory-limit=` and `cpu-time-limit=`, applied to what each worker
+/// publishes on the scoreboard and what the supervisor samples of it from /proc.
 ///
 /// Staggering: workers started together (the group's first ones) would reach a request or age
 /// limit together. The first worker of slot `i` of `processes` therefore gets `(i + 1) /
@@ -17,22 +18,38 @@ struct RecyclePolicy: Equatable, Sendable {
     var restartInterval: Double
     var inactivityTimeout: Double
     var processes: Int
+    /// Bytes of resident memory; 0: no limit.
+    var memoryLimit: Int
+    /// Seconds of CPU time; 0: no limit.
+    var cpuTimeLimit: Int
 
-    init(maximumRequests: Int, restartInterval: Double, inactivityTimeout: Double, processes: Int) {
+    init(
+        maximumRequests: Int, restartInterval: Double, inactivityTimeout: Double, processes: Int,
+        memoryLimit: Int = 0, cpuTimeLimit: Int = 0
+    ) {
         self.maximumRequests = maximumRequests
         self.restartInterval = restartInterval
         self.inactivityTimeout = inactivityTimeout
         self.processes = max(1, processes)
+        self.memoryLimit = memoryLimit
+        self.cpuTimeLimit = cpuTimeLimit
     }
 
     init(settings: GroupSettings) {
         self.init(
             maximumRequests: settings.maximumRequests, restartInterval: settings.restartInterval,
-            inactivityTimeout: settings.inactivityTimeout, processes: settings.processes)
+            inactivityTimeout: settings.inactivityTimeout, processes: settings.processes,
+            memoryLimit: settings.memoryLimit, cpuTimeLimit: settings.cpuTimeLimit)
     }
 
     /// Whether any limit is set.
-    var isActive: Bool { self.maximumRequests > 0 || self.restartInterval > 0 || self.inactivityTimeout > 0 }
+    var isActive: Bool {
+        self.maximumRequests > 0 || self.restartInterval > 0 || self.inactivityTimeout > 0 || self.memoryLimit > 0
+            || self.cpuTimeLimit > 0
+    }
+
+    /// Resident memory above which a worker is killed rather than recycled: 1.5 × memory-limit.
+    var memoryKillThreshold: Int? { self.memoryLimit > 0 ? self.memoryLimit + self.memoryLimit / 2 : nil }
 
     /// The limits of the worker in `slot`; `firstOfSlot`: the slot's first worker, started with
     /// the group, which gets a staggered share.
@@ -47,9 +64,19 @@ struct RecyclePolicy: Equatable, Sendable {
     }
 
     /// Why a worker with `limits`, `age` seconds old, whose scoreboard entry says `activity`
-    /// (nil: the group has no scoreboard), should be recycled now (`now`: monotonic
-    /// nanoseconds); nil while it should not.
-    func reason(limits: WorkerLimits, age: Double, activity: WorkerActivity?, now: Int64) -> RecycleReason? {
+    /// (nil: the group has no scoreboard) and whose last sample is `sample`, should be recycled
+    /// now (`now`: monotonic nanoseconds); nil while it should not. Memory and CPU come first:
+    /// they protect the machine.
+    func reason(
+        limits: WorkerLimits, age: Double, activity: WorkerActivity?, sample: ProcessSample = ProcessSample(),
+        now: Int64
+    ) -> RecycleReason? {
+        if self.memoryLimit > 0, let resident = sample.residentBytes, resident > self.memoryLimit {
+            return .memoryLimit(resident: resident, limit: self.memoryLimit)
+        }
+        if self.cpuTimeLimit > 0, let cpu = sample.cpuMicroseconds, cpu >= Int64(self.cpuTimeLimit) * 1_000_000 {
+            return .cpuTimeLimit(used: Double(cpu) / 1e6, limit: self.cpuTimeLimit)
+        }
         if let limit = limits.maximumRequests, let activity, activity.requestsServed >= limit {
             return .maximumRequests(limit: limit)
         }

@@ -1,3 +1,4 @@
+import CSwiftGatewayLinux
 import Logging
 
 #if canImport(Glibc)
@@ -7,8 +8,9 @@ import Musl
 #endif
 
 /// Keeps a group's workers running: starts `processes` of them, replaces each one that exits
-/// (with backoff when they keep dying young), recycles those that reach the group's limits, logs
-/// every exit and recycle, and drains them on SIGTERM.
+/// (with backoff when they keep dying young), enforces the group's limits on them from outside,
+/// logs every exit and recycle, publishes what it knows of each on the scoreboard, and drains
+/// them on SIGTERM.
 ///
 /// It runs on one thread as a `poll` loop over the signal pipe (signals and child exits): a
 /// supervisor must stay responsive whatever its workers do, so it does no other work, holds no
@@ -19,7 +21,8 @@ import Musl
 /// flight) and its replacement is started at once in the same slot, on another scoreboard entry.
 /// The old one drains while the new one serves; still there a second after `graceful-timeout`,
 /// it is killed. One recycle at a time: the next begins when the recycled worker has exited and
-/// every slot's worker accepts.
+/// every slot's worker accepts. Killing is for what cannot wait: a worker above 1.5 ×
+/// `memory-limit`, or one not accepting `startup-timeout` after it was spawned.
 final class Supervisor {
     private struct WorkerSlot {
         var pid: pid_t?
@@ -31,6 +34,16 @@ final class Supervisor {
         /// Whether the next worker is the slot's first (started with the group: staggered limits).
         var firstOfSlot = true
         var limits = WorkerLimits()
+        /// Its worker was seen accepting.
+        var isReady = false
+        var sample = ProcessSample()
+        /// Why the slot's previous worker ended, for the scoreboard.
+        var lastExit = ""
+        /// A request its worker could not end after request-timeout: due for a recycle.
+        var stuck: RecycleReason?
+        /// Its worker is being killed on purpose: what to say of it, and whether it counts as a
+        /// failed start (backoff) rather than a kill to replace at once.
+        var killedBecause: (note: String, failedStart: Bool)?
     }
 
     /// A worker being recycled: draining, its replacement already started.
@@ -38,22 +51,40 @@ final class Supervisor {
         let pid: pid_t
         let slot: Int
         let entry: Int?
-        let killAt: Double
+        var killAt: Double
         var killed = false
     }
 
+    /// A worker above 1.5 × memory-limit: told to stop accepting, killed once at most one
+    /// request (the one that grew, most likely) remains, or at `killAt`.
+    private struct CondemnedWorker {
+        let pid: pid_t
+        let entry: Int?
+        let killAt: Double
+    }
+
     /// How often the limits are checked at least; while workers serve requests under
-    /// `maximum-requests`, `busyCheckInterval`; while a due recycle waits for a replacement to
-    /// accept, `readinessCheckInterval` (a recycled worker's exit wakes the loop by itself).
+    /// `maximum-requests` or `memory-limit`, `busyCheckInterval`; while a due recycle waits for a
+    /// replacement to accept, or a condemned worker for its last requests, `readinessCheckInterval`
+    /// (a worker's exit wakes the loop by itself).
     private static let checkInterval = 0.5
     private static let busyCheckInterval = 0.01
     /// Under `maximum-requests`, while no request was served since the last look: load that
     /// begins is noticed soon, without waking often on an idle group.
     private static let requestCountInterval = 0.05
+    private static let startingCheckInterval = 0.05
     private static let readinessCheckInterval = 0.001
     /// A recycled worker gives up on its requests at `graceful-timeout` by itself; one still
     /// there this much later is killed.
     private static let killGrace = 1.0
+    /// A worker condemned for its memory has this long to finish its other requests.
+    private static let condemnedGrace = 1.0
+    /// A request running this long in a condemned worker is taken for the one that grew.
+    private static let culpritAge: Int64 = 100_000_000
+    /// How often the figures on the scoreboard are sampled when no limit needs them sooner.
+    private static let sampleInterval = 0.5
+    /// The hard CPU limit comes this many seconds after `cpu-time-limit` (the soft one).
+    static let cpuHardLimitGrace = 5
 
     private let settings: GroupSettings
     private let policy: RecyclePolicy
@@ -63,10 +94,13 @@ final class Supervisor {
     private let parentPID = getppid()
     private var slots: [WorkerSlot]
     private var recycled: RecycledWorker?
+    private var condemned: [CondemnedWorker] = []
+    private var requestTimeouts: RequestTimeoutWatch
     /// When the next look at the limits should come, if sooner than `checkInterval`.
     private var nextCheckInterval: Double?
     /// Requests served by the group at the last look, to see whether any were served since.
     private var servedAtLastCheck = 0
+    private var lastSampleAt = 0.0
 
     init(settings: GroupSettings, spawner: WorkerSpawner, logger: Logger) {
         self.settings = settings
@@ -74,6 +108,7 @@ final class Supervisor {
         self.spawner = spawner
         self.logger = logger
         self.slots = Array(repeating: WorkerSlot(), count: settings.processes)
+        self.requestTimeouts = RequestTimeoutWatch(timeout: settings.requestTimeout)
         if self.policy.maximumRequests > 0 { self.nextCheckInterval = Self.requestCountInterval }
     }
 
@@ -86,6 +121,9 @@ final class Supervisor {
             self.logger.critical("SG1001: supervisor cannot start: \(error)")
             exit(1)
         }
+        // Inherited by the workers: at cpu-time-limit the kernel's SIGXCPU must not kill one
+        // mid-request; the supervisor recycles it instead, and the hard limit kills it.
+        signal(SIGXCPU, SIG_IGN)
         do {
             let entries = GroupScoreboard.entryCount(processes: self.settings.processes)
             let (board, descriptor) = try GroupScoreboard.create(
@@ -94,7 +132,7 @@ final class Supervisor {
             self.spawner.shareScoreboard(descriptor)
         } catch {
             self.logger.warning(
-                "SG1012: cannot create the group's scoreboard: \(error); while its slots are full a worker turns away every request on a kept connection, and maximum-requests and inactivity-timeout are not enforced"
+                "SG1012: cannot create the group's scoreboard: \(error); while its slots are full a worker turns away every request on a kept connection, and maximum-requests, inactivity-timeout, request-timeout and startup-timeout are not enforced"
             )
         }
         self.logger.info(
@@ -135,18 +173,45 @@ final class Supervisor {
             self.scoreboard?.reset(worker: entry)
             do {
                 let pid = try self.spawner.spawn(index: index, entry: entry)
+                self.applyResourceLimits(toWorker: index, pid: pid)
                 self.slots[index].pid = pid
                 self.slots[index].entry = entry
                 self.slots[index].startedAt = now
                 self.slots[index].restartAt = nil
+                self.slots[index].isReady = false
+                self.slots[index].stuck = nil
+                self.slots[index].sample = ProcessSample()
                 self.slots[index].limits = self.policy.limits(slot: index, firstOfSlot: self.slots[index].firstOfSlot)
                 self.slots[index].firstOfSlot = false
+                self.scoreboard?.publishWorker(
+                    entry, pid: pid, slot: index, startedAt: monotonicNanoseconds(),
+                    startedUnixMicroseconds: realtimeMicroseconds(), lastExit: self.slots[index].lastExit)
                 self.logger.info("SG1005: started worker \(index) (pid \(pid))")
             } catch {
                 let delay = self.slots[index].backoff.delay(afterLifetime: 0)
                 self.slots[index].restartAt = now + delay
                 self.logger.error("SG1006: cannot start worker \(index): \(error); retrying in \(delay)s")
             }
+        }
+    }
+
+    /// `cpu-time-limit` and `virtual-memory-limit`, set on the worker as soon as it exists,
+    /// before its program has run more than its first instructions.
+    private func applyResourceLimits(toWorker index: Int, pid: pid_t) {
+        if self.settings.cpuTimeLimit > 0 {
+            let soft = UInt64(self.settings.cpuTimeLimit)
+            if sg_limit_cpu_seconds(pid, soft, soft + UInt64(Self.cpuHardLimitGrace)) != 0 {
+                self.logger.error(
+                    "SG1019: cannot apply cpu-time-limit to worker \(index) (pid \(pid)): \(SystemCallError("prlimit"))"
+                )
+            }
+        }
+        if self.settings.virtualMemoryLimit > 0,
+            sg_limit_address_space(pid, UInt64(self.settings.virtualMemoryLimit)) != 0
+        {
+            self.logger.error(
+                "SG1019: cannot apply virtual-memory-limit to worker \(index) (pid \(pid)): \(SystemCallError("prlimit"))"
+            )
         }
     }
 
@@ -180,6 +245,8 @@ final class Supervisor {
 
     private func reapExitedWorkers() {
         while let (pid, reason) = reapOne(blocking: false) {
+            self.requestTimeouts.forget(pid: pid)
+            self.condemned.removeAll { $0.pid == pid }
             if let recycled = self.recycled, recycled.pid == pid {
                 self.recycledWorkerExited(recycled, reason: reason)
                 continue
@@ -187,12 +254,26 @@ final class Supervisor {
             guard let index = self.slots.firstIndex(where: { $0.pid == pid }) else { continue }
             let now = monotonicSeconds()
             let lifetime = now - self.slots[index].startedAt
-            let delay = self.slots[index].backoff.delay(afterLifetime: lifetime)
             // Its siblings must not turn requests away towards a worker that is gone.
             if let entry = self.slots[index].entry { self.scoreboard?.reset(worker: entry) }
             self.slots[index].pid = nil
             self.slots[index].entry = nil
+            if let killed = self.slots[index].killedBecause {
+                // Said when it was killed (SG1016, SG1018).
+                self.slots[index].killedBecause = nil
+                self.slots[index].lastExit = killed.note
+                let delay = killed.failedStart ? self.slots[index].backoff.delay(afterLifetime: 0) : 0
+                self.slots[index].restartAt = now + delay
+                if killed.failedStart {
+                    self.logger.error(
+                        "SG1007: worker \(index) (pid \(pid)) \(reason) after \(formatSeconds(lifetime)); restarting in \(formatSeconds(delay))"
+                    )
+                }
+                continue
+            }
+            let delay = self.slots[index].backoff.delay(afterLifetime: lifetime)
             self.slots[index].restartAt = now + delay
+            self.slots[index].lastExit = "\(reason) after \(formatSeconds(lifetime))"
             let level: Logger.Level = reason == .exited(code: 0) ? .notice : .error
             self.logger.log(
                 level: level,
@@ -215,54 +296,207 @@ final class Supervisor {
 
     // MARK: Limits
 
-    /// Kills a recycled worker past its time, and recycles the worker that reached a limit first,
-    /// when no recycle is under way and every slot's worker accepts.
+    /// Kills what must be killed, gives up on requests past request-timeout, and recycles the
+    /// worker that reached a limit first, when no recycle is under way and every slot's worker
+    /// accepts.
     private func enforceLimits() {
         self.nextCheckInterval = nil
         let now = monotonicSeconds()
-        if var worker = self.recycled {
-            if !worker.killed, now >= worker.killAt {
-                self.logger.warning(
-                    "SG1014: recycled worker \(worker.slot) (pid \(worker.pid)) still running \(formatSeconds(Self.killGrace)) after graceful-timeout \(formatSeconds(self.settings.gracefulTimeout)): SIGKILL"
-                )
-                kill(worker.pid, SIGKILL)
-                worker.killed = true
-                self.recycled = worker
-            }
-        }
-        guard self.policy.isActive else { return }
-        if self.policy.maximumRequests > 0 { self.nextCheckInterval = Self.requestCountInterval }
         let nowNanoseconds = monotonicNanoseconds()
+        self.killRecycledWorkerPastItsTime(now: now)
+        let sampling = now - self.lastSampleAt >= Self.sampleInterval || self.policy.memoryLimit > 0
+        if sampling { self.lastSampleAt = now }
+
         var activities: [WorkerActivity?] = []
         var schedule: [RecycleSchedule.Slot] = []
-        for slot in self.slots {
-            let activity = slot.entry.flatMap { self.scoreboard?.activity(ofWorker: $0) }
+        var wakeAt = now + Self.checkInterval
+        for index in self.slots.indices {
+            let activity = self.slots[index].entry.flatMap { self.scoreboard?.activity(ofWorker: $0) }
             activities.append(activity)
+            var due: RecycleReason?
+            if let pid = self.slots[index].pid, self.slots[index].killedBecause == nil {
+                if sampling { self.sample(slot: index, pid: pid) }
+                self.noteReadiness(slot: index, pid: pid, activity: activity, now: now, wakeAt: &wakeAt)
+                if let stuck = self.reviewRequests(
+                    ofWorker: pid, slot: index, entry: self.slots[index].entry, nowNanoseconds: nowNanoseconds,
+                    wakeAt: &wakeAt)
+                {
+                    self.slots[index].stuck = stuck
+                }
+                due = self.slots[index].stuck
+                if self.slots[index].killedBecause == nil, due == nil, self.policy.isActive {
+                    due = self.policy.reason(
+                        limits: self.slots[index].limits, age: now - self.slots[index].startedAt, activity: activity,
+                        sample: self.slots[index].sample, now: nowNanoseconds)
+                }
+            }
             schedule.append(
                 RecycleSchedule.Slot(
-                    hasWorker: slot.pid != nil,
+                    hasWorker: self.slots[index].pid != nil && self.slots[index].killedBecause == nil,
                     // Without a scoreboard there is no telling: taken as accepting.
                     isAccepting: activity?.isAccepting ?? true,
-                    startedAt: slot.startedAt,
-                    due: slot.pid == nil
-                        ? nil
-                        : self.policy.reason(
-                            limits: slot.limits, age: now - slot.startedAt, activity: activity, now: nowNanoseconds)
+                    startedAt: self.slots[index].startedAt,
+                    due: due
                 ))
         }
+        self.reviewRecycledWorker(sampling: sampling, nowNanoseconds: nowNanoseconds, wakeAt: &wakeAt)
+        self.killCondemnedWorkers(now: now, wakeAt: &wakeAt)
+
         let served = activities.reduce(0) { $0 + ($1?.requestsServed ?? 0) }
-        if self.policy.maximumRequests > 0, served != self.servedAtLastCheck {
-            self.nextCheckInterval = Self.busyCheckInterval
+        var interval = wakeAt - now
+        // Under these limits load that begins must be noticed within a few requests; memory can
+        // grow by hundreds of MiB in a tenth of a second.
+        if self.policy.memoryLimit > 0 {
+            interval = min(interval, Self.busyCheckInterval)
+        } else if self.policy.maximumRequests > 0 {
+            let served = served != self.servedAtLastCheck
+            interval = min(interval, served ? Self.busyCheckInterval : Self.requestCountInterval)
         }
         self.servedAtLastCheck = served
         switch RecycleSchedule.decide(slots: schedule, recycleUnderWay: self.recycled != nil) {
         case .nothing:
             break
         case .waitForReplacement:
-            self.nextCheckInterval = Self.readinessCheckInterval
+            interval = min(interval, Self.readinessCheckInterval)
         case .recycle(let slot, let reason):
             self.recycle(slot: slot, reason: reason, activity: activities[slot], now: now)
         }
+        self.nextCheckInterval = max(0, interval)
+    }
+
+    private func killRecycledWorkerPastItsTime(now: Double) {
+        guard var worker = self.recycled, !worker.killed, now >= worker.killAt else { return }
+        self.logger.warning(
+            "SG1014: recycled worker \(worker.slot) (pid \(worker.pid)) still running \(formatSeconds(Self.killGrace)) after graceful-timeout \(formatSeconds(self.settings.gracefulTimeout)): SIGKILL"
+        )
+        kill(worker.pid, SIGKILL)
+        worker.killed = true
+        self.recycled = worker
+    }
+
+    /// Samples a slot's worker, publishes the figures, and condemns it above 1.5 × memory-limit.
+    private func sample(slot index: Int, pid: pid_t) {
+        let sample = ProcessSample.read(pid: pid)
+        self.slots[index].sample = sample
+        if let entry = self.slots[index].entry {
+            self.scoreboard?.recordSample(
+                residentBytes: sample.residentBytes ?? 0, cpuMicroseconds: sample.cpuMicroseconds ?? 0,
+                ofWorker: entry)
+        }
+        if let threshold = self.policy.memoryKillThreshold, let resident = sample.residentBytes, resident > threshold {
+            let note = "killed: RSS \(ResidentMemory.describe(resident)) above 1.5 × memory-limit"
+            self.slots[index].killedBecause = (note, false)
+            self.condemn(pid: pid, entry: self.slots[index].entry, name: "worker \(index)", resident: resident)
+        }
+    }
+
+    /// Publishes that a slot's worker accepts, or kills it when it does not within startup-timeout.
+    private func noteReadiness(
+        slot index: Int, pid: pid_t, activity: WorkerActivity?, now: Double, wakeAt: inout Double
+    ) {
+        guard !self.slots[index].isReady, let activity else { return }
+        if activity.isAccepting {
+            self.slots[index].isReady = true
+            if let entry = self.slots[index].entry { self.scoreboard?.setState(.ready, ofWorker: entry) }
+            return
+        }
+        let limit = self.settings.startupTimeout
+        let age = now - self.slots[index].startedAt
+        guard limit > 0, age >= limit else {
+            wakeAt = min(wakeAt, now + Self.startingCheckInterval)
+            return
+        }
+        self.logger.error(
+            "SG1018: worker \(index) (pid \(pid)) is not accepting \(formatSeconds(age)) after it was spawned (startup-timeout \(formatSeconds(limit))): SIGKILL"
+        )
+        self.slots[index].killedBecause = ("killed: not accepting within startup-timeout \(formatSeconds(limit))", true)
+        kill(pid, SIGKILL)
+    }
+
+    /// Gives up on a worker's requests past request-timeout (the worker answers them 504) and
+    /// says whether one of them is stuck, which makes the worker due for a recycle.
+    private func reviewRequests(
+        ofWorker pid: pid_t, slot index: Int, entry: Int?, nowNanoseconds: Int64, wakeAt: inout Double
+    ) -> RecycleReason? {
+        guard self.requestTimeouts.isActive, let entry, let board = self.scoreboard else { return nil }
+        let running = board.runningRequests(ofWorker: entry)
+        guard !running.isEmpty else { return nil }
+        var stuck: RecycleReason?
+        var signalled = false
+        for action in self.requestTimeouts.review(pid: pid, running: running, now: nowNanoseconds) {
+            switch action {
+            case .cancel(let slot, let started, let ranFor):
+                board.requestCancel(slot: slot, started: started, ofWorker: entry)
+                self.logger.warning(
+                    "SG1017: worker \(index) (pid \(pid)): a request running \(formatSeconds(ranFor)) passed request-timeout \(formatSeconds(self.settings.requestTimeout)): cancelling it"
+                )
+                signalled = true
+            case .stuck(_, let ranFor):
+                stuck = .requestStuck(ranFor: ranFor, limit: self.settings.requestTimeout)
+            }
+        }
+        // The worker looks at its cancel cells when told.
+        if signalled { kill(pid, SIGUSR2) }
+        if let next = self.requestTimeouts.nextDeadline(pid: pid, running: running) {
+            wakeAt = min(wakeAt, Double(next) / 1e9 + 0.001)
+        }
+        return stuck
+    }
+
+    /// A recycled worker's requests time out too, and its memory is watched while it drains.
+    private func reviewRecycledWorker(sampling: Bool, nowNanoseconds: Int64, wakeAt: inout Double) {
+        guard let worker = self.recycled, !worker.killed else { return }
+        _ = self.reviewRequests(
+            ofWorker: worker.pid, slot: worker.slot, entry: worker.entry, nowNanoseconds: nowNanoseconds,
+            wakeAt: &wakeAt)
+        guard sampling, let threshold = self.policy.memoryKillThreshold,
+            !self.condemned.contains(where: { $0.pid == worker.pid })
+        else { return }
+        let sample = ProcessSample.read(pid: worker.pid)
+        if let entry = worker.entry {
+            self.scoreboard?.recordSample(
+                residentBytes: sample.residentBytes ?? 0, cpuMicroseconds: sample.cpuMicroseconds ?? 0,
+                ofWorker: entry)
+        }
+        if let resident = sample.residentBytes, resident > threshold {
+            self.condemn(
+                pid: worker.pid, entry: worker.entry, name: "recycled worker \(worker.slot)", resident: resident)
+        }
+    }
+
+    /// Stops a worker above 1.5 × memory-limit from accepting, to kill it once its other
+    /// requests are done (`killCondemnedWorkers`).
+    private func condemn(pid: pid_t, entry: Int?, name: String, resident: Int) {
+        guard !self.condemned.contains(where: { $0.pid == pid }) else { return }
+        self.logger.error(
+            "SG1016: \(name) (pid \(pid)) has RSS \(ResidentMemory.describe(resident)), above 1.5 × memory-limit \(ResidentMemory.describe(self.policy.memoryLimit)): killing it as soon as its other requests are done (within \(formatSeconds(Self.condemnedGrace)))"
+        )
+        kill(pid, SIGTERM)
+        self.condemned.append(CondemnedWorker(pid: pid, entry: entry, killAt: monotonicSeconds() + Self.condemnedGrace))
+    }
+
+    private func killCondemnedWorkers(now: Double, wakeAt: inout Double) {
+        var waiting: [CondemnedWorker] = []
+        for worker in self.condemned {
+            guard now >= worker.killAt || self.onlyTheCulpritRemains(in: worker) else {
+                waiting.append(worker)
+                wakeAt = min(wakeAt, now + Self.readinessCheckInterval)
+                continue
+            }
+            kill(worker.pid, SIGKILL)
+            if self.recycled?.pid == worker.pid { self.recycled?.killed = true }
+        }
+        self.condemned = waiting
+    }
+
+    /// Whether a condemned worker's other requests are done: none is left, or one that has run
+    /// longer than a short request would (the one that grew, most likely).
+    private func onlyTheCulpritRemains(in worker: CondemnedWorker) -> Bool {
+        guard let entry = worker.entry, let board = self.scoreboard else { return true }
+        let running = board.runningRequests(ofWorker: entry)
+        guard running.count <= 1 else { return false }
+        guard let request = running.first else { return true }
+        return monotonicNanoseconds() - request.started >= Self.culpritAge
     }
 
     /// SIGTERM to the worker of `slot` (it drains), and its replacement started at once.
@@ -275,12 +509,13 @@ final class Supervisor {
             "SG1013: recycling worker \(index) (pid \(pid)): \(reason); age \(formatSeconds(age)), \(served), RSS \(resident); its replacement starts now"
         )
         kill(pid, SIGTERM)
-        self.recycled = RecycledWorker(
-            pid: pid, slot: index, entry: self.slots[index].entry,
-            killAt: now + self.settings.gracefulTimeout + Self.killGrace)
+        let killAt = now + self.settings.gracefulTimeout + Self.killGrace
+        self.recycled = RecycledWorker(pid: pid, slot: index, entry: self.slots[index].entry, killAt: killAt)
+        if let entry = self.slots[index].entry { self.scoreboard?.setState(.draining, ofWorker: entry) }
         self.slots[index].pid = nil
         self.slots[index].entry = nil
         self.slots[index].restartAt = now
+        self.slots[index].lastExit = "recycled: \(reason.summary) after \(formatSeconds(age))"
         // A worker that lived to its recycle was healthy: a later crash starts a fresh backoff.
         self.slots[index].backoff = RestartBackoff()
         self.startDueWorkers()

@@ -45,8 +45,13 @@ extension FixtureResponder {
             }
             defer { free(block) }
             memset(block, 0x5a, megabytes << 20)
+            // Read back one byte a page, and answer with their sum: the writes cannot be left out.
+            var sum = 0
+            for page in stride(from: 0, to: megabytes << 20, by: 4096) {
+                sum &+= Int(block.load(fromByteOffset: page, as: UInt8.self))
+            }
             try await Task.sleep(for: .milliseconds(milliseconds))
-            return self.text("allocated \(megabytes) MiB for \(milliseconds) ms\n")
+            return self.text("allocated \(megabytes) MiB for \(milliseconds) ms (\(sum))\n")
         default:
             let megabytes = queryValue("mb", in: request.queryString).flatMap(Int.init) ?? 10
             Leak.keep(megabytes: megabytes)

@@ -125,4 +125,30 @@ final class ResidentMemoryTests: XCTestCase {
         XCTAssertGreaterThan(bytes, 0)
         XCTAssertNil(ResidentMemory.bytes(ofProcess: -1))
     }
+
+    func testMemoryAndCPUComeFirstAndOnlyAboveTheirLimits() {
+        let policy = RecyclePolicy(
+            maximumRequests: 10, restartInterval: 0, inactivityTimeout: 0, processes: 1, memoryLimit: 64 << 20,
+            cpuTimeLimit: 2)
+        XCTAssertTrue(policy.isActive)
+        XCTAssertEqual(policy.memoryKillThreshold, 96 << 20)
+        let limits = policy.limits(slot: 0, firstOfSlot: false)
+        let busy = WorkerActivity(requestsServed: 10, inFlight: 0, lastRequestStart: 1, acceptingSince: 1)
+        let big = ProcessSample(residentBytes: (64 << 20) + 1, cpuMicroseconds: 3_000_000)
+        XCTAssertEqual(
+            policy.reason(limits: limits, age: 1, activity: busy, sample: big, now: 1),
+            .memoryLimit(resident: (64 << 20) + 1, limit: 64 << 20))
+        let hot = ProcessSample(residentBytes: 64 << 20, cpuMicroseconds: 2_000_000)
+        XCTAssertEqual(
+            policy.reason(limits: limits, age: 1, activity: busy, sample: hot, now: 1),
+            .cpuTimeLimit(used: 2, limit: 2))
+        let calm = ProcessSample(residentBytes: 64 << 20, cpuMicroseconds: 1_999_999)
+        XCTAssertEqual(
+            policy.reason(limits: limits, age: 1, activity: busy, sample: calm, now: 1),
+            .maximumRequests(limit: 10))
+        XCTAssertNil(policy.reason(limits: limits, age: 1, activity: WorkerActivity(), sample: ProcessSample(), now: 1))
+        XCTAssertNil(
+            RecyclePolicy(maximumRequests: 0, restartInterval: 0, inactivityTimeout: 0, processes: 1)
+                .memoryKillThreshold)
+    }
 }

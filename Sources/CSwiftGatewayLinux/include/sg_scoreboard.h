@@ -70,7 +70,8 @@ struct sg_scoreboard_request {
     // Worker: when the request holding the slot started; 0 while the slot is free.
     int64_t started;
     // Supervisor: the `started` of a request it gave up on (request-timeout); the worker
-    // cancels that request when it sees the two equal.
+    // cancels that request when it sees the two equal, and then writes -started here (the
+    // supervisor then knows the worker's event loop is not blocked).
     int64_t cancel;
 };
 

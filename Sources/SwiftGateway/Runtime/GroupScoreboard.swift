@@ -214,6 +214,20 @@ final class GroupScoreboard: @unchecked Sendable {
             && sg_atomic_load_int64(self.request(slot, field: Int(SG_REQUEST_CANCEL), of: index)) == started
     }
 
+    /// Worker, on the request's event loop: it acted on the supervisor's cancel of the request
+    /// in `slot` that started at `started` (the supervisor then knows the loop is not blocked).
+    func acknowledgeCancel(slot: Int, started: Int64, ofWorker index: Int) {
+        guard self.contains(worker: index, slot: slot), started != 0 else { return }
+        let cancel = self.request(slot, field: Int(SG_REQUEST_CANCEL), of: index)
+        if sg_atomic_load_int64(cancel) == started { sg_atomic_store_int64(cancel, -started) }
+    }
+
+    /// Supervisor: whether the worker acted on its cancel of the request that started at `started`.
+    func cancelAcknowledged(slot: Int, started: Int64, ofWorker index: Int) -> Bool {
+        guard self.contains(worker: index, slot: slot), started != 0 else { return false }
+        return sg_atomic_load_int64(self.request(slot, field: Int(SG_REQUEST_CANCEL), of: index)) == -started
+    }
+
     /// What worker `index` published; nil for an index outside the board.
     func activity(ofWorker index: Int) -> WorkerActivity? {
         guard self.contains(worker: index) else { return nil }

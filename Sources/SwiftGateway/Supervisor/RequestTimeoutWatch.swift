@@ -9,8 +9,9 @@ struct RequestTimeoutWatch: Sendable {
     enum Action: Equatable, Sendable {
         /// Cancel the request in `slot` that started at `started`, after `ranFor` seconds.
         case cancel(slot: Int, started: Int64, ranFor: Double)
-        /// The request in `slot` was cancelled and still holds its slot after `ranFor` seconds.
-        case stuck(slot: Int, ranFor: Double)
+        /// The request in `slot` that started at `started` was cancelled and still holds its
+        /// slot after `ranFor` seconds.
+        case stuck(slot: Int, started: Int64, ranFor: Double)
     }
 
     private struct Cancelled: Hashable, Sendable {
@@ -49,7 +50,7 @@ struct RequestTimeoutWatch: Sendable {
             }
             if !record.stuck, now - record.at >= stuckLimit {
                 self.cancelled[key] = (record.at, true)
-                actions.append(.stuck(slot: request.slot, ranFor: ranFor))
+                actions.append(.stuck(slot: request.slot, started: request.started, ranFor: ranFor))
             }
         }
         // Requests that ended are forgotten.

@@ -317,11 +317,19 @@ final class Supervisor {
             if let pid = self.slots[index].pid, self.slots[index].killedBecause == nil {
                 if sampling { self.sample(slot: index, pid: pid) }
                 self.noteReadiness(slot: index, pid: pid, activity: activity, now: now, wakeAt: &wakeAt)
-                if let stuck = self.reviewRequests(
+                switch self.reviewRequests(
                     ofWorker: pid, slot: index, entry: self.slots[index].entry, nowNanoseconds: nowNanoseconds,
                     wakeAt: &wakeAt)
                 {
-                    self.slots[index].stuck = stuck
+                case nil:
+                    break
+                case .recycle(let reason):
+                    self.slots[index].stuck = reason
+                case .kill(let ranFor):
+                    self.slots[index].killedBecause = (
+                        "killed: its event loop was blocked by a request past request-timeout", false
+                    )
+                    self.killBlockedWorker(pid: pid, name: "worker \(index)", ranFor: ranFor)
                 }
                 due = self.slots[index].stuck
                 if self.slots[index].killedBecause == nil, due == nil, self.policy.isActive {
@@ -413,15 +421,25 @@ final class Supervisor {
         kill(pid, SIGKILL)
     }
 
+    /// What a stuck request makes of its worker.
+    private enum StuckWorker {
+        /// The worker cancelled the request but it runs on: recycle the worker.
+        case recycle(RecycleReason)
+        /// The worker did not act on the cancel of a request running `ranFor` seconds: its event
+        /// loop is blocked, nothing in it can finish, and a drain would only let Apache put more
+        /// requests on its kept connections. Kill it.
+        case kill(ranFor: Double)
+    }
+
     /// Gives up on a worker's requests past request-timeout (the worker answers them 504) and
-    /// says whether one of them is stuck, which makes the worker due for a recycle.
+    /// says whether one of them is stuck.
     private func reviewRequests(
         ofWorker pid: pid_t, slot index: Int, entry: Int?, nowNanoseconds: Int64, wakeAt: inout Double
-    ) -> RecycleReason? {
+    ) -> StuckWorker? {
         guard self.requestTimeouts.isActive, let entry, let board = self.scoreboard else { return nil }
         let running = board.runningRequests(ofWorker: entry)
         guard !running.isEmpty else { return nil }
-        var stuck: RecycleReason?
+        var stuck: StuckWorker?
         var signalled = false
         for action in self.requestTimeouts.review(pid: pid, running: running, now: nowNanoseconds) {
             switch action {
@@ -431,8 +449,12 @@ final class Supervisor {
                     "SG1017: worker \(index) (pid \(pid)): a request running \(formatSeconds(ranFor)) passed request-timeout \(formatSeconds(self.settings.requestTimeout)): cancelling it"
                 )
                 signalled = true
-            case .stuck(_, let ranFor):
-                stuck = .requestStuck(ranFor: ranFor, limit: self.settings.requestTimeout)
+            case .stuck(let slot, let started, let ranFor):
+                if board.cancelAcknowledged(slot: slot, started: started, ofWorker: entry) {
+                    stuck = stuck ?? .recycle(.requestStuck(ranFor: ranFor, limit: self.settings.requestTimeout))
+                } else {
+                    stuck = .kill(ranFor: ranFor)
+                }
             }
         }
         // The worker looks at its cancel cells when told.
@@ -443,12 +465,25 @@ final class Supervisor {
         return stuck
     }
 
+    /// SIGKILL to a worker whose event loop is blocked (SG1020).
+    private func killBlockedWorker(pid: pid_t, name: String, ranFor: Double) {
+        self.logger.error(
+            "SG1020: \(name) (pid \(pid)) did not act on the cancel of a request running \(formatSeconds(ranFor)) (request-timeout \(formatSeconds(self.settings.requestTimeout))): its event loop is blocked; SIGKILL"
+        )
+        kill(pid, SIGKILL)
+    }
+
     /// A recycled worker's requests time out too, and its memory is watched while it drains.
     private func reviewRecycledWorker(sampling: Bool, nowNanoseconds: Int64, wakeAt: inout Double) {
         guard let worker = self.recycled, !worker.killed else { return }
-        _ = self.reviewRequests(
+        if case .kill(let ranFor) = self.reviewRequests(
             ofWorker: worker.pid, slot: worker.slot, entry: worker.entry, nowNanoseconds: nowNanoseconds,
             wakeAt: &wakeAt)
+        {
+            self.killBlockedWorker(pid: worker.pid, name: "recycled worker \(worker.slot)", ranFor: ranFor)
+            self.recycled?.killed = true
+            return
+        }
         guard sampling, let threshold = self.policy.memoryKillThreshold,
             !self.condemned.contains(where: { $0.pid == worker.pid })
         else { return }
@@ -511,6 +546,7 @@ final class Supervisor {
         kill(pid, SIGTERM)
         let killAt = now + self.settings.gracefulTimeout + Self.killGrace
         self.recycled = RecycledWorker(pid: pid, slot: index, entry: self.slots[index].entry, killAt: killAt)
+
         if let entry = self.slots[index].entry { self.scoreboard?.setState(.draining, ofWorker: entry) }
         self.slots[index].pid = nil
         self.slots[index].entry = nil

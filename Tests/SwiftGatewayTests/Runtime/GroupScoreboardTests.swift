@@ -86,6 +86,10 @@ final class GroupScoreboardTests: XCTestCase {
         board.requestCancel(slot: 1, started: started, ofWorker: 0)
         XCTAssertTrue(worker.cancelRequested(slot: 1, ofWorker: 0))
         XCTAssertFalse(worker.cancelRequested(slot: 2, ofWorker: 0))
+        XCTAssertFalse(board.cancelAcknowledged(slot: 1, started: started, ofWorker: 0))
+        worker.acknowledgeCancel(slot: 1, started: started, ofWorker: 0)
+        XCTAssertTrue(board.cancelAcknowledged(slot: 1, started: started, ofWorker: 0))
+        XCTAssertFalse(worker.cancelRequested(slot: 1, ofWorker: 0), "acted on once")
         // The next request in the same slot is not the one given up on.
         worker.requestFinished(slot: 1, inFlight: 0, ofWorker: 0)
         XCTAssertFalse(worker.cancelRequested(slot: 1, ofWorker: 0))

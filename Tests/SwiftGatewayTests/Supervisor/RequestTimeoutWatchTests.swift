@@ -15,7 +15,9 @@ final class RequestTimeoutWatchTests: XCTestCase {
             [.cancel(slot: 2, started: 10 * self.second, ranFor: 3)])
         XCTAssertEqual(watch.review(pid: 7, running: running, now: 13 * self.second + 1), [], "cancelled once")
         XCTAssertEqual(watch.nextDeadline(pid: 7, running: running), 14 * self.second)
-        XCTAssertEqual(watch.review(pid: 7, running: running, now: 14 * self.second), [.stuck(slot: 2, ranFor: 4)])
+        XCTAssertEqual(
+            watch.review(pid: 7, running: running, now: 14 * self.second),
+            [.stuck(slot: 2, started: 10 * self.second, ranFor: 4)])
         XCTAssertEqual(watch.review(pid: 7, running: running, now: 20 * self.second), [], "found stuck once")
         XCTAssertNil(watch.nextDeadline(pid: 7, running: []))
     }

@@ -25,7 +25,7 @@ import threading
 
 import pytest
 
-from sg_harness import MIB, BackgroundLoad, note, pid_alive, run_load, wait_until
+from sg_harness import MIB, BackgroundLoad, note, pid_alive, proc_rss_bytes, run_load, wait_until
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FAULTS = "env=SWIFT_GATEWAY_FIXTURE_FAULTS=1"
@@ -145,9 +145,13 @@ def test_memory_limit_recycles_a_leaking_worker_without_a_failed_request(apache)
     result = run_load(srv.port, "/leak?mb=1", total=1500, concurrency=5, deadline=300)
     recycles = _recycles(srv, since, "memory-limit")
     rss = sorted(float(m.group(6)) for m in recycles)
+    # At this pace (a worker fills up in a fraction of a second, one recycle at a time) a
+    # worker waiting its turn may pass 1.5 x and be killed once its requests are done (SG1016):
+    # that costs no request either, so it is counted, not forbidden.
+    kills = _lines(srv, since, KILLED_OVER_MEMORY)
     note(f"memory-limit=64M, /leak?mb=1, processes=3 threads=5: {result.summary()}; "
          f"{len(recycles)} memory-limit recycles, RSS at recycle "
-         f"{rss[0] if rss else '-'}..{rss[-1] if rss else '-'} MiB")
+         f"{rss[0] if rss else '-'}..{rss[-1] if rss else '-'} MiB; {len(kills)} killed above 1.5 x (SG1016)")
     assert not result.timed_out, result.summary()
     assert result.failures == [], f"{result.summary()}: {result.failures[:10]}"
     assert result.statuses == {200: 1500}, result.summary()
@@ -156,7 +160,9 @@ def test_memory_limit_recycles_a_leaking_worker_without_a_failed_request(apache)
     assert len(recycles) >= 5, f"{len(recycles)} memory-limit recycles:\n{srv.error_log_tail()}"
     assert all(r >= 64 for r in rss), f"a worker recycled below the limit: RSS {rss} MiB"
     assert {m.group(3) for m in _recycles(srv, since)} == {"memory-limit"}
-    assert _lines(srv, since, TROUBLE) == []
+    # Every worker that went was recycled or killed for its memory, none crashed.
+    assert len(recycles) + len(kills) >= len(result.pids) - 3, (len(recycles), len(kills), result.summary())
+    assert [line for line in _lines(srv, since, TROUBLE) if not KILLED_OVER_MEMORY.search(line)] == []
     wait_until(lambda: len(srv.workers("site")) == 3, 30, message="three workers")
 
 
@@ -166,26 +172,32 @@ def test_memory_limit_kills_a_worker_at_one_and_a_half_times_only_its_request_fa
     srv = apache(lambda s: _site(s, "processes=3", "threads=5", "memory-limit=64M"))
     first = set(srv.wait_workers("site", 3))
     since = srv.log_offset()
+    killed: list[int] = []
+    # The load runs until the killed worker is gone and replaced.
     with BackgroundLoad(srv.port, "/hello", concurrency=4, deadline=120) as load:
         big = srv.get(page, timeout=60)
+        found = KILLED_OVER_MEMORY.search(srv.error_log_text(since))
+        if found:
+            killed.append(int(found.group(1)))
+            wait_until(lambda: not pid_alive(killed[0]) and len(srv.workers("site")) == 3, 15,
+                       message=f"killed worker {killed[0]} gone and replaced")
     result = load.result
     note(f"memory-limit=64M, {page} → {big.status_code}; beside it {result.summary()}")
     assert big.status_code == 502, f"{big.status_code} {big.text[:300]!r}"
     killed_line = srv.wait_for_log(KILLED_OVER_MEMORY, since, timeout=10)
-    killed = int(KILLED_OVER_MEMORY.search(killed_line).group(1))
     note(f"  {killed_line.strip()}")
-    assert killed in first
+    assert int(KILLED_OVER_MEMORY.search(killed_line).group(1)) in first
     assert not result.timed_out, result.summary()
     assert result.failures == [], f"{result.summary()}: {result.failures[:10]}"
     assert result.requests > 0 and result.statuses == {200: result.requests}, result.summary()
-    wait_until(lambda: not pid_alive(killed), 10, message=f"killed worker {killed} gone")
+    assert killed and not pid_alive(killed[0])
     assert len(_lines(srv, since, KILLED_OVER_MEMORY)) == 1
     # Replaced at once, as a recycle: no crash line, no backoff.
     assert _lines(srv, since, RESTART) == []
     srv.wait_workers("site", 3)
     after = run_load(srv.port, "/hello", total=300, concurrency=4, deadline=60)
     assert after.failures == [] and after.statuses == {200: 300}, after.summary()
-    assert killed not in after.pids
+    assert killed[0] not in after.pids
 
 
 # --------------------------------------------------------------------------
@@ -289,12 +301,40 @@ def test_startup_timeout_lets_a_slow_but_timely_worker_serve(apache):
 # the scoreboard
 
 
+def _proc_cpu_usec(pid: int) -> int:
+    """User + system CPU time of the whole process, from /proc/PID/stat (clock ticks)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _proc_rss(pid: int) -> int:
+    return proc_rss_bytes(pid) or 0
+
+
 def test_scoreboard_shows_each_worker_its_figures_and_its_running_requests(apache, scoreboard_dump):
     srv = apache(lambda s: _site(s, "processes=2", "threads=5", "maximum-requests=20"))
     srv.wait_workers("site", 2)
     board_file = _board_file(srv.supervisors()["site"])
     board = _read_board(scoreboard_dump, board_file)
     assert (board["entries"], board["processes"], board["request_slots"]) == (3, 2, 5), board
+
+    # CPU time: a worker that has served a few hellos may not have used one clock tick of it,
+    # so one is given some to use (touching 256 MiB: page faults). The board follows /proc.
+    busy_pid = int(srv.get("/allocate?mb=256&ms=0").headers["X-Gateway-Pid"])
+
+    def sampled(b: dict) -> dict | None:
+        w = next((w for w in _live(b) if w["pid"] == busy_pid), None)
+        cpu, rss = _proc_cpu_usec(busy_pid), _proc_rss(busy_pid)
+        if (w is not None and w["cpu_usec"] > 0 and abs(w["cpu_usec"] - cpu) <= 20_000
+                and abs(w["rss_bytes"] - rss) <= 4 * MIB):
+            return w
+        return None
+    busy = _wait_board(scoreboard_dump, board_file, sampled, 10,
+                       f"worker {busy_pid}'s CPU time and RSS on the board as in /proc "
+                       f"(CPU {_proc_cpu_usec(busy_pid)} µs, RSS {_proc_rss(busy_pid)})")
+    note(f"scoreboard after /allocate?mb=256: pid {busy_pid} CPU {busy['cpu_usec'] / 1e6:.3f}s "
+         f"RSS {busy['rss_bytes'] / MIB:.1f} MiB")
     since = srv.log_offset()
     result = run_load(srv.port, "/hello", total=300, concurrency=4, deadline=120)
     assert result.failures == [] and result.statuses == {200: 300}, result.summary()
@@ -305,11 +345,11 @@ def test_scoreboard_shows_each_worker_its_figures_and_its_running_requests(apach
     def settled(b: dict) -> dict | None:
         live = _live(b)
         if (len(live) == 2 and {w["pid"] for w in live} == set(srv.workers("site"))
-                and all(w["state"] == "ready" and w["rss_bytes"] > 0 and w["cpu_usec"] > 0 for w in live)):
+                and all(w["state"] == "ready" and w["rss_bytes"] > 0 for w in live)):
             return b
         return None
     board = _wait_board(scoreboard_dump, board_file, settled, 15,
-                        "two ready workers (the group's) with RSS and CPU time on the board")
+                        "two ready workers (the group's) with their RSS on the board")
     live = _live(board)
     note(f"scoreboard after {result.summary()}, {len(recycles)} recycles: " + "; ".join(
         f"pid {w['pid']} slot {w['slot']} {w['state']} served {w['requests_served']} "
@@ -320,11 +360,12 @@ def test_scoreboard_shows_each_worker_its_figures_and_its_running_requests(apach
     for w in live:
         assert w["started"] > 0 and w["started"] <= board["now"], w
         assert 0 < w["accepting_since"] <= board["now"] and w["accepting_since"] >= w["started"], w
-        assert w["rss_bytes"] > MIB and w["cpu_usec"] > 0, w
+        assert w["rss_bytes"] > MIB and w["cpu_usec"] >= 0, w
         assert w["in_flight"] == 0 and w["requests"] == [], w
-        # It served what the load saw it serve (plus, at most, the readiness probe).
+        # It served what the load saw it serve (plus, for a first worker, the readiness probe
+        # and the /allocate).
         answered = result.pids.get(w["pid"], 0)
-        assert answered <= w["requests_served"] <= answered + 1, (w, dict(result.pids))
+        assert answered <= w["requests_served"] <= answered + 2, (w, dict(result.pids))
     assert any("maximum-requests" in w["last_exit"] for w in live), [w["last_exit"] for w in live]
 
     # A request in flight: its slot holds its start time until it ends.

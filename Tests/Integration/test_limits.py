@@ -273,15 +273,17 @@ def _failed_starts(srv, since: int) -> list[tuple[int, float | None]]:
 def test_startup_timeout_kills_a_worker_that_does_not_accept_with_growing_backoff(apache):
     srv = apache(lambda s: _site(s, "processes=1", "threads=5", "startup-timeout=2",
                                  "env=SWIFT_GATEWAY_FIXTURE_SLOW_START=30"), ready_path=None)
-    # 2 s, restart, 2 s, restart, 2 s: three failed starts in about 7 s; generous bound.
+    # 2 s, restart, 2 s, restart, 2 s: three failed starts in about 7 s; the bound is generous
+    # but well below the 45 s the default startup-timeout (15 s) would take.
     def three_failed_starts() -> list[tuple[int, float | None]] | None:
         found = _failed_starts(srv, 0)
         return found if len(found) >= 3 and None not in [d for _, d in found[:3]] else None
-    starts = wait_until(three_failed_starts, 60, message="three workers killed for startup-timeout (SG1018)")
+    starts = wait_until(three_failed_starts, 25, message="three workers killed for startup-timeout (SG1018)")
     note(f"startup-timeout=2, SLOW_START=30: failed starts (pid, restart delay) {starts}")
     pids = [pid for pid, _ in starts]
     delays = [delay for _, delay in starts]
     assert len(set(pids)) == len(pids), pids
+    assert all(re.search(r"startup-timeout 2(\.0)?s", line) for line in _lines(srv, 0, NOT_ACCEPTING))
     assert delays[0] < delays[1] < delays[2], f"backoff does not grow: {delays}"
     wait_until(lambda: not any(pid_alive(pid) for pid in pids), 10, message=f"workers {pids} gone")
 

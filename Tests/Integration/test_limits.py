@@ -22,6 +22,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -361,6 +362,7 @@ def test_scoreboard_shows_each_worker_its_figures_and_its_running_requests(apach
     assert [w for w in board["workers"] if w["pid"] == 0 and w["state"] != "empty"] == []
     for w in live:
         assert w["started"] > 0 and w["started"] <= board["now"], w
+        assert 0 <= time.time() - w["started_unix_usec"] / 1e6 < 600, w
         assert 0 < w["accepting_since"] <= board["now"] and w["accepting_since"] >= w["started"], w
         assert w["rss_bytes"] > MIB and w["cpu_usec"] >= 0, w
         assert w["in_flight"] == 0 and w["requests"] == [], w

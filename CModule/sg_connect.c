@@ -26,25 +26,6 @@
 
 APLOG_USE_MODULE(swift_gateway);
 
-static int sg_set_rcvtimeo(int fd, apr_interval_time_t t)
-{
-    struct timeval tv;
-
-    tv.tv_sec = apr_time_sec(t);
-    tv.tv_usec = apr_time_usec(t);
-    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-}
-
-/* The read timeout of the request's connection, for its next wait. */
-apr_status_t sg_set_read_timeout(sg_exchange *ex, apr_interval_time_t t)
-{
-    if (sg_set_rcvtimeo(ex->conn.fd, t) != 0) {
-        return errno;
-    }
-    ex->conn.read_timeout = t;
-    return APR_SUCCESS;
-}
-
 /* A connection goes back to the pool with the group's usual read timeout
  * (request-timeout's backstop may have lowered it). */
 static int sg_fit_for_pool(sg_exchange *ex)

@@ -17,9 +17,18 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
 
 APLOG_USE_MODULE(swift_gateway);
+
+/* The read timeout of the request's connection, for its next wait. */
+apr_status_t sg_set_read_timeout(sg_exchange *ex, apr_interval_time_t t)
+{
+    if (sg_set_rcvtimeo(ex->conn.fd, t) != 0) {
+        return errno;
+    }
+    ex->conn.read_timeout = t;
+    return APR_SUCCESS;
+}
 
 /* ------------------------------------------------------------------------
  * To the worker: PARAMS then STDIN, written only when the socket is

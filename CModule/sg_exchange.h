@@ -13,6 +13,7 @@
 #define SG_EXCHANGE_H
 
 #include "mod_swift_gateway.h"
+#include "sg_timeouts.h"
 
 #include "util_fcgi.h"
 #include "apr_buckets.h"
@@ -48,18 +49,6 @@
 /* appStatus of END_REQUEST by which a worker says it keeps the connection
  * ("SGKA"); a program that does not say so closes it, so it is not reused. */
 #define SG_APP_STATUS_KEPT 0x53474b41UL
-
-/* request-timeout's backstop: Apache gives up on a response that is not
- * complete this long after request-timeout S ran out (counted from when the
- * request went to the worker, or from when it left the worker's queue).
- * The supervisor has the worker answer 504 by S + 1 s; this catches a
- * worker that cannot (its event loop is blocked), still within the S + 2 s
- * the client is promised. */
-#define SG_BACKSTOP_GRACE apr_time_from_msec(1500)
-/* A wait's SO_RCVTIMEO is changed only when it is off by more than this:
- * at most one setsockopt() per this much of a long response, for an end
- * overshot by at most as much (and an eighth of it). */
-#define SG_BACKSTOP_SLACK apr_time_from_msec(100)
 
 /* Why the exchange with the worker ended. */
 typedef enum {
@@ -171,15 +160,6 @@ typedef struct {
     apr_time_t deadline; /* request-timeout's backstop; 0: none */
 } sg_exchange;
 
-/* How long after it started a request is given up on by Apache; 0: never
- * (request-timeout=0). */
-static APR_INLINE apr_interval_time_t sg_backstop_after(const sg_group *g)
-{
-    return g->request_timeout
-               ? apr_time_from_sec(g->request_timeout) + SG_BACKSTOP_GRACE
-               : 0;
-}
-
 /* Whether the request ran past request-timeout (and not while it waited for
  * a request slot): a worker that dies now was most likely killed by its
  * supervisor for it, which the client is told as 504. */
@@ -187,31 +167,6 @@ static APR_INLINE int sg_past_request_timeout(const sg_exchange *ex)
 {
     return ex->deadline && !ex->from.waiting
            && apr_time_now() >= ex->deadline - SG_BACKSTOP_GRACE;
-}
-
-/* SO_RCVTIMEO for a wait that must end `left` from now.  The kernel wakes
- * a read that timed out on its timer wheel, whose ticks grow with the
- * timeout: up to an eighth of it late (2 s of 60 at HZ=250).  Eight ninths
- * of `left` wake it before the end at the latest; woken early, the read
- * waits again for what is left (sg_wait_for_answer). */
-static APR_INLINE apr_interval_time_t
-sg_read_timeout_for(apr_interval_time_t left)
-{
-    apr_interval_time_t t = left - left / 9;
-
-    return t > apr_time_from_msec(1) ? t : apr_time_from_msec(1);
-}
-
-/* SO_RCVTIMEO of a worker connection between requests: that of a request's
- * first wait (socket-timeout, or the backstop's time when that is shorter),
- * so that it needs no setsockopt(). */
-static APR_INLINE apr_interval_time_t sg_base_read_timeout(const sg_group *g)
-{
-    apr_interval_time_t socket_timeout = apr_time_from_sec(g->socket_timeout);
-    apr_interval_time_t backstop = sg_backstop_after(g);
-
-    return sg_read_timeout_for(
-        backstop && backstop < socket_timeout ? backstop : socket_timeout);
 }
 
 /* A record header of request SG_REQUEST_ID, without padding; inline, as it
@@ -235,9 +190,9 @@ void sg_build_params(sg_exchange *ex);
 int sg_open(sg_exchange *ex);
 int sg_connect(sg_exchange *ex);
 void sg_detach(sg_exchange *ex);
-apr_status_t sg_set_read_timeout(sg_exchange *ex, apr_interval_time_t t);
 
 /* sg_exchange.c */
+apr_status_t sg_set_read_timeout(sg_exchange *ex, apr_interval_time_t t);
 void sg_exchange_reset(sg_exchange *ex);
 sg_outcome sg_exchange_run(sg_exchange *ex);
 

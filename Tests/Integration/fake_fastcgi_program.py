@@ -18,6 +18,14 @@ FAKE_MODE=headers: answers QUERY_STRING `case=NAME&chunk=N` with the header bloc
     appStatus 0 (the connection is not kept), and closes.
 FAKE_MODE=records: answers QUERY_STRING `case=NAME` with the bytes RECORD_CASES names (well
     formed or not), and closes.
+FAKE_MODE=timeouts (request-timeout's tests): the answer is chosen by QUERY_STRING:
+    stall            reads the request, then sends nothing
+    head-then-stall  sends the response headers and a line of body, then nothing
+    unread           reads the parameters only (never the body), then sends nothing
+    queued           REQUEST_WAITING (pid 4242), 3 s later REQUEST_STARTED, 2 s later 200
+    queued-stall     REQUEST_WAITING (pid 4242), at once REQUEST_STARTED, then nothing
+    Each that sends nothing more logs "stand-in: Apache closed QUERY" to stderr (the error
+    log) when Apache closes the connection.
 
 Each answer in the other modes carries `X-Conn-Request: N`, the request's number on its
 connection, and `X-Body-Sha256`, the SHA-256 of the request body it received."""
@@ -27,6 +35,7 @@ import os
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 from urllib.parse import parse_qs
@@ -106,23 +115,69 @@ def name_value_pairs(data: bytes) -> dict[str, str]:
     return pairs
 
 
+def read_record(conn: socket.socket) -> tuple[int, bytes] | None:
+    """One record: its type and content (padding dropped); None at EOF."""
+    header = read_exact(conn, 8)
+    if header is None:
+        return None
+    _, kind, _, length, padding, _ = struct.unpack(">BBHHBB", header)
+    content = read_exact(conn, length + padding) if length + padding else b""
+    return None if content is None else (kind, content[:length])
+
+
+def read_params(conn: socket.socket) -> dict[str, str] | None:
+    """Reads BEGIN_REQUEST through the empty PARAMS; the parameters, None at EOF."""
+    params = b""
+    while (got := read_record(conn)) is not None:
+        kind, content = got
+        if kind == 4:
+            if not content:
+                return name_value_pairs(params)
+            params += content
+    return None
+
+
+def read_body(conn: socket.socket) -> bytes | None:
+    """Reads STDIN through its empty record; the body, None at EOF."""
+    body = b""
+    while (got := read_record(conn)) is not None:
+        kind, content = got
+        if kind == 5:
+            if not content:
+                return body
+            body += content
+    return None
+
+
 def read_request(conn: socket.socket) -> tuple[dict[str, str], bytes] | None:
     """Reads BEGIN_REQUEST through the empty STDIN; its parameters and body, None at EOF."""
-    params = body = b""
-    while True:
-        header = read_exact(conn, 8)
-        if header is None:
-            return None
-        _, kind, _, length, padding, _ = struct.unpack(">BBHHBB", header)
-        content = read_exact(conn, length + padding) if length + padding else b""
-        if content is None:
-            return None
-        if kind == 4:
-            params += content[:length]
-        if kind == 5:
-            if length == 0:
-                return name_value_pairs(params), body
-            body += content[:length]
+    params = read_params(conn)
+    body = None if params is None else read_body(conn)
+    return None if params is None or body is None else (params, body)
+
+
+def answer_timeout_case(conn: socket.socket) -> None:
+    """FAKE_MODE=timeouts: one request, answered (or not) as its QUERY_STRING says."""
+    params = read_params(conn)
+    query = (params or {}).get("QUERY_STRING", "")
+    if params is None or query == "unread":
+        time.sleep(3600)  # the body stays unread: Apache cannot send it
+        return
+    read_body(conn)
+    head = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+    if query == "head-then-stall":
+        conn.sendall(record(6, head + b"the first line\n"))
+    elif query in ("queued", "queued-stall"):
+        conn.sendall(record(0x57, struct.pack(">I", 4242)))
+        time.sleep(3 if query == "queued" else 0)
+        conn.sendall(record(0x53))
+        if query == "queued":
+            time.sleep(2)
+            conn.sendall(record(6, head + b"ok\n") + record(6) + end_request(0, 0))
+            return
+    while conn.recv(65536):
+        pass
+    print(f"stand-in: Apache closed {query}", file=sys.stderr, flush=True)
 
 
 def answer_header_case(conn: socket.socket, query: str) -> None:
@@ -135,6 +190,9 @@ def answer_header_case(conn: socket.socket, query: str) -> None:
 
 def serve(conn: socket.socket) -> None:
     with conn:
+        if MODE == "timeouts":
+            answer_timeout_case(conn)
+            return
         served = 0
         while (request := read_request(conn)) is not None:
             params, body = request

@@ -9,8 +9,9 @@ the worker is closed, never reused. Other groups go on; a request within its tim
 `request-timeout=0`, is never cut.
 
 The fixture's fault pages (`/spin`, `/never-return`, `/sleep`) show it with real workers; a
-stand-in program (STAND_IN below) shows what the fixture cannot: a response cut after its
-headers, and the slot notices by which a worker says it queued a request and started it.
+stand-in program (fake_fastcgi_program.py, FAKE_MODE=timeouts) shows what the fixture cannot: a
+response cut after its headers, and the slot notices by which a worker says it queued a request
+and started it.
 Under a supervisor that acts on `request-timeout` the assertions hold as they are: `/spin`
 still blocks its worker's event loop, `/never-return` gets its 504 from one side or the
 other within the bound."""
@@ -139,127 +140,21 @@ def test_configtest_refuses_an_unknown_executor(new_server):
 
 
 # ---------------------------------------------------------------------------------------------
-# A stand-in group program: what each request gets is chosen by its QUERY_STRING.
-
-STAND_IN = r'''#!/usr/bin/python3
-"""Stand-in group program of test_request_timeout_backstop.py: FastCGI on fd 3, one thread per
-connection, the answer chosen by QUERY_STRING:
-  stall           reads the request, then sends nothing
-  head-then-stall sends the response headers and a line of body, then nothing
-  unread          reads the parameters only (never the body), then sends nothing
-  queued          REQUEST_WAITING (pid 4242), 3 s later REQUEST_STARTED, 2 s later 200
-  queued-stall    REQUEST_WAITING (pid 4242), at once REQUEST_STARTED, then nothing
-Each that sends nothing more logs "stand-in: Apache closed QUERY" to stderr (the error log)
-when Apache closes the connection."""
-import socket
-import struct
-import sys
-import threading
-import time
-
-
-def record(kind, content=b""):
-    return struct.pack(">BBHHBB", 1, kind, 1, len(content), 0, 0) + content
-
-
-def read_exact(conn, n):
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
-def read_record(conn):
-    header = read_exact(conn, 8)
-    if header is None:
-        return None
-    _, kind, _, length, padding, _ = struct.unpack(">BBHHBB", header)
-    content = read_exact(conn, length + padding) if length + padding else b""
-    return None if content is None else (kind, content[:length])
-
-
-def query_string(params):
-    at = 0
-    while at < len(params):
-        lengths = []
-        for _ in range(2):
-            if params[at] & 0x80:
-                lengths.append(struct.unpack(">I", params[at:at + 4])[0] & 0x7FFFFFFF)
-                at += 4
-            else:
-                lengths.append(params[at])
-                at += 1
-        name, value = params[at:at + lengths[0]], params[at + lengths[0]:at + sum(lengths)]
-        at += sum(lengths)
-        if name == b"QUERY_STRING":
-            return value.decode()
-    return ""
-
-
-def stall(conn, query):
-    while conn.recv(65536):
-        pass
-    print(f"stand-in: Apache closed {query}", file=sys.stderr, flush=True)
-
-
-def serve(conn):
-    with conn:
-        params = b""
-        while (got := read_record(conn)) is not None and not (got[0] == 4 and not got[1]):
-            if got[0] == 4:
-                params += got[1]
-        query = query_string(params)
-        if query == "unread":
-            time.sleep(3600)  # the body stays unread: Apache cannot send it
-            return
-        while (got := read_record(conn)) is not None and not (got[0] == 5 and not got[1]):
-            pass
-        head = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n"
-        if query == "head-then-stall":
-            conn.sendall(record(6, head + b"the first line\n"))
-        elif query in ("queued", "queued-stall"):
-            conn.sendall(record(0x57, struct.pack(">I", 4242)))
-            time.sleep(3 if query == "queued" else 0)
-            conn.sendall(record(0x53))
-            if query == "queued":
-                time.sleep(2)
-                conn.sendall(record(6, head + b"ok\n") + record(6) + record(3, bytes(8)))
-                return
-        stall(conn, query)
-
-
-listener = socket.socket(fileno=3)
-listener.setblocking(True)
-while True:
-    conn, _ = listener.accept()
-    threading.Thread(target=serve, args=(conn,), daemon=True).start()
-'''
+# A stand-in group program (fake_fastcgi_program.py, FAKE_MODE=timeouts): what each request gets
+# is chosen by its QUERY_STRING.
 
 
 def _stand_in_site(s) -> str:
-    program = os.path.join(s.bin_dir, "stand_in_worker.py")
-    with open(program, "w") as f:
-        f.write(STAND_IN)
-    os.chmod(program, 0o755)
-    return "\n".join([
-        s.daemon("standin", f"program={program}", "request-timeout=2"),
-        "SwiftProcessGroup standin",
-        "<Location /standin>",
-        "    SetHandler swift-gateway",
-        "</Location>",
-    ])
+    return s.fake_program_config("timeouts", "request-timeout=2")
 
 
 def test_a_silent_worker_gets_504_and_its_connection_closed(apache):
     srv = apache(_stand_in_site, ready_path=None)
     since = srv.log_offset()
-    r, elapsed = _timed_get(srv, "/standin?stall")
+    r, elapsed = _timed_get(srv, "/fake?stall")
     assert r.status_code == 504 and elapsed < BOUND, (r.status_code, elapsed)
     srv.wait_for_log("stand-in: Apache closed stall", since=since)
-    [line] = _backstop_lines(srv, since, "standin")
+    [line] = _backstop_lines(srv, since, "fake")
     assert (line.group(3), line.group(4)) == ("unknown", "answering 504")
 
 
@@ -268,7 +163,7 @@ def test_a_response_cut_after_its_headers_aborts_the_client_connection(apache):
     since = srv.log_offset()
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as client:
-        client.sendall(b"GET /standin?head-then-stall HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        client.sendall(b"GET /fake?head-then-stall HTTP/1.1\r\nHost: localhost\r\n\r\n")
         received = b""
         while chunk := client.recv(65536):
             received += chunk
@@ -279,7 +174,7 @@ def test_a_response_cut_after_its_headers_aborts_the_client_connection(apache):
     assert b"the first line\n" in received and not received.endswith(b"0\r\n\r\n"), received
     assert elapsed < BOUND, elapsed
     srv.wait_for_log("stand-in: Apache closed head-then-stall", since=since)
-    [line] = _backstop_lines(srv, since, "standin")
+    [line] = _backstop_lines(srv, since, "fake")
     assert line.group(4) == "aborting the client connection"
 
 
@@ -288,21 +183,21 @@ def test_a_body_the_worker_never_reads_gets_504(apache):
     since = srv.log_offset()
     body = os.urandom(1 << 20)  # streamed (longer than 16 KiB): more than the socket takes
     started = time.monotonic()
-    r = requests.post(srv.url("/standin?unread"), data=body, timeout=30)
+    r = requests.post(srv.url("/fake?unread"), data=body, timeout=30)
     elapsed = time.monotonic() - started
     assert r.status_code == 504 and elapsed < BOUND, (r.status_code, elapsed)
-    assert len(_backstop_lines(srv, since, "standin")) == 1
+    assert len(_backstop_lines(srv, since, "fake")) == 1
 
 
 def test_a_queued_request_is_timed_from_when_the_worker_starts_it(apache):
     srv = apache(_stand_in_site, ready_path=None)
     since = srv.log_offset()
     # 3 s in the worker's queue, then 2 s running: 5 s in all, within request-timeout=2 + 1.5
-    r, elapsed = _timed_get(srv, "/standin?queued")
+    r, elapsed = _timed_get(srv, "/fake?queued")
     assert (r.status_code, r.text) == (200, "ok\n") and elapsed >= 5.0, (r.status_code, elapsed)
-    assert _backstop_lines(srv, since, "standin") == []
+    assert _backstop_lines(srv, since, "fake") == []
     # started at once, then silent: given up on, naming the pid the worker gave
-    r, elapsed = _timed_get(srv, "/standin?queued-stall")
+    r, elapsed = _timed_get(srv, "/fake?queued-stall")
     assert r.status_code == 504 and elapsed < BOUND, (r.status_code, elapsed)
-    [line] = _backstop_lines(srv, since, "standin")
+    [line] = _backstop_lines(srv, since, "fake")
     assert line.group(3) == "4242"

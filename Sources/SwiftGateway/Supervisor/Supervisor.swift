@@ -384,18 +384,28 @@ final class Supervisor {
 
     /// Samples a slot's worker, publishes the figures, and condemns it above 1.5 × memory-limit.
     private func sample(slot index: Int, pid: pid_t) {
-        let sample = ProcessSample.read(pid: pid)
+        let (sample, condemned) = self.sample(pid: pid, entry: self.slots[index].entry, name: "worker \(index)")
         self.slots[index].sample = sample
-        if let entry = self.slots[index].entry {
+        if let resident = sample.residentBytes, condemned {
+            self.slots[index].killedBecause = (
+                "killed: RSS \(ResidentMemory.describe(resident)) above 1.5 × memory-limit", false
+            )
+        }
+    }
+
+    /// Samples worker `pid` from /proc, publishes the figures on its scoreboard entry, and
+    /// condemns it above 1.5 × memory-limit; the sample, and whether it was condemned.
+    private func sample(pid: pid_t, entry: Int?, name: String) -> (sample: ProcessSample, condemned: Bool) {
+        let sample = ProcessSample.read(pid: pid)
+        if let entry {
             self.scoreboard?.recordSample(
                 residentBytes: sample.residentBytes ?? 0, cpuMicroseconds: sample.cpuMicroseconds ?? 0,
                 ofWorker: entry)
         }
-        if let threshold = self.policy.memoryKillThreshold, let resident = sample.residentBytes, resident > threshold {
-            let note = "killed: RSS \(ResidentMemory.describe(resident)) above 1.5 × memory-limit"
-            self.slots[index].killedBecause = (note, false)
-            self.condemn(pid: pid, entry: self.slots[index].entry, name: "worker \(index)", resident: resident)
-        }
+        guard let threshold = self.policy.memoryKillThreshold, let resident = sample.residentBytes, resident > threshold
+        else { return (sample, false) }
+        self.condemn(pid: pid, entry: entry, name: name, resident: resident)
+        return (sample, true)
     }
 
     /// Publishes that a slot's worker accepts, or kills it when it does not within startup-timeout.
@@ -484,19 +494,8 @@ final class Supervisor {
             self.recycled?.killed = true
             return
         }
-        guard sampling, let threshold = self.policy.memoryKillThreshold,
-            !self.condemned.contains(where: { $0.pid == worker.pid })
-        else { return }
-        let sample = ProcessSample.read(pid: worker.pid)
-        if let entry = worker.entry {
-            self.scoreboard?.recordSample(
-                residentBytes: sample.residentBytes ?? 0, cpuMicroseconds: sample.cpuMicroseconds ?? 0,
-                ofWorker: entry)
-        }
-        if let resident = sample.residentBytes, resident > threshold {
-            self.condemn(
-                pid: worker.pid, entry: worker.entry, name: "recycled worker \(worker.slot)", resident: resident)
-        }
+        guard sampling, !self.condemned.contains(where: { $0.pid == worker.pid }) else { return }
+        _ = self.sample(pid: worker.pid, entry: worker.entry, name: "recycled worker \(worker.slot)")
     }
 
     /// Stops a worker above 1.5 × memory-limit from accepting, to kill it once its other

@@ -16,6 +16,9 @@ struct FixtureResponder: GatewayResponder {
     private let pidText = String(getpid())
     private static let groupField = HTTPField.Name("X-Gateway-Group")
     private static let pidField = HTTPField.Name("X-Gateway-Pid")
+    /// Which build of the program this worker runs: the device and inode of its executable
+    /// (tests install each version as its own file and tell them apart by these).
+    private let versionText = Self.executableIdentity()
 
     nonisolated(nonsending) func respond(
         to request: GatewayRequest, context: GatewayContext
@@ -47,6 +50,8 @@ struct FixtureResponder: GatewayResponder {
         case "echo": return self.echo(request)
         case "upload": return try await self.upload(request)
         case "bytes": return self.bytes(request)
+        case "version": return self.text(self.versionText)
+        case "drip": return self.drip(request)
         case "log":
             context.logger.warning("fixture log line from \(context.group)")
             return self.text("logged\n")
@@ -126,6 +131,30 @@ struct FixtureResponder: GatewayResponder {
                 }
             }
         )
+    }
+
+    /// `seconds` (default 5, at most 60) of one line every 100 ms, then "done": a long response
+    /// in flight, for the tests of restarts and reloads.
+    private func drip(_ request: GatewayRequest) -> GatewayResponse {
+        let seconds = min(60, max(0, queryValue("seconds", in: request.queryString).flatMap(Double.init) ?? 5))
+        let lines = Int((seconds * 10).rounded())
+        return GatewayResponse(
+            status: .ok,
+            headerFields: [.contentType: "text/plain"],
+            body: .stream { writer in
+                for line in 0..<lines {
+                    try await writer.write(ByteBuffer(string: "line \(line)\n"))
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                try await writer.write(ByteBuffer(string: "done\n"))
+            }
+        )
+    }
+
+    private static func executableIdentity() -> String {
+        var status = stat()
+        guard stat("/proc/self/exe", &status) == 0 else { return "unknown\n" }
+        return "\(status.st_dev):\(status.st_ino)\n"
     }
 
     func text(_ body: String, status: HTTPResponse.Status = .ok) -> GatewayResponse {

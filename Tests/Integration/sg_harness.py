@@ -975,10 +975,13 @@ class LoadResult:
 
 
 def run_load(port: int, path: str = "/hello", total: int = 1000, concurrency: int = 20,
-             deadline: float = REQUEST_TIMEOUT, stop: threading.Event | None = None) -> LoadResult:
+             deadline: float = REQUEST_TIMEOUT, stop: threading.Event | None = None,
+             observe: Callable[[int, float, requests.Response], None] | None = None) -> LoadResult:
     """`concurrency` clients (threads, each a keep-alive `requests.Session`, as a browser keeps
     its connection) send GETs of `path` until `total` were sent, `stop` is set or `deadline`
-    seconds passed (then `timed_out`); returns what they saw."""
+    seconds passed (then `timed_out`); returns what they saw. `observe(client, sent, response)`,
+    when given, is called in the client's thread with each response (`sent`: the monotonic
+    time the request was sent)."""
     result = LoadResult()
     lock = threading.Lock()
     issued = 0
@@ -996,10 +999,11 @@ def run_load(port: int, path: str = "/hello", total: int = 1000, concurrency: in
             issued += 1
             return True
 
-    def client() -> None:
+    def client(index: int) -> None:
         session = requests.Session()
         url = f"http://{HOST}:{port}{path}"
         while take():
+            sent = time.monotonic()
             try:
                 r = session.get(url, timeout=30)
                 status, pid = r.status_code, r.headers.get("X-Gateway-Pid")
@@ -1008,6 +1012,8 @@ def run_load(port: int, path: str = "/hello", total: int = 1000, concurrency: in
                     result.requests += 1
                     result.failures.append(repr(e))
                 continue
+            if observe is not None:
+                observe(index, sent, r)
             with lock:
                 result.requests += 1
                 result.statuses[status] += 1
@@ -1017,7 +1023,8 @@ def run_load(port: int, path: str = "/hello", total: int = 1000, concurrency: in
                     result.pids[int(pid)] += 1
         session.close()
 
-    threads = [threading.Thread(target=client, name=f"load-{i}", daemon=True) for i in range(concurrency)]
+    threads = [threading.Thread(target=client, args=(i,), name=f"load-{i}", daemon=True)
+               for i in range(concurrency)]
     for t in threads:
         t.start()
     for t in threads:
@@ -1030,9 +1037,10 @@ class BackgroundLoad:
     """run_load in a thread, from `with` until the block ends (or `total` / `deadline`)."""
 
     def __init__(self, port: int, path: str = "/hello", concurrency: int = 10,
-                 total: int = 10_000_000, deadline: float = 120.0):
+                 total: int = 10_000_000, deadline: float = 120.0,
+                 observe: Callable[[int, float, requests.Response], None] | None = None):
         self._stop = threading.Event()
-        self._arguments = (port, path, total, concurrency, deadline, self._stop)
+        self._arguments = (port, path, total, concurrency, deadline, self._stop, observe)
         self.result: LoadResult | None = None
         self._thread = threading.Thread(target=self._run, name="load", daemon=True)
 
@@ -1047,3 +1055,280 @@ class BackgroundLoad:
         self._stop.set()
         self._thread.join(timeout=60)
         assert self.result is not None, "the load thread did not end"
+
+
+# --------------------------------------------------------------------------
+# program versions, the scoreboard and the error log over time (test_reload.py,
+# test_scaling.py)
+
+
+def file_identity(path: str) -> str:
+    """'<st_dev>:<st_ino>' of path: what the fixture's /version answers for its executable."""
+    st = os.stat(path)
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+class ProgramVersions:
+    """Versions of a group's program, each a distinct copy (inode) of one build, installed
+    at the group's program path the ways deploys do: `mv` (rename over), `cp -f`, `install`,
+    or written in place in pieces as a linker writes its output.
+
+    Every file ever installed keeps a hard link under ROOT/versions/, so its inode is never
+    freed and given to a later file: a worker's /version answer names one version for good
+    (`version_of`). The program installed when the server started is version 0."""
+
+    METHODS = ("rename", "copy", "install", "pieces")
+
+    def __init__(self, srv: "ApacheServer", program: str, source: str):
+        self.program = program
+        self.source = source
+        self.directory = os.path.join(srv.root, "versions")
+        os.makedirs(self.directory, exist_ok=True)
+        os.chmod(self.directory, 0o755)
+        self.by_identity: dict[str, int | str] = {}
+        self._keep(0)
+
+    def _keep(self, version: int | str) -> None:
+        """A hard link to what the program path holds now, which is `version`."""
+        identity = file_identity(self.program)
+        assert identity not in self.by_identity, (
+            f"{self.program} holds the inode of version {self.by_identity.get(identity)!r} again")
+        os.link(self.program, os.path.join(self.directory, f"installed-{len(self.by_identity)}"))
+        self.by_identity[identity] = version
+
+    def version_of(self, answer: str) -> int | str | None:
+        """The version whose file answered /version with `answer`, or None."""
+        return self.by_identity.get(answer.strip())
+
+    def build(self, version: int) -> str:
+        """A fresh copy of the program for `version` (its own inode), not installed yet."""
+        path = os.path.join(self.directory, f"build-{version}")
+        shutil.copy2(self.source, path)
+        os.chmod(path, 0o755)
+        return path
+
+    def install(self, version: int, method: str = "rename", pause: float = 0.3) -> None:
+        """Install a fresh copy of the program as `version` at the program path by `method`:
+        - rename: `mv` of a copy over the program path (the old inode lives on in the
+          workers that run it);
+        - copy: `cp -f`: a plain `cp` onto an executable that runs fails with ETXTBSY (the
+          kernel refuses to open it for writing), `-f` then removes it and writes a new file;
+        - install: `install -m 0755`, which does the same as `cp -f` (a file that nothing
+          runs, both would overwrite in place: same inode, which `_keep` refuses);
+        - pieces: remove it, write the first half of a new file, `pause` seconds, the rest,
+          then chmod +x, as a linker writes its output: a poll in the middle sees a file
+          that is not the whole program."""
+        if method == "rename":
+            built = self.build(version)
+            os.rename(built, self.program)
+        elif method == "copy":
+            built = self.build(version)
+            subprocess.run(["cp", "-f", built, self.program], check=True, capture_output=True)
+        elif method == "install":
+            built = self.build(version)
+            subprocess.run(["install", "-m", "0755", built, self.program], check=True, capture_output=True)
+        elif method == "pieces":
+            with open(self.source, "rb") as f:
+                data = f.read()
+            os.unlink(self.program)
+            fd = os.open(self.program, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                half = len(data) // 2
+                os.write(fd, data[:half])
+                time.sleep(pause)   # the linker's pause, not a wait for anything
+                view = memoryview(data)[half:]
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.chmod(self.program, 0o755)
+        else:
+            raise ValueError(f"unknown method {method!r}; one of {self.METHODS}")
+        self._keep(version)
+
+    def install_script(self, label: str, text: str) -> None:
+        """A shell script (a build that cannot serve) renamed over the program path."""
+        path = os.path.join(self.directory, f"script-{len(self.by_identity)}")
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o755)
+        os.rename(path, self.program)
+        self._keep(label)
+
+
+def build_scoreboard_dump(directory: str) -> str:
+    """Tests/Fixtures/scoreboard_dump.c built with cc into directory (as test_limits.py does)."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    program = os.path.join(directory, "scoreboard_dump")
+    build = subprocess.run(
+        ["cc", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror",
+         "-I", os.path.join(repo, "Sources", "CSwiftGatewayLinux", "include"),
+         "-o", program, os.path.join(repo, "Tests", "Fixtures", "scoreboard_dump.c")],
+        capture_output=True, text=True)
+    assert build.returncode == 0, f"cc failed:\n{build.stdout}{build.stderr}"
+    return program
+
+
+def scoreboard_file(supervisor: int) -> str | None:
+    """/proc/SUPERVISOR/fd/N of the group's scoreboard memfd, or None."""
+    try:
+        descriptors = os.listdir(f"/proc/{supervisor}/fd")
+    except OSError:
+        return None
+    for fd in descriptors:
+        try:
+            target = os.readlink(f"/proc/{supervisor}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("/memfd:swift-gateway-scoreboard"):
+            return f"/proc/{supervisor}/fd/{fd}"
+    return None
+
+
+def read_scoreboard(dump: str, board: str) -> dict | None:
+    """The board as scoreboard_dump prints it, or None when it cannot be read."""
+    import json
+    out = subprocess.run([dump, board], capture_output=True, text=True, timeout=10)
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+def accepting_workers(board: dict) -> list[dict]:
+    """The board's workers that accept: state ready, accepting since a time."""
+    return [w for w in board["workers"] if w["pid"] != 0 and w["state"] == "ready" and w["accepting_since"] > 0]
+
+
+@dataclass
+class BoardSample:
+    at: float                    # monotonic time of the read
+    accepting: int               # workers ready and accepting
+    pids: tuple[int, ...]        # live workers (any state)
+    states: tuple[str, ...]
+    confirmed_low: bool = False  # below the minimum in this read and in an immediate re-read
+
+
+class ScoreboardSampler:
+    """Reads a group's scoreboard every `interval` seconds in a thread (scoreboard_dump). A read
+    with fewer than `minimum` accepting workers is read again at once, and counts as low
+    only if that read is low too: the dump reads entries one after the other, so a read
+    that crosses a worker handing over to another can miss both."""
+
+    def __init__(self, srv: "ApacheServer", group: str, dump: str, minimum: int = 0,
+                 interval: float = 0.05):
+        self._srv, self._group, self._dump = srv, group, dump
+        self.minimum = minimum
+        self.interval = interval
+        self.samples: list[BoardSample] = []
+        self.unreadable = 0
+        self._board: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scoreboard-sampler", daemon=True)
+
+    def _read(self) -> dict | None:
+        board = read_scoreboard(self._dump, self._board) if self._board else None
+        if board is None:   # first read, or the supervisor changed: find the board again
+            supervisor = self._srv.supervisors().get(self._group)
+            self._board = scoreboard_file(supervisor) if supervisor else None
+            board = read_scoreboard(self._dump, self._board) if self._board else None
+        return board
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            board = self._read()
+            if board is None:
+                self.unreadable += 1
+            else:
+                live = [w for w in board["workers"] if w["pid"] != 0]
+                sample = BoardSample(time.monotonic(), len(accepting_workers(board)),
+                                     tuple(w["pid"] for w in live), tuple(w["state"] for w in live))
+                if sample.accepting < self.minimum:
+                    again = self._read()
+                    sample.confirmed_low = again is None or len(accepting_workers(again)) < self.minimum
+                self.samples.append(sample)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "ScoreboardSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def low(self) -> list[BoardSample]:
+        return [s for s in self.samples if s.confirmed_low]
+
+    def summary(self) -> str:
+        counts = collections.Counter(s.accepting for s in self.samples)
+        return (f"{len(self.samples)} scoreboard samples (accepting workers: {dict(sorted(counts.items()))}), "
+                f"{sum(s.accepting < self.minimum for s in self.samples)} below {self.minimum} once, "
+                f"{len(self.low())} confirmed, {self.unreadable} unreadable")
+
+
+class LogWatcher:
+    """Follows the error log from an offset in a thread and notes the monotonic time each line
+    was first seen: the supervisor's lines carry no time of their own (Apache writes a
+    piped stderr line as it comes)."""
+
+    def __init__(self, srv: "ApacheServer", since: int = 0, interval: float = 0.02):
+        self._srv = srv
+        self._offset = since
+        self._partial = b""
+        self.interval = interval
+        self.lines: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
+
+    def _poll(self) -> None:
+        try:
+            with open(self._srv.error_log, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        if not data:
+            return
+        self._offset += len(data)
+        now = time.monotonic()
+        *complete, self._partial = (self._partial + data).split(b"\n")
+        with self._lock:
+            self.lines += [(now, line.decode("utf-8", "replace")) for line in complete]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._poll()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "LogWatcher":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._poll()
+
+    def find(self, pattern: re.Pattern) -> list[tuple[float, str]]:
+        """(time seen, line) of every line so far that matches pattern."""
+        with self._lock:
+            return [(t, line) for t, line in self.lines if pattern.search(line)]
+
+    def wait_for(self, pattern: re.Pattern, count: int = 1, timeout: float = 30) -> list[tuple[float, str]]:
+        """Wait until `count` lines match; all of them."""
+        try:
+            return wait_until(lambda: (found := self.find(pattern)) and len(found) >= count and found,
+                              timeout, interval=0.02, message=f"{count} error log line(s) matching {pattern.pattern!r}")  # type: ignore
+        except AssertionError as e:
+            with self._lock:
+                tail = "\n".join(line for _, line in self.lines[-40:])
+            raise AssertionError(f"{e}\nerror.log since the watch began (last 40 lines):\n{tail}") from None
+
+
+def configuration_refusal(srv: "ApacheServer") -> str | None:
+    """What `apache2 -t` says against srv's configuration (configure() first), or None when
+    Apache accepts it: for tests of options the module may not know yet."""
+    check = srv.configtest()
+    if check.returncode == 0:
+        return None
+    lines = [line.strip() for line in (check.stdout + check.stderr).splitlines() if line.strip()]
+    return " ".join(lines[:3]) if lines else f"apache2 -t exited {check.returncode}"

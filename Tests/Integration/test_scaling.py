@@ -1,0 +1,176 @@
+"""Scaling and transient groups (issue 20).
+
+- `processes=N maximum-processes=M`: while every request slot of every worker is busy (room 0
+  on the scoreboard) the supervisor starts one more worker, at most one every 0.5 s, up to M
+  (SG1024); an extra worker idle for `inactivity-timeout` (30 s when that is 0) exits
+  (SG1025), down to N.
+- `processes=0`: no worker until a connection waits on the group's socket; then the
+  supervisor starts one (SG1026) and the requests wait for it in the socket's queue (within
+  `startup-timeout`) instead of failing; the last worker exits once idle for
+  `inactivity-timeout`.
+
+Both under load, counting every failed request (status >= 500 or a connection error)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+import requests
+
+from sg_harness import (HOST, BackgroundLoad, LogWatcher, ScoreboardSampler, build_scoreboard_dump,
+                        configuration_refusal, note, wait_until)
+
+FAULTS = "env=SWIFT_GATEWAY_FIXTURE_FAULTS=1"
+SCALE_UP = re.compile(r"SG1024")
+SCALE_DOWN = re.compile(r"SG1025")
+STARTED_ON_DEMAND = re.compile(r"SG1026")
+STARTED = re.compile(r"SG1005: started worker")
+# Lines that would mean a request or a worker was lost (as test_recycling.py's).
+TROUBLE = re.compile(r"SG1007|SG1014|SG1015|SG1104|SG050[2-6]|SG0510|SG041[3-6]")
+
+
+def _site(s, *options: str) -> str:
+    return "\n".join([
+        s.daemon("site", *options),
+        "SwiftProcessGroup site",
+        f"SwiftScriptAlias / {s.bin}",
+    ])
+
+
+def _start(new_server, body, ready_path: str | None = "/"):
+    """A started server, or the test marked xfail when Apache refuses the configuration
+    (an option the module does not know yet)."""
+    srv = new_server()
+    srv.configure(body(srv))
+    refusal = configuration_refusal(srv)
+    if refusal is not None:
+        pytest.xfail(f"Apache refuses the configuration: {refusal}")
+    return srv.start(ready_path=ready_path)
+
+
+def test_group_grows_to_maximum_processes_under_queued_load_and_shrinks_when_idle(new_server, tmp_path):
+    dump = build_scoreboard_dump(str(tmp_path))
+    # threads=4: 16 clients on a 200 ms page keep every slot of up to 4 workers busy.
+    srv = _start(new_server, lambda s: _site(s, FAULTS, "processes=1", "maximum-processes=4", "threads=4",
+                                             "inactivity-timeout=3"))
+    srv.wait_workers("site", 1)
+    since = srv.log_offset()
+    grown: dict[int, float] = {}
+    peak = [1]
+    with (LogWatcher(srv, since) as log,
+          ScoreboardSampler(srv, "site", dump, minimum=1) as board,
+          BackgroundLoad(srv.port, "/sleep?ms=200", concurrency=16, deadline=60) as load):
+        started = time.monotonic()
+
+        def count() -> int:
+            n = len(srv.workers("site"))
+            peak[0] = max(peak[0], n)
+            for k in range(2, n + 1):
+                grown.setdefault(k, time.monotonic() - started)
+            return n
+        wait_until(lambda: count() >= 4, 20, interval=0.05, message="four workers")
+        # Keep the load on for 10 s, watching that the group stays at most 4.
+        while time.monotonic() < started + 10:
+            count()
+            time.sleep(0.05)
+    result = load.result
+    ended = time.monotonic()
+    wait_until(lambda: len(srv.workers("site")) == 1, 30, interval=0.05, message="back to one worker")
+    shrunk = time.monotonic() - ended
+    ups = [line for _, line in log.find(SCALE_UP)]
+    downs = [line for _, line in log.find(SCALE_DOWN)]
+    note(f"scaling processes=1 maximum-processes=4 threads=4, 16 clients on /sleep?ms=200: {result.summary()}")
+    note("scaling: 2, 3, 4 workers after " + ", ".join(f"{grown[k]:.2f}s" for k in sorted(grown))
+         + f" of load; back to 1 worker {shrunk:.1f}s after the load (inactivity-timeout=3); {board.summary()}")
+    note(f"  {ups[0].strip() if ups else 'no SG1024 line'}")
+    note(f"  {downs[0].strip() if downs else 'no SG1025 line'}")
+
+    assert not result.timed_out, result.summary()
+    assert result.failures == [], f"{result.summary()}: {result.failures[:10]}"
+    assert result.requests > 0 and result.statuses == {200: result.requests}, result.summary()
+    assert peak[0] == 4, f"at most {peak[0]} workers"
+    assert max(len(s.pids) for s in board.samples) <= 4, "never above maximum-processes"
+    assert len(result.pids) >= 4, result.summary()
+    # At most one start every 0.5 s.
+    assert grown[3] - grown[2] >= 0.4 and grown[4] - grown[3] >= 0.4, grown
+    assert len(ups) == 3, ups
+    assert len(downs) >= 3, downs
+    assert board.low() == [], f"{board.summary()}: {board.low()[:5]}"
+    assert [line for _, line in log.find(TROUBLE)] == []
+
+
+def test_transient_group_starts_a_worker_for_the_first_request_and_stops_it_when_idle(new_server):
+    srv = _start(new_server, lambda s: _site(s, "processes=0", "threads=10", "inactivity-timeout=3"),
+                 ready_path=None)
+    since = 0
+    with LogWatcher(srv, since) as log:
+        log.wait_for(re.compile(r"SG1002"), timeout=30)
+        # No worker before the first request: watched for a second after the supervisor started.
+        watch_until = time.monotonic() + 1
+        while time.monotonic() < watch_until:
+            assert srv.workers("site") == [], "a worker started before any request"
+            time.sleep(0.05)
+
+        # Ten clients arrive together at the cold group, then keep sending for 3 s.
+        clients = 10
+        barrier = threading.Barrier(clients)
+        first_answer: list[float] = []
+        failures: list[str] = []
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def client() -> None:
+            session = requests.Session()
+            barrier.wait()
+            began = time.monotonic()
+            first = True
+            while first or time.monotonic() < began + 3:
+                try:
+                    r = session.get(f"http://{HOST}:{srv.port}/hello", timeout=30)
+                except requests.RequestException as e:
+                    with lock:
+                        failures.append(repr(e))
+                    first = False
+                    continue
+                with lock:
+                    statuses.append(r.status_code)
+                    if r.status_code >= 500:
+                        failures.append(f"status {r.status_code}")
+                    if first:
+                        first_answer.append(time.monotonic() - began)
+                first = False
+            session.close()
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        load_ended = time.monotonic()
+        workers_under_load = len(srv.workers("site"))
+        on_demand = log.wait_for(STARTED_ON_DEMAND, timeout=5)
+
+        # Idle: the last worker exits.
+        wait_until(lambda: srv.workers("site") == [], 20, interval=0.05, message="no worker once idle")
+        idle_exit = time.monotonic() - load_ended
+
+        # A new request starts one again.
+        began = time.monotonic()
+        again = srv.get("/hello", timeout=30)
+        second_cold_start = time.monotonic() - began
+        log.wait_for(STARTED_ON_DEMAND, count=2, timeout=5)
+    latencies = sorted(first_answer)
+    note(f"transient group (processes=0): {len(statuses)} requests from {clients} clients, "
+         f"{len(failures)} failed; cold start: first answer {latencies[0]:.3f}s, "
+         f"slowest first answer {latencies[-1]:.3f}s; {workers_under_load} worker(s) under load; "
+         f"no worker {idle_exit:.1f}s after the load (inactivity-timeout=3); "
+         f"a later cold start {second_cold_start:.3f}s")
+    note(f"  {on_demand[0][1].strip()}")
+
+    assert failures == [], failures[:10]
+    assert len(first_answer) == clients and set(statuses) == {200}, (first_answer, set(statuses))
+    assert again.status_code == 200
+    assert len(srv.workers("site")) >= 1
+    assert [line for _, line in log.find(TROUBLE)] == []

@@ -1247,6 +1247,13 @@ class ScoreboardSampler:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "ScoreboardSampler":
+        """Starts sampling once `minimum` workers accept (a group's first workers may still be
+        starting when the first of them has answered)."""
+        def settled() -> bool:
+            board = self._read()
+            return board is not None and len(accepting_workers(board)) >= self.minimum
+        wait_until(settled, READY_TIMEOUT, interval=0.05,
+                   message=f"{self.minimum} accepting workers of group {self._group} on the scoreboard")
         self._thread.start()
         return self
 

@@ -24,9 +24,10 @@ import time
 import pytest
 
 from sg_harness import (BackgroundLoad, LogWatcher, ProgramVersions, ScoreboardSampler,
-                        build_scoreboard_dump, configuration_refusal, note, pid_alive, proc_exe, wait_until)
+                        build_scoreboard_dump, configuration_refusal, note, pid_alive, proc_environ, proc_exe,
+                        wait_until)
 
-ROLL_BEGINS = re.compile(r"SG1021")
+ROLL_BEGINS = re.compile(r"SG1021: rolling restart of")
 ROLL_DONE = re.compile(r"SG1022")
 ROLL_FAILED = re.compile(r"SG1023")
 # Lines that would mean a request or a worker was lost (as test_recycling.py's).
@@ -51,6 +52,14 @@ def _start(new_server, body, ready_path: str | None = "/"):
     if refusal is not None:
         pytest.xfail(f"Apache refuses the configuration: {refusal}")
     return srv.start(ready_path=ready_path)
+
+
+def _xfail_unless_passed(srv, variable: str, value: str) -> None:
+    """Marks the test xfail when the module does not pass an option's variable to the group's
+    supervisor yet (Apache accepts the option but the supervisor would not know it)."""
+    passed = proc_environ(srv.supervisors()["site"]).get(variable)
+    if passed != value:
+        pytest.xfail(f"the module passes {variable}={passed!r} to the supervisor, not {value!r}")
 
 
 def _trouble(log: LogWatcher) -> list[str]:
@@ -216,11 +225,21 @@ def test_a_build_that_cannot_start_leaves_the_old_one_serving(new_server):
 
 
 def _rolls_under_load(srv, log: LogWatcher, trigger, rolls: int = 1) -> None:
-    """Runs trigger() `rolls` times under a /hello load, each time waiting for the roll to end
-    with none of the workers before it left; asserts no request failed."""
-    with BackgroundLoad(srv.port, "/hello", concurrency=LOAD_CLIENTS, deadline=120) as load:
+    """Runs trigger(roll) `rolls` times under a /hello load, each time waiting for the roll to
+    end with none of the workers before it left; asserts no request failed. Each roll comes
+    after 1,000 answers more, and the load goes on for 1,000 after the last."""
+    answered = [0]
+
+    def count(*_) -> None:
+        answered[0] += 1   # a lost increment now and then does not matter
+
+    def answers(more: int) -> None:
+        goal = answered[0] + more
+        wait_until(lambda: answered[0] >= goal, 30, message=f"{more} answers more")
+    with BackgroundLoad(srv.port, "/hello", concurrency=LOAD_CLIENTS, deadline=120, observe=count) as load:
         wait_until(lambda: len(srv.workers("site")) == 2, 15, message="two workers")
         for roll in range(1, rolls + 1):
+            answers(1000)
             before = set(srv.workers("site"))
             trigger(roll)
             started = time.monotonic()
@@ -228,6 +247,7 @@ def _rolls_under_load(srv, log: LogWatcher, trigger, rolls: int = 1) -> None:
             wait_until(lambda: len(srv.workers("site")) == 2 and not set(srv.workers("site")) & before, 15,
                        message=f"roll {roll}: two new workers")
             note(f"  roll {roll}: done {log.find(ROLL_DONE)[roll - 1][0] - started:.2f}s after the trigger")
+        answers(1000)
     result = load.result
     note(f"  under load: {result.summary()}")
     assert not result.timed_out, result.summary()
@@ -269,12 +289,13 @@ def test_restart_file_appearing_or_touched_rolls_the_group(new_server):
     note("restart-file:")
     with LogWatcher(srv, srv.log_offset()) as log:
         _rolls_under_load(srv, log, touch, rolls=2)
-    assert all(path in line or "restart-file" in line for _, line in log.find(ROLL_BEGINS)), log.find(ROLL_BEGINS)
+    assert all(re.search(r"restart.file", line) for _, line in log.find(ROLL_BEGINS)), log.find(ROLL_BEGINS)
 
 
 def test_reload_off_leaves_a_replaced_program_alone(new_server):
     srv = _start(new_server, lambda s: _site(s, "processes=2", "threads=10", "reload=off"))
     first = set(srv.wait_workers("site", 2))
+    _xfail_unless_passed(srv, "SWIFT_GATEWAY_RELOAD", "0")
     versions = ProgramVersions(srv, srv.bin, srv.artifacts.fixture)
     since = srv.log_offset()
     with LogWatcher(srv, since) as log, BackgroundLoad(srv.port, "/hello", concurrency=4) as load:

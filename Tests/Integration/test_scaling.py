@@ -63,26 +63,27 @@ def test_group_grows_to_maximum_processes_under_queued_load_and_shrinks_when_idl
     since = srv.log_offset()
     grown: dict[int, float] = {}
     peak = [1]
-    with (LogWatcher(srv, since) as log,
-          ScoreboardSampler(srv, "site", dump, minimum=1) as board,
-          BackgroundLoad(srv.port, "/sleep?ms=200", concurrency=16, deadline=60) as load):
-        started = time.monotonic()
+    log = LogWatcher(srv, since)
+    with log:
+        with (ScoreboardSampler(srv, "site", dump, minimum=1) as board,
+              BackgroundLoad(srv.port, "/sleep?ms=200", concurrency=16, deadline=60) as load):
+            started = time.monotonic()
 
-        def count() -> int:
-            n = len(srv.workers("site"))
-            peak[0] = max(peak[0], n)
-            for k in range(2, n + 1):
-                grown.setdefault(k, time.monotonic() - started)
-            return n
-        wait_until(lambda: count() >= 4, 20, interval=0.05, message="four workers")
-        # Keep the load on for 10 s, watching that the group stays at most 4.
-        while time.monotonic() < started + 10:
-            count()
-            time.sleep(0.05)
-    result = load.result
-    ended = time.monotonic()
-    wait_until(lambda: len(srv.workers("site")) == 1, 30, interval=0.05, message="back to one worker")
-    shrunk = time.monotonic() - ended
+            def count() -> int:
+                n = len(srv.workers("site"))
+                peak[0] = max(peak[0], n)
+                for k in range(2, n + 1):
+                    grown.setdefault(k, time.monotonic() - started)
+                return n
+            wait_until(lambda: count() >= 4, 20, interval=0.05, message="four workers")
+            # Keep the load on for 10 s, watching that the group stays at most 4.
+            while time.monotonic() < started + 10:
+                count()
+                time.sleep(0.05)
+        result = load.result
+        ended = time.monotonic()
+        wait_until(lambda: len(srv.workers("site")) == 1, 30, interval=0.05, message="back to one worker")
+        shrunk = time.monotonic() - ended
     ups = [line for _, line in log.find(SCALE_UP)]
     downs = [line for _, line in log.find(SCALE_DOWN)]
     note(f"scaling processes=1 maximum-processes=4 threads=4, 16 clients on /sleep?ms=200: {result.summary()}")

@@ -60,7 +60,7 @@ extension Supervisor {
         self.nextGeneration += 1
         let workers = self.slots.filter { $0.pid != nil }.count
         self.logger.notice(
-            "SG1021: rolling restart of \(workers) workers onto \(image.path) (\(image.identity.map { "\($0)" } ?? "not stat-able")): \(trigger); each is replaced once a worker of the new build accepts beside it"
+            "SG1021: rolling restart of \(workers) workers onto \(image.path): \(trigger); each is replaced once a worker of the new build accepts beside it"
         )
         self.roll = RollingRestart(image: image, trigger: trigger, startedAt: monotonicSeconds())
         self.advanceRoll()
@@ -184,7 +184,7 @@ extension Supervisor {
     private func finishRoll() {
         guard let roll = self.roll else { return }
         self.roll = nil
-        let took = formatSeconds(monotonicSeconds() - roll.startedAt)
+        let took = "\(Int(((monotonicSeconds() - roll.startedAt) * 1000).rounded())) ms"
         if roll.isProven {
             self.logger.notice(
                 "SG1022: rolling restart done: \(roll.replaced) workers replaced by the new build of \(roll.image.path) in \(took)"

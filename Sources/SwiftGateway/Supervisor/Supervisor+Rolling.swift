@@ -112,7 +112,12 @@ extension Supervisor {
             return
         }
         do {
-            let (pid, entry) = try self.spawnWorker(slot: index, image: roll.image, lastExit: "rolling restart")
+            guard let (pid, entry) = try self.spawnWorker(slot: index, image: roll.image, lastExit: "rolling restart")
+            else {
+                // Every scoreboard entry is taken by workers still draining: one is free soon.
+                self.wakeWithin(Self.entryWaitInterval)
+                return
+            }
             self.roll?.successor = RollingRestart.Successor(slot: index, pid: pid, entry: entry, startedAt: now)
             self.logger.info(
                 "SG1005: started worker \(index) (pid \(pid)) of the new build, to replace pid \(replaced)")

@@ -18,7 +18,7 @@ struct sg_scoreboard_header {
     uint32_t magic;
     // Bytes of each worker entry: sg_scoreboard_entry_bytes(request_slots).
     uint32_t entry_bytes;
-    // Worker entries: 2 * maximum-processes + 1 (as many draining while their replacements
+    // Worker entries: 4 * maximum-processes + 1 (three times as many draining while their replacements
     // run, and one for a new build's worker starting beside the one it replaces).
     int32_t entries;
     int32_t

@@ -18,8 +18,8 @@ import CSwiftGatewayLinux
 /// time, why the slot's previous worker ended), for a status page.
 ///
 /// The board has one entry per worker that may run at once: up to `maximum-processes` serving,
-/// as many draining while their replacements already run (a recycle, a rolling restart), and one
-/// for a new build's worker starting beside the one it replaces. The supervisor tells each worker
+/// three times as many draining while their replacements already run (recycles, rolling
+/// restarts), and one for a new build's worker starting beside the one it replaces. The supervisor tells each worker
 /// its entry (`SWIFT_GATEWAY_SCOREBOARD_ENTRY`) and zeroes an entry before handing it on.
 final class GroupScoreboard: @unchecked Sendable {
     /// Where a worker finds the board, when `SWIFT_GATEWAY_SCOREBOARD` says it is there.
@@ -28,9 +28,10 @@ final class GroupScoreboard: @unchecked Sendable {
     /// The entry of the worker that reads it.
     static let entryEnvironmentVariable = "SWIFT_GATEWAY_SCOREBOARD_ENTRY"
 
-    /// Entries of a group of at most `maximumProcesses` workers: as many again draining, and one
-    /// starting beside the worker it replaces.
-    static func entryCount(maximumProcesses: Int) -> Int { 2 * max(1, maximumProcesses) + 1 }
+    /// Entries of a group of at most `maximumProcesses` workers: three times as many again
+    /// draining (rolling restarts that follow each other while long requests finish), and one
+    /// starting beside the worker it replaces. A worker due while all are taken waits for one.
+    static func entryCount(maximumProcesses: Int) -> Int { 4 * max(1, maximumProcesses) + 1 }
 
     /// Worker entries.
     let workerCount: Int

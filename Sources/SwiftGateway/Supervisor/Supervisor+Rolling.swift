@@ -60,7 +60,7 @@ extension Supervisor {
         self.nextGeneration += 1
         let workers = self.slots.filter { $0.pid != nil }.count
         self.logger.notice(
-            "SG1021: rolling restart of \(workers) workers onto \(image.path) (\(image.identity.map { "\($0)" } ?? "not stat-able")): \(trigger); each is replaced once a worker of the new build accepts beside it"
+            "SG1021: rolling restart of \(workers) workers onto \(image.path): \(trigger); each is replaced once a worker of the new build accepts beside it"
         )
         self.roll = RollingRestart(image: image, trigger: trigger, startedAt: monotonicSeconds())
         self.advanceRoll()
@@ -112,7 +112,12 @@ extension Supervisor {
             return
         }
         do {
-            let (pid, entry) = try self.spawnWorker(slot: index, image: roll.image, lastExit: "rolling restart")
+            guard let (pid, entry) = try self.spawnWorker(slot: index, image: roll.image, lastExit: "rolling restart")
+            else {
+                // Every scoreboard entry is taken by workers still draining: one is free soon.
+                self.wakeWithin(Self.entryWaitInterval)
+                return
+            }
             self.roll?.successor = RollingRestart.Successor(slot: index, pid: pid, entry: entry, startedAt: now)
             self.logger.info(
                 "SG1005: started worker \(index) (pid \(pid)) of the new build, to replace pid \(replaced)")
@@ -184,7 +189,7 @@ extension Supervisor {
     private func finishRoll() {
         guard let roll = self.roll else { return }
         self.roll = nil
-        let took = formatSeconds(monotonicSeconds() - roll.startedAt)
+        let took = "\(Int(((monotonicSeconds() - roll.startedAt) * 1000).rounded())) ms"
         if roll.isProven {
             self.logger.notice(
                 "SG1022: rolling restart done: \(roll.replaced) workers replaced by the new build of \(roll.image.path) in \(took)"

@@ -94,6 +94,8 @@ final class Supervisor {
     static let sampleInterval = 0.5
     /// The hard CPU limit comes this many seconds after `cpu-time-limit` (the soft one).
     static let cpuHardLimitGrace = 5
+    /// A worker due while every scoreboard entry is taken waits this long before it looks again.
+    static let entryWaitInterval = 0.05
 
     let settings: GroupSettings
     let policy: RecyclePolicy
@@ -222,8 +224,14 @@ final class Supervisor {
         for index in self.slots.indices {
             guard self.slots[index].pid == nil, let due = self.slots[index].restartAt, due <= now else { continue }
             do {
-                let (pid, entry) = try self.spawnWorker(
-                    slot: index, image: self.image, lastExit: self.slots[index].lastExit)
+                guard
+                    let (pid, entry) = try self.spawnWorker(
+                        slot: index, image: self.image, lastExit: self.slots[index].lastExit)
+                else {
+                    // Every entry is taken by workers still draining: one is free soon.
+                    self.slots[index].restartAt = now + Self.entryWaitInterval
+                    continue
+                }
                 self.slots[index].pid = pid
                 self.slots[index].entry = entry
                 self.slots[index].startedAt = now
@@ -244,13 +252,14 @@ final class Supervisor {
         }
     }
 
-    /// Spawns a worker of `image` for `slot` on a free scoreboard entry, with its resource limits.
+    /// Spawns a worker of `image` for `slot` on a free scoreboard entry, with its resource limits;
+    /// nil while every entry is taken (by workers draining).
     func spawnWorker(
         slot index: Int, image: ProgramImage, lastExit: String
     ) throws(SystemCallError) -> (
         pid: pid_t, entry: Int
-    ) {
-        let entry = self.freeEntry(for: index)
+    )? {
+        guard let entry = self.freeEntry(for: index) else { return nil }
         self.scoreboard?.reset(worker: entry)
         let pid = try self.spawner.spawn(index: index, entry: entry, executablePath: image.spawnPath)
         self.applyResourceLimits(toWorker: index, pid: pid)
@@ -280,13 +289,14 @@ final class Supervisor {
         }
     }
 
-    /// A scoreboard entry no running worker uses; the slot's index when the group has no scoreboard.
-    private func freeEntry(for slot: Int) -> Int {
+    /// A scoreboard entry no running worker uses, nil when every one is taken; the slot's index
+    /// when the group has no scoreboard.
+    private func freeEntry(for slot: Int) -> Int? {
         guard let board = self.scoreboard else { return slot }
         var used = Set(self.slots.compactMap(\.entry))
         used.formUnion(self.draining.compactMap(\.entry))
         if let entry = self.roll?.successor?.entry { used.insert(entry) }
-        return (0..<board.workerCount).first(where: { !used.contains($0) }) ?? slot
+        return (0..<board.workerCount).first(where: { !used.contains($0) })
     }
 
     /// Until the next delayed restart, limit check, look at the program file or kill of a

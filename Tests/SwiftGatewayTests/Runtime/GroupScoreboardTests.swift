@@ -46,7 +46,7 @@ final class GroupScoreboardTests: XCTestCase {
 
     func testTheSupervisorReadsWhatAWorkerPublishesAboutItsRequests() throws {
         let entries = GroupScoreboard.entryCount(maximumProcesses: 2)
-        XCTAssertEqual(entries, 5, "as many again draining, and one for a new build's worker starting")
+        XCTAssertEqual(entries, 9, "three times as many again draining, and one for a new build's worker starting")
         let (supervisorBoard, descriptor) = try GroupScoreboard.create(workers: entries, requestSlots: 4, processes: 2)
         defer { close(descriptor) }
         let worker = try XCTUnwrap(

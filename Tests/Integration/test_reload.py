@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import threading
 import time
 
 import pytest
@@ -33,6 +32,10 @@ ROLL_FAILED = re.compile(r"SG1023")
 # Lines that would mean a request or a worker was lost (as test_recycling.py's).
 TROUBLE = re.compile(r"SG1007|SG1014|SG1015|SG1104|SG050[2-6]|SG0510|SG041[3-6]")
 LOAD_CLIENTS = 20
+# The last old worker is sent SIGTERM as SG1022 is logged; its accept thread acts on it within
+# milliseconds (closing its idle connections with a notice), and a request that reached one of
+# its connections before that is still its own to answer.
+DRAIN_NOTICE = 0.1
 
 
 def _site(s, *options: str) -> str:
@@ -99,9 +102,10 @@ class VersionAnswers:
         return steps
 
     def stale_after_roll(self, done: dict[int, float]) -> list[tuple[int, float, int | str | None]]:
-        """Answers of a version older than one whose roll was done before the request was sent."""
+        """Answers of a version older than one whose roll was done (SG1022 seen) more than
+        `DRAIN_NOTICE` before the request was sent."""
         return [(client, sent, v) for client, sent, v in list(self.answers)
-                if isinstance(v, int) and any(w > v and at < sent for w, at in done.items())]
+                if isinstance(v, int) and any(w > v and at + DRAIN_NOTICE < sent for w, at in done.items())]
 
 
 def test_program_replaced_five_times_under_load_rolls_with_no_failed_request(new_server, tmp_path):
@@ -154,7 +158,7 @@ def test_program_replaced_five_times_under_load_rolls_with_no_failed_request(new
     # Each version was served, and at the end only the last.
     served = {v for _, _, v in seen.answers}
     assert served >= set(range(6)), f"versions served: {served}"
-    assert seen.served_since(done[5]) == {5}
+    assert seen.served_since(done[5] + DRAIN_NOTICE) == {5}
     assert set(versions.version_of(srv.get("/version").text) for _ in range(10)) == {5}
     # Never fewer than processes workers accepting.
     assert board.unreadable == 0, board.summary()
@@ -198,7 +202,7 @@ def test_a_build_that_cannot_start_leaves_the_old_one_serving(new_server):
         versions.install(1, "rename")
         good_at = time.monotonic()
         done = log.wait_for(ROLL_DONE, count=1, timeout=20)[0]
-        wait_until(lambda: seen.served_since(done[0] + 0.1) == {1}, 10, message="version 1 answered")
+        wait_until(lambda: seen.served_since(done[0] + DRAIN_NOTICE) == {1}, 10, message="version 1 answered")
     result = load.result
     note(f"failed builds under load: {result.summary()}; exit 3 reported after {exited[0] - exits_at:.2f}s, "
          f"the sleeper after {timed_out[0] - sleeps_at:.2f}s, the good build rolled in {done[0] - good_at:.2f}s")

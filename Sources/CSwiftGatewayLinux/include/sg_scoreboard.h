@@ -18,9 +18,11 @@ struct sg_scoreboard_header {
     uint32_t magic;
     // Bytes of each worker entry: sg_scoreboard_entry_bytes(request_slots).
     uint32_t entry_bytes;
-    // Worker entries: processes + 1 (one for a worker draining while its replacement runs).
+    // Worker entries: 2 * maximum-processes + 1 (as many draining while their replacements
+    // run, and one for a new build's worker starting beside the one it replaces).
     int32_t entries;
-    int32_t processes;
+    int32_t
+        processes; // processes= (workers kept running; more run while scaled up)
     // Request slots of each worker (threads=), each with a sg_scoreboard_request cell.
     int32_t request_slots;
     int32_t reserved;

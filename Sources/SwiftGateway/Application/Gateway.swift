@@ -44,7 +44,10 @@ public enum Gateway {
                 arguments: Array(CommandLine.arguments.dropFirst()),
                 environment: environment
             )
-            Supervisor(settings: settings, spawner: spawner, logger: logger).run()
+            Supervisor(
+                settings: settings, spawner: spawner, handover: SupervisorHandover(environment: environment),
+                logger: logger
+            ).run()
         case .worker:
             try await WorkerProcess(settings: settings, environment: environment, logger: logger)
                 .run(makeResponder: { try await makeResponder() })

@@ -17,9 +17,10 @@ import CSwiftGatewayLinux
 /// started; and it writes there what it knows of each worker (pid, state, start, memory, CPU
 /// time, why the slot's previous worker ended), for a status page.
 ///
-/// The board has one entry per worker that may run at once: `processes`, and one more for the
-/// worker that drains while its replacement already runs (a recycle). The supervisor tells each
-/// worker its entry (`SWIFT_GATEWAY_SCOREBOARD_ENTRY`) and zeroes an entry before handing it on.
+/// The board has one entry per worker that may run at once: up to `maximum-processes` serving,
+/// as many draining while their replacements already run (a recycle, a rolling restart), and one
+/// for a new build's worker starting beside the one it replaces. The supervisor tells each worker
+/// its entry (`SWIFT_GATEWAY_SCOREBOARD_ENTRY`) and zeroes an entry before handing it on.
 final class GroupScoreboard: @unchecked Sendable {
     /// Where a worker finds the board, when `SWIFT_GATEWAY_SCOREBOARD` says it is there.
     static let workerDescriptor: CInt = 4
@@ -27,9 +28,9 @@ final class GroupScoreboard: @unchecked Sendable {
     /// The entry of the worker that reads it.
     static let entryEnvironmentVariable = "SWIFT_GATEWAY_SCOREBOARD_ENTRY"
 
-    /// Entries of a group of `processes` workers: one more for a worker draining while its
-    /// replacement runs.
-    static func entryCount(processes: Int) -> Int { processes + 1 }
+    /// Entries of a group of at most `maximumProcesses` workers: as many again draining, and one
+    /// starting beside the worker it replaces.
+    static func entryCount(maximumProcesses: Int) -> Int { 2 * max(1, maximumProcesses) + 1 }
 
     /// Worker entries.
     let workerCount: Int
@@ -58,7 +59,7 @@ final class GroupScoreboard: @unchecked Sendable {
     /// Supervisor: a new board for `workers` entries of `requestSlots` request slots, every entry
     /// empty, and its descriptor (close-on-exec: the spawner places it at fd 4 in each worker).
     static func create(
-        workers: Int, requestSlots: Int
+        workers: Int, requestSlots: Int, processes: Int
     ) throws(SystemCallError) -> (board: GroupScoreboard, descriptor: CInt) {
         let size = self.byteCount(workers: workers, requestSlots: requestSlots)
         let descriptor = sg_shared_memory_create("swift-gateway-scoreboard", size)
@@ -68,7 +69,7 @@ final class GroupScoreboard: @unchecked Sendable {
             close(descriptor)
             throw error
         }
-        board.writeHeader(processes: workers - 1)
+        board.writeHeader(processes: processes)
         return (board, descriptor)
     }
 
@@ -235,6 +236,7 @@ final class GroupScoreboard: @unchecked Sendable {
             requestsServed: Int(sg_atomic_load_int64(self.int64(Int(SG_WORKER_REQUESTS_SERVED), of: index))),
             inFlight: Int(sg_atomic_load_int32(self.int32(Int(SG_WORKER_IN_FLIGHT), of: index))),
             lastRequestStart: sg_atomic_load_int64(self.int64(Int(SG_WORKER_LAST_REQUEST_START), of: index)),
+            room: Int(sg_atomic_load_int32(self.room(index))),
             acceptingSince: sg_atomic_load_int64(self.int64(Int(SG_WORKER_ACCEPTING_SINCE), of: index))
         )
     }

@@ -4,7 +4,10 @@ struct GroupSettings: Sendable, Equatable {
     var group: String
     var token: String?
     var peerUID: UInt32?
+    /// Workers kept running; 0: a transient group, whose first worker starts on demand.
     var processes: Int
+    /// Workers at most while requests queue (`maximum-processes=`): at least `processes`, and 1.
+    var maximumProcesses: Int
     var threads: Int
     var listenBacklog: Int32
     var socketPath: String
@@ -31,6 +34,12 @@ struct GroupSettings: Sendable, Equatable {
     var cpuTimeLimit: Int
     /// Where the application's tasks run (`executor=`).
     var executor: ApplicationExecutor
+    /// The group's program as configured (`program=`); nil: the running executable's path.
+    var programPath: String?
+    /// Roll the workers onto a new build when the program file changes (`reload=`).
+    var reload: Bool
+    /// Touching this file rolls the workers (`restart-file=`); nil: none.
+    var restartFile: String?
 
     /// Parses the variables; missing ones take the documented defaults, malformed ones are errors.
     init(environment: [String: String]) throws(GroupSettingsError) {
@@ -58,7 +67,9 @@ struct GroupSettings: Sendable, Equatable {
         } else {
             self.peerUID = nil
         }
-        self.processes = try integer("SWIFT_GATEWAY_PROCESSES", default: 1, minimum: 1)
+        self.processes = try integer("SWIFT_GATEWAY_PROCESSES", default: 1, minimum: 0)
+        self.maximumProcesses = max(
+            self.processes, 1, try integer("SWIFT_GATEWAY_MAXIMUM_PROCESSES", default: 0, minimum: 0))
         self.threads = try integer("SWIFT_GATEWAY_THREADS", default: 15, minimum: 1)
         self.listenBacklog = Int32(clamping: try integer("SWIFT_GATEWAY_LISTEN_BACKLOG", default: 128, minimum: 1))
         self.socketPath = environment["SWIFT_GATEWAY_SOCKET"] ?? "fd 3"
@@ -79,5 +90,12 @@ struct GroupSettings: Sendable, Equatable {
             throw GroupSettingsError(variable: "SWIFT_GATEWAY_EXECUTOR", value: executor)
         }
         self.executor = parsedExecutor
+        self.programPath = environment["SWIFT_GATEWAY_PROGRAM"].flatMap { $0.isEmpty ? nil : $0 }
+        switch environment["SWIFT_GATEWAY_RELOAD"] {
+        case nil, "1": self.reload = true
+        case "0": self.reload = false
+        case let text?: throw GroupSettingsError(variable: "SWIFT_GATEWAY_RELOAD", value: text)
+        }
+        self.restartFile = environment["SWIFT_GATEWAY_RESTART_FILE"].flatMap { $0.isEmpty ? nil : $0 }
     }
 }

@@ -7,13 +7,19 @@ struct WorkerActivity: Equatable, Sendable {
     var inFlight: Int
     /// When the last request started; 0: none yet.
     var lastRequestStart: Int64
+    /// Request slots free now (0 while every one runs, or while it starts or drains).
+    var room: Int
     /// When the worker began accepting; 0: not yet (it is still starting).
     var acceptingSince: Int64
 
-    init(requestsServed: Int = 0, inFlight: Int = 0, lastRequestStart: Int64 = 0, acceptingSince: Int64 = 0) {
+    init(
+        requestsServed: Int = 0, inFlight: Int = 0, lastRequestStart: Int64 = 0, room: Int = 0,
+        acceptingSince: Int64 = 0
+    ) {
         self.requestsServed = requestsServed
         self.inFlight = inFlight
         self.lastRequestStart = lastRequestStart
+        self.room = room
         self.acceptingSince = acceptingSince
     }
 

@@ -8,28 +8,30 @@ import Musl
 #endif
 
 /// Keeps a group's workers running: starts `processes` of them, replaces each one that exits
-/// (with backoff when they keep dying young), enforces the group's limits on them from outside,
-/// logs every exit and recycle, publishes what it knows of each on the scoreboard, and drains
-/// them on SIGTERM.
+/// (with backoff when they keep dying young), enforces the group's limits on them from outside
+/// (`Supervisor+Limits.swift`), rolls them onto a new build of the program
+/// (`Supervisor+Rolling.swift`), starts and stops extra workers with the load
+/// (`Supervisor+Scaling.swift`), logs every exit, recycle, roll and scale, publishes what it
+/// knows of each on the scoreboard, and drains them on SIGTERM.
 ///
 /// It runs on one thread as a `poll` loop over the signal pipe (signals and child exits): a
 /// supervisor must stay responsive whatever its workers do, so it does no other work, holds no
 /// locks and never waits for a worker.
 ///
-/// Recycling: the worker is sent SIGTERM (it stops accepting, closes its idle connections with a
-/// notice Apache answers by sending their next request elsewhere, and finishes its requests in
-/// flight) and its replacement is started at once in the same slot, on another scoreboard entry.
-/// The old one drains while the new one serves; still there a second after `graceful-timeout`,
-/// it is killed. One recycle at a time: the next begins when the recycled worker has exited and
-/// every slot's worker accepts. Killing is for what cannot wait: a worker above 1.5 ×
+/// Workers leave in one of three ways besides dying. Recycled (a limit) or retired (a rolling
+/// restart, scaling down): the worker is sent SIGTERM (it stops accepting, closes its idle
+/// connections with a notice Apache answers by sending their next request elsewhere, and finishes
+/// its requests in flight) and drains while the others serve; still there a second after
+/// `graceful-timeout`, it is killed. Killed: what cannot wait — a worker above 1.5 ×
 /// `memory-limit`, or one not accepting `startup-timeout` after it was spawned.
 final class Supervisor {
-    private struct WorkerSlot {
+    struct WorkerSlot {
         var pid: pid_t?
         /// Its entry on the scoreboard, while it has a worker.
         var entry: Int?
         var startedAt: Double = 0
-        var restartAt: Double? = 0
+        /// When its next worker starts; nil: not due (an extra slot the load does not need).
+        var restartAt: Double?
         var backoff = RestartBackoff()
         /// Whether the next worker is the slot's first (started with the group: staggered limits).
         var firstOfSlot = true
@@ -44,20 +46,27 @@ final class Supervisor {
         /// Its worker is being killed on purpose: what to say of it, and whether it counts as a
         /// failed start (backoff) rather than a kill to replace at once.
         var killedBecause: (note: String, failedStart: Bool)?
+        /// The build its worker runs (`ProgramImage.generation`).
+        var generation = 0
+
+        /// Whether the slot has a worker, or one due to start.
+        var isActive: Bool { self.pid != nil || self.restartAt != nil }
     }
 
-    /// A worker being recycled: draining, its replacement already started.
-    private struct RecycledWorker {
+    /// A worker that left its slot and finishes its requests.
+    struct DrainingWorker {
+        enum Cause { case recycle, roll, scaleDown }
         let pid: pid_t
         let slot: Int
         let entry: Int?
+        let cause: Cause
         var killAt: Double
         var killed = false
     }
 
     /// A worker above 1.5 × memory-limit: told to stop accepting, killed once at most one
     /// request (the one that grew, most likely) remains, or at `killAt`.
-    private struct CondemnedWorker {
+    struct CondemnedWorker {
         let pid: pid_t
         let entry: Int?
         let killAt: Double
@@ -67,49 +76,78 @@ final class Supervisor {
     /// `maximum-requests` or `memory-limit`, `busyCheckInterval`; while a due recycle waits for a
     /// replacement to accept, or a condemned worker for its last requests, `readinessCheckInterval`
     /// (a worker's exit wakes the loop by itself).
-    private static let checkInterval = 0.5
-    private static let busyCheckInterval = 0.01
+    static let checkInterval = 0.5
+    static let busyCheckInterval = 0.01
     /// Under `maximum-requests`, while no request was served since the last look: load that
     /// begins is noticed soon, without waking often on an idle group.
-    private static let requestCountInterval = 0.05
-    private static let startingCheckInterval = 0.05
-    private static let readinessCheckInterval = 0.001
-    /// A recycled worker gives up on its requests at `graceful-timeout` by itself; one still
+    static let requestCountInterval = 0.05
+    static let startingCheckInterval = 0.05
+    static let readinessCheckInterval = 0.001
+    /// A draining worker gives up on its requests at `graceful-timeout` by itself; one still
     /// there this much later is killed.
-    private static let killGrace = 1.0
+    static let killGrace = 1.0
     /// A worker condemned for its memory has this long to finish its other requests.
-    private static let condemnedGrace = 1.0
+    static let condemnedGrace = 1.0
     /// A request running this long in a condemned worker is taken for the one that grew.
-    private static let culpritAge: Int64 = 100_000_000
+    static let culpritAge: Int64 = 100_000_000
     /// How often the figures on the scoreboard are sampled when no limit needs them sooner.
-    private static let sampleInterval = 0.5
+    static let sampleInterval = 0.5
     /// The hard CPU limit comes this many seconds after `cpu-time-limit` (the soft one).
     static let cpuHardLimitGrace = 5
 
-    private let settings: GroupSettings
-    private let policy: RecyclePolicy
-    private var spawner: WorkerSpawner
-    private var scoreboard: GroupScoreboard?
-    private let logger: Logger
+    let settings: GroupSettings
+    let policy: RecyclePolicy
+    var spawner: WorkerSpawner
+    var scoreboard: GroupScoreboard?
+    let logger: Logger
     private let parentPID = getppid()
-    private var slots: [WorkerSlot]
-    private var recycled: RecycledWorker?
-    private var condemned: [CondemnedWorker] = []
-    private var requestTimeouts: RequestTimeoutWatch
+    var slots: [WorkerSlot]
+    var draining: [DrainingWorker] = []
+    var condemned: [CondemnedWorker] = []
+    /// Workers killed before they had a slot (a failed rolling restart's first worker): reaped quietly.
+    var strays: Set<pid_t> = []
+    var requestTimeouts: RequestTimeoutWatch
     /// When the next look at the limits should come, if sooner than `checkInterval`.
-    private var nextCheckInterval: Double?
+    var nextCheckInterval: Double?
     /// Requests served by the group at the last look, to see whether any were served since.
-    private var servedAtLastCheck = 0
-    private var lastSampleAt = 0.0
+    var servedAtLastCheck = 0
+    var lastSampleAt = 0.0
+    /// What each slot's worker published at the last look at the limits (nil: no worker, or no board).
+    var lastActivities: [WorkerActivity?] = []
 
-    init(settings: GroupSettings, spawner: WorkerSpawner, logger: Logger) {
+    /// The build new workers start from.
+    var image: ProgramImage
+    var watch: ProgramWatch
+    var roll: RollingRestart?
+    /// A roll asked for while one runs: begins when it ends.
+    var pendingRoll: RollingRestart.Trigger?
+    /// The last build whose rolling restart failed: not tried again until the file changes.
+    var failedIdentity: FileIdentity?
+    var nextGeneration = 1
+    var scaling: GroupScaling
+    var handover: SupervisorHandover
+
+    init(settings: GroupSettings, spawner: WorkerSpawner, handover: SupervisorHandover, logger: Logger) {
         self.settings = settings
         self.policy = RecyclePolicy(settings: settings)
         self.spawner = spawner
+        self.handover = handover
         self.logger = logger
-        self.slots = Array(repeating: WorkerSlot(), count: settings.processes)
+        self.slots = (0..<settings.maximumProcesses).map { index in
+            var slot = WorkerSlot()
+            slot.restartAt = index < settings.processes ? 0 : nil
+            return slot
+        }
         self.requestTimeouts = RequestTimeoutWatch(timeout: settings.requestTimeout)
         if self.policy.maximumRequests > 0 { self.nextCheckInterval = Self.requestCountInterval }
+        let programPath = settings.programPath ?? spawner.executablePath
+        self.image = ProgramImage.running(path: programPath)
+        self.watch = ProgramWatch(
+            programPath: settings.reload ? programPath : nil, restartFile: settings.restartFile,
+            now: monotonicSeconds())
+        self.scaling = GroupScaling(
+            processes: settings.processes, maximumProcesses: settings.maximumProcesses,
+            idleLimit: settings.inactivityTimeout > 0 ? settings.inactivityTimeout : GroupScaling.defaultIdleLimit)
     }
 
     /// Runs until told to stop, then exits the process.
@@ -125,35 +163,49 @@ final class Supervisor {
         // mid-request; the supervisor recycles it instead, and the hard limit kills it.
         signal(SIGXCPU, SIG_IGN)
         do {
-            let entries = GroupScoreboard.entryCount(processes: self.settings.processes)
+            let entries = GroupScoreboard.entryCount(maximumProcesses: self.settings.maximumProcesses)
             let (board, descriptor) = try GroupScoreboard.create(
-                workers: entries, requestSlots: self.settings.threads)
+                workers: entries, requestSlots: self.settings.threads, processes: self.settings.processes)
             self.scoreboard = board
             self.spawner.shareScoreboard(descriptor)
         } catch {
             self.logger.warning(
-                "SG1012: cannot create the group's scoreboard: \(error); while its slots are full a worker turns away every request on a kept connection, and maximum-requests, inactivity-timeout, request-timeout and startup-timeout are not enforced"
+                "SG1012: cannot create the group's scoreboard: \(error); while its slots are full a worker turns away every request on a kept connection, and maximum-requests, inactivity-timeout, request-timeout, startup-timeout and scaling are not enforced"
             )
         }
         self.logger.info(
             "SG1002: supervisor started",
             metadata: [
                 "processes": "\(self.settings.processes)", "threads": "\(self.settings.threads)",
-                "socket": "\(self.settings.socketPath)",
+                "maximum-processes": "\(self.settings.maximumProcesses)",
+                "socket": "\(self.settings.socketPath)", "program": "\(self.image.path)",
             ])
         while true {
             self.startDueWorkers()
-            self.waitForEvents(timeout: self.nextTimeout())
+            if self.waitForEvents(timeout: self.nextTimeout()) { self.connectionWaits() }
             for signalNumber in SignalPipe.drain() where signalNumber != SIGCHLD {
+                if signalNumber == SIGHUP {
+                    self.requestRoll(.signal)
+                    continue
+                }
                 self.logger.info("SG1003: received \(signalName(signalNumber)): stopping workers")
-                self.shutdown()
+                self.stop(
+                    within: self.settings.shutdownTimeout,
+                    limit: "shutdown-timeout \(formatSeconds(self.settings.shutdownTimeout))")
             }
             self.reapExitedWorkers()
             if getppid() != self.parentPID {
                 self.logger.error("SG1004: Apache's parent process (pid \(self.parentPID)) is gone: stopping workers")
-                self.shutdown()
+                self.stop(
+                    within: self.settings.shutdownTimeout,
+                    limit: "shutdown-timeout \(formatSeconds(self.settings.shutdownTimeout))")
             }
+            if self.handover.isRetireRequested { self.retire() }
+            self.lookForNewBuilds()
             self.enforceLimits()
+            self.advanceRoll()
+            self.scale()
+            self.announceReadyToPredecessor()
         }
     }
 
@@ -165,15 +217,13 @@ final class Supervisor {
         }
     }
 
-    private func startDueWorkers() {
+    func startDueWorkers() {
         let now = monotonicSeconds()
         for index in self.slots.indices {
             guard self.slots[index].pid == nil, let due = self.slots[index].restartAt, due <= now else { continue }
-            let entry = self.freeEntry(for: index)
-            self.scoreboard?.reset(worker: entry)
             do {
-                let pid = try self.spawner.spawn(index: index, entry: entry)
-                self.applyResourceLimits(toWorker: index, pid: pid)
+                let (pid, entry) = try self.spawnWorker(
+                    slot: index, image: self.image, lastExit: self.slots[index].lastExit)
                 self.slots[index].pid = pid
                 self.slots[index].entry = entry
                 self.slots[index].startedAt = now
@@ -181,18 +231,33 @@ final class Supervisor {
                 self.slots[index].isReady = false
                 self.slots[index].stuck = nil
                 self.slots[index].sample = ProcessSample()
+                self.slots[index].generation = self.image.generation
                 self.slots[index].limits = self.policy.limits(slot: index, firstOfSlot: self.slots[index].firstOfSlot)
                 self.slots[index].firstOfSlot = false
-                self.scoreboard?.publishWorker(
-                    entry, pid: pid, slot: index, startedAt: monotonicNanoseconds(),
-                    startedUnixMicroseconds: realtimeMicroseconds(), lastExit: self.slots[index].lastExit)
                 self.logger.info("SG1005: started worker \(index) (pid \(pid))")
             } catch {
                 let delay = self.slots[index].backoff.delay(afterLifetime: 0)
                 self.slots[index].restartAt = now + delay
-                self.logger.error("SG1006: cannot start worker \(index): \(error); retrying in \(delay)s")
+                self.logger.error(
+                    "SG1006: cannot start worker \(index) (\(self.image.path)): \(error); retrying in \(delay)s")
             }
         }
+    }
+
+    /// Spawns a worker of `image` for `slot` on a free scoreboard entry, with its resource limits.
+    func spawnWorker(
+        slot index: Int, image: ProgramImage, lastExit: String
+    ) throws(SystemCallError) -> (
+        pid: pid_t, entry: Int
+    ) {
+        let entry = self.freeEntry(for: index)
+        self.scoreboard?.reset(worker: entry)
+        let pid = try self.spawner.spawn(index: index, entry: entry, executablePath: image.spawnPath)
+        self.applyResourceLimits(toWorker: index, pid: pid)
+        self.scoreboard?.publishWorker(
+            entry, pid: pid, slot: index, startedAt: monotonicNanoseconds(),
+            startedUnixMicroseconds: realtimeMicroseconds(), lastExit: lastExit)
+        return (pid, entry)
     }
 
     /// `cpu-time-limit` and `virtual-memory-limit`, set on the worker as soon as it exists,
@@ -215,356 +280,153 @@ final class Supervisor {
         }
     }
 
-    /// A scoreboard entry no running worker uses (there is one more than slots, for a recycled
-    /// worker draining); the slot's index when the group has no scoreboard.
+    /// A scoreboard entry no running worker uses; the slot's index when the group has no scoreboard.
     private func freeEntry(for slot: Int) -> Int {
         guard let board = self.scoreboard else { return slot }
         var used = Set(self.slots.compactMap(\.entry))
-        if let entry = self.recycled?.entry { used.insert(entry) }
+        used.formUnion(self.draining.compactMap(\.entry))
+        if let entry = self.roll?.successor?.entry { used.insert(entry) }
         return (0..<board.workerCount).first(where: { !used.contains($0) }) ?? slot
     }
 
-    /// Until the next delayed restart, limit check or kill of a recycled worker; at most half a
-    /// second (to notice a lost parent).
+    /// Until the next delayed restart, limit check, look at the program file or kill of a
+    /// draining worker; at most half a second (to notice a lost parent).
     private func nextTimeout() -> Double {
         let now = monotonicSeconds()
         var deadline = now + (self.nextCheckInterval ?? Self.checkInterval)
         if let nextRestart = self.slots.compactMap({ $0.pid == nil ? $0.restartAt : nil }).min() {
             deadline = min(deadline, nextRestart)
         }
-        if let recycled = self.recycled, !recycled.killed {
-            deadline = min(deadline, recycled.killAt)
+        for worker in self.draining where !worker.killed {
+            deadline = min(deadline, worker.killAt)
         }
+        if self.watch.isActive { deadline = min(deadline, self.watch.nextLookAt) }
         return max(0, deadline - now)
     }
 
-    private func waitForEvents(timeout: Double) {
-        var descriptor = pollfd(fd: SignalPipe.descriptor, events: Int16(POLLIN), revents: 0)
-        _ = poll(&descriptor, 1, CInt((timeout * 1000).rounded(.up)))
+    /// Waits for a signal, a retire request or the timeout; true when a connection waits on the
+    /// socket of a transient group that has no worker.
+    private func waitForEvents(timeout: Double) -> Bool {
+        var descriptors = [pollfd(fd: SignalPipe.descriptor, events: Int16(POLLIN), revents: 0)]
+        if let retire = self.handover.retireDescriptor {
+            descriptors.append(pollfd(fd: retire, events: Int16(POLLIN), revents: 0))
+        }
+        let watchesListener = self.scaling.startsOnDemand(self.slots.map(\.isActive))
+        if watchesListener { descriptors.append(pollfd(fd: 3, events: Int16(POLLIN), revents: 0)) }
+        _ = poll(&descriptors, nfds_t(descriptors.count), CInt((timeout * 1000).rounded(.up)))
+        guard watchesListener, let listener = descriptors.last else { return false }
+        return listener.revents & Int16(POLLIN) != 0
     }
 
-    private func reapExitedWorkers() {
+    func reapExitedWorkers() {
         while let (pid, reason) = reapOne(blocking: false) {
             self.requestTimeouts.forget(pid: pid)
             self.condemned.removeAll { $0.pid == pid }
-            if let recycled = self.recycled, recycled.pid == pid {
-                self.recycledWorkerExited(recycled, reason: reason)
+            if self.strays.remove(pid) != nil { continue }
+            if let index = self.draining.firstIndex(where: { $0.pid == pid }) {
+                self.drainingWorkerExited(self.draining.remove(at: index), reason: reason)
+                continue
+            }
+            if self.roll?.successor?.pid == pid {
+                self.successorExited(reason: reason)
                 continue
             }
             guard let index = self.slots.firstIndex(where: { $0.pid == pid }) else { continue }
-            let now = monotonicSeconds()
-            let lifetime = now - self.slots[index].startedAt
-            // Its siblings must not turn requests away towards a worker that is gone.
-            if let entry = self.slots[index].entry { self.scoreboard?.reset(worker: entry) }
-            self.slots[index].pid = nil
-            self.slots[index].entry = nil
-            if let killed = self.slots[index].killedBecause {
-                // Said when it was killed (SG1016, SG1018).
-                self.slots[index].killedBecause = nil
-                self.slots[index].lastExit = killed.note
-                let delay = killed.failedStart ? self.slots[index].backoff.delay(afterLifetime: 0) : 0
-                self.slots[index].restartAt = now + delay
-                if killed.failedStart {
-                    self.logger.error(
-                        "SG1007: worker \(index) (pid \(pid)) \(reason) after \(formatSeconds(lifetime)); restarting in \(formatSeconds(delay))"
-                    )
-                }
-                continue
-            }
-            let delay = self.slots[index].backoff.delay(afterLifetime: lifetime)
-            self.slots[index].restartAt = now + delay
-            self.slots[index].lastExit = "\(reason) after \(formatSeconds(lifetime))"
-            let level: Logger.Level = reason == .exited(code: 0) ? .notice : .error
-            self.logger.log(
-                level: level,
-                "SG1007: worker \(index) (pid \(pid)) \(reason) after \(formatSeconds(lifetime)); restarting in \(formatSeconds(delay))"
-            )
+            self.slotWorkerExited(index, pid: pid, reason: reason)
         }
     }
 
-    /// A recycled worker is gone: its entry is free, the next recycle may begin. Only an exit
-    /// other than the drain's own (status 0) or the supervisor's SIGKILL is worth a line.
-    private func recycledWorkerExited(_ worker: RecycledWorker, reason: ExitReason) {
-        self.recycled = nil
+    private func slotWorkerExited(_ index: Int, pid: pid_t, reason: ExitReason) {
+        let now = monotonicSeconds()
+        let lifetime = now - self.slots[index].startedAt
+        // Its siblings must not turn requests away towards a worker that is gone.
+        if let entry = self.slots[index].entry { self.scoreboard?.reset(worker: entry) }
+        self.slots[index].pid = nil
+        self.slots[index].entry = nil
+        if let killed = self.slots[index].killedBecause {
+            // Said when it was killed (SG1016, SG1018, SG1020).
+            self.slots[index].killedBecause = nil
+            self.slots[index].lastExit = killed.note
+            let delay = killed.failedStart ? self.slots[index].backoff.delay(afterLifetime: 0) : 0
+            self.slots[index].restartAt = now + delay
+            if killed.failedStart {
+                self.logger.error(
+                    "SG1007: worker \(index) (pid \(pid)) \(reason) after \(formatSeconds(lifetime)); restarting in \(formatSeconds(delay))"
+                )
+            }
+            return
+        }
+        let delay = self.slots[index].backoff.delay(afterLifetime: lifetime)
+        self.slots[index].restartAt = now + delay
+        self.slots[index].lastExit = "\(reason) after \(formatSeconds(lifetime))"
+        let level: Logger.Level = reason == .exited(code: 0) ? .notice : .error
+        self.logger.log(
+            level: level,
+            "SG1007: worker \(index) (pid \(pid)) \(reason) after \(formatSeconds(lifetime)); restarting in \(formatSeconds(delay))"
+        )
+    }
+
+    /// A draining worker is gone: its entry is free (and after a recycle the next may begin).
+    /// Only an exit other than the drain's own (status 0) or the supervisor's SIGKILL is worth a line.
+    private func drainingWorkerExited(_ worker: DrainingWorker, reason: ExitReason) {
         if let entry = worker.entry { self.scoreboard?.reset(worker: entry) }
         let expected =
             reason == .exited(code: 0) || (worker.killed && reason == .signalled(signal: SIGKILL, coreDumped: false))
         if !expected {
-            self.logger.error("SG1015: recycled worker \(worker.slot) (pid \(worker.pid)) \(reason) while draining")
+            self.logger.error("SG1015: draining worker \(worker.slot) (pid \(worker.pid)) \(reason) while draining")
         }
     }
 
-    // MARK: Limits
-
-    /// Kills what must be killed, gives up on requests past request-timeout, and recycles the
-    /// worker that reached a limit first, when no recycle is under way and every slot's worker
-    /// accepts.
-    private func enforceLimits() {
-        self.nextCheckInterval = nil
-        let now = monotonicSeconds()
-        let nowNanoseconds = monotonicNanoseconds()
-        self.killRecycledWorkerPastItsTime(now: now)
-        let sampling = now - self.lastSampleAt >= Self.sampleInterval || self.policy.memoryLimit > 0
-        if sampling { self.lastSampleAt = now }
-
-        var activities: [WorkerActivity?] = []
-        var schedule: [RecycleSchedule.Slot] = []
-        var wakeAt = now + Self.checkInterval
-        for index in self.slots.indices {
-            let activity = self.slots[index].entry.flatMap { self.scoreboard?.activity(ofWorker: $0) }
-            activities.append(activity)
-            var due: RecycleReason?
-            if let pid = self.slots[index].pid, self.slots[index].killedBecause == nil {
-                if sampling { self.sample(slot: index, pid: pid) }
-                self.noteReadiness(slot: index, pid: pid, activity: activity, now: now, wakeAt: &wakeAt)
-                switch self.reviewRequests(
-                    ofWorker: pid, slot: index, entry: self.slots[index].entry, nowNanoseconds: nowNanoseconds,
-                    wakeAt: &wakeAt)
-                {
-                case nil:
-                    break
-                case .recycle(let reason):
-                    self.slots[index].stuck = reason
-                case .kill(let ranFor):
-                    self.slots[index].killedBecause = (
-                        "killed: its event loop was blocked by a request past request-timeout", false
-                    )
-                    self.killBlockedWorker(pid: pid, name: "worker \(index)", ranFor: ranFor)
-                }
-                due = self.slots[index].stuck
-                if self.slots[index].killedBecause == nil, due == nil, self.policy.isActive {
-                    due = self.policy.reason(
-                        limits: self.slots[index].limits, age: now - self.slots[index].startedAt, activity: activity,
-                        sample: self.slots[index].sample, now: nowNanoseconds)
-                }
-            }
-            schedule.append(
-                RecycleSchedule.Slot(
-                    hasWorker: self.slots[index].pid != nil && self.slots[index].killedBecause == nil,
-                    // Without a scoreboard there is no telling: taken as accepting.
-                    isAccepting: activity?.isAccepting ?? true,
-                    startedAt: self.slots[index].startedAt,
-                    due: due
-                ))
-        }
-        self.reviewRecycledWorker(sampling: sampling, nowNanoseconds: nowNanoseconds, wakeAt: &wakeAt)
-        self.killCondemnedWorkers(now: now, wakeAt: &wakeAt)
-
-        let served = activities.reduce(0) { $0 + ($1?.requestsServed ?? 0) }
-        var interval = wakeAt - now
-        // Under these limits load that begins must be noticed within a few requests; memory can
-        // grow by hundreds of MiB in a tenth of a second.
-        if self.policy.memoryLimit > 0 {
-            interval = min(interval, Self.busyCheckInterval)
-        } else if self.policy.maximumRequests > 0 {
-            let served = served != self.servedAtLastCheck
-            interval = min(interval, served ? Self.busyCheckInterval : Self.requestCountInterval)
-        }
-        self.servedAtLastCheck = served
-        switch RecycleSchedule.decide(slots: schedule, recycleUnderWay: self.recycled != nil) {
-        case .nothing:
-            break
-        case .waitForReplacement:
-            interval = min(interval, Self.readinessCheckInterval)
-        case .recycle(let slot, let reason):
-            self.recycle(slot: slot, reason: reason, activity: activities[slot], now: now)
-        }
-        self.nextCheckInterval = max(0, interval)
-    }
-
-    private func killRecycledWorkerPastItsTime(now: Double) {
-        guard var worker = self.recycled, !worker.killed, now >= worker.killAt else { return }
-        self.logger.warning(
-            "SG1014: recycled worker \(worker.slot) (pid \(worker.pid)) still running \(formatSeconds(Self.killGrace)) after graceful-timeout \(formatSeconds(self.settings.gracefulTimeout)): SIGKILL"
-        )
-        kill(worker.pid, SIGKILL)
-        worker.killed = true
-        self.recycled = worker
-    }
-
-    /// Samples a slot's worker, publishes the figures, and condemns it above 1.5 × memory-limit.
-    private func sample(slot index: Int, pid: pid_t) {
-        let (sample, condemned) = self.sample(pid: pid, entry: self.slots[index].entry, name: "worker \(index)")
-        self.slots[index].sample = sample
-        if let resident = sample.residentBytes, condemned {
-            self.slots[index].killedBecause = (
-                "killed: RSS \(ResidentMemory.describe(resident)) above 1.5 × memory-limit", false
-            )
-        }
-    }
-
-    /// Samples worker `pid` from /proc, publishes the figures on its scoreboard entry, and
-    /// condemns it above 1.5 × memory-limit; the sample, and whether it was condemned.
-    private func sample(pid: pid_t, entry: Int?, name: String) -> (sample: ProcessSample, condemned: Bool) {
-        let sample = ProcessSample.read(pid: pid)
-        if let entry {
-            self.scoreboard?.recordSample(
-                residentBytes: sample.residentBytes ?? 0, cpuMicroseconds: sample.cpuMicroseconds ?? 0,
-                ofWorker: entry)
-        }
-        guard let threshold = self.policy.memoryKillThreshold, let resident = sample.residentBytes, resident > threshold
-        else { return (sample, false) }
-        self.condemn(pid: pid, entry: entry, name: name, resident: resident)
-        return (sample, true)
-    }
-
-    /// Publishes that a slot's worker accepts, or kills it when it does not within startup-timeout.
-    private func noteReadiness(
-        slot index: Int, pid: pid_t, activity: WorkerActivity?, now: Double, wakeAt: inout Double
-    ) {
-        guard !self.slots[index].isReady, let activity else { return }
-        if activity.isAccepting {
-            self.slots[index].isReady = true
-            if let entry = self.slots[index].entry { self.scoreboard?.setState(.ready, ofWorker: entry) }
-            return
-        }
-        let limit = self.settings.startupTimeout
-        let age = now - self.slots[index].startedAt
-        guard limit > 0, age >= limit else {
-            wakeAt = min(wakeAt, now + Self.startingCheckInterval)
-            return
-        }
-        self.logger.error(
-            "SG1018: worker \(index) (pid \(pid)) is not accepting \(formatSeconds(age)) after it was spawned (startup-timeout \(formatSeconds(limit))): SIGKILL"
-        )
-        self.slots[index].killedBecause = ("killed: not accepting within startup-timeout \(formatSeconds(limit))", true)
-        kill(pid, SIGKILL)
-    }
-
-    /// What a stuck request makes of its worker.
-    private enum StuckWorker {
-        /// The worker cancelled the request but it runs on: recycle the worker.
-        case recycle(RecycleReason)
-        /// The worker did not act on the cancel of a request running `ranFor` seconds: its event
-        /// loop is blocked, nothing in it can finish, and a drain would only let Apache put more
-        /// requests on its kept connections. Kill it.
-        case kill(ranFor: Double)
-    }
-
-    /// Gives up on a worker's requests past request-timeout (the worker answers them 504) and
-    /// says whether one of them is stuck.
-    private func reviewRequests(
-        ofWorker pid: pid_t, slot index: Int, entry: Int?, nowNanoseconds: Int64, wakeAt: inout Double
-    ) -> StuckWorker? {
-        guard self.requestTimeouts.isActive, let entry, let board = self.scoreboard else { return nil }
-        let running = board.runningRequests(ofWorker: entry)
-        guard !running.isEmpty else { return nil }
-        var stuck: StuckWorker?
-        var signalled = false
-        for action in self.requestTimeouts.review(pid: pid, running: running, now: nowNanoseconds) {
-            switch action {
-            case .cancel(let slot, let started, let ranFor):
-                board.requestCancel(slot: slot, started: started, ofWorker: entry)
-                self.logger.warning(
-                    "SG1017: worker \(index) (pid \(pid)): a request running \(formatSeconds(ranFor)) passed request-timeout \(formatSeconds(self.settings.requestTimeout)): cancelling it"
-                )
-                signalled = true
-            case .stuck(let slot, let started, let ranFor):
-                if board.cancelAcknowledged(slot: slot, started: started, ofWorker: entry) {
-                    stuck = stuck ?? .recycle(.requestStuck(ranFor: ranFor, limit: self.settings.requestTimeout))
-                } else {
-                    stuck = .kill(ranFor: ranFor)
-                }
-            }
-        }
-        // The worker looks at its cancel cells when told.
-        if signalled { kill(pid, SIGUSR2) }
-        if let next = self.requestTimeouts.nextDeadline(pid: pid, running: running) {
-            wakeAt = min(wakeAt, Double(next) / 1e9 + 0.001)
-        }
-        return stuck
-    }
-
-    /// SIGKILL to a worker whose event loop is blocked (SG1020).
-    private func killBlockedWorker(pid: pid_t, name: String, ranFor: Double) {
-        self.logger.error(
-            "SG1020: \(name) (pid \(pid)) did not act on the cancel of a request running \(formatSeconds(ranFor)) (request-timeout \(formatSeconds(self.settings.requestTimeout))): its event loop is blocked; SIGKILL"
-        )
-        kill(pid, SIGKILL)
-    }
-
-    /// A recycled worker's requests time out too, and its memory is watched while it drains.
-    private func reviewRecycledWorker(sampling: Bool, nowNanoseconds: Int64, wakeAt: inout Double) {
-        guard let worker = self.recycled, !worker.killed else { return }
-        if case .kill(let ranFor) = self.reviewRequests(
-            ofWorker: worker.pid, slot: worker.slot, entry: worker.entry, nowNanoseconds: nowNanoseconds,
-            wakeAt: &wakeAt)
-        {
-            self.killBlockedWorker(pid: worker.pid, name: "recycled worker \(worker.slot)", ranFor: ranFor)
-            self.recycled?.killed = true
-            return
-        }
-        guard sampling, !self.condemned.contains(where: { $0.pid == worker.pid }) else { return }
-        _ = self.sample(pid: worker.pid, entry: worker.entry, name: "recycled worker \(worker.slot)")
-    }
-
-    /// Stops a worker above 1.5 × memory-limit from accepting, to kill it once its other
-    /// requests are done (`killCondemnedWorkers`).
-    private func condemn(pid: pid_t, entry: Int?, name: String, resident: Int) {
-        guard !self.condemned.contains(where: { $0.pid == pid }) else { return }
-        self.logger.error(
-            "SG1016: \(name) (pid \(pid)) has RSS \(ResidentMemory.describe(resident)), above 1.5 × memory-limit \(ResidentMemory.describe(self.policy.memoryLimit)): killing it as soon as its other requests are done (within \(formatSeconds(Self.condemnedGrace)))"
-        )
-        kill(pid, SIGTERM)
-        self.condemned.append(CondemnedWorker(pid: pid, entry: entry, killAt: monotonicSeconds() + Self.condemnedGrace))
-    }
-
-    private func killCondemnedWorkers(now: Double, wakeAt: inout Double) {
-        var waiting: [CondemnedWorker] = []
-        for worker in self.condemned {
-            guard now >= worker.killAt || self.onlyTheCulpritRemains(in: worker) else {
-                waiting.append(worker)
-                wakeAt = min(wakeAt, now + Self.readinessCheckInterval)
-                continue
-            }
-            kill(worker.pid, SIGKILL)
-            if self.recycled?.pid == worker.pid { self.recycled?.killed = true }
-        }
-        self.condemned = waiting
-    }
-
-    /// Whether a condemned worker's other requests are done: none is left, or one that has run
-    /// longer than a short request would (the one that grew, most likely).
-    private func onlyTheCulpritRemains(in worker: CondemnedWorker) -> Bool {
-        guard let entry = worker.entry, let board = self.scoreboard else { return true }
-        let running = board.runningRequests(ofWorker: entry)
-        guard running.count <= 1 else { return false }
-        guard let request = running.first else { return true }
-        return monotonicNanoseconds() - request.started >= Self.culpritAge
-    }
-
-    /// SIGTERM to the worker of `slot` (it drains), and its replacement started at once.
-    private func recycle(slot index: Int, reason: RecycleReason, activity: WorkerActivity?, now: Double) {
+    /// Takes the worker of `slot` out of it and lets it drain: SIGTERM, SIGKILL a second after
+    /// graceful-timeout. The slot is left without a worker.
+    func drain(slot index: Int, cause: DrainingWorker.Cause, now: Double) {
         guard let pid = self.slots[index].pid else { return }
-        let age = now - self.slots[index].startedAt
-        let served = activity.map { "\($0.requestsServed) requests served" } ?? "requests served unknown"
-        let resident = ResidentMemory.describe(ResidentMemory.bytes(ofProcess: pid))
-        self.logger.notice(
-            "SG1013: recycling worker \(index) (pid \(pid)): \(reason); age \(formatSeconds(age)), \(served), RSS \(resident); its replacement starts now"
-        )
         kill(pid, SIGTERM)
         let killAt = now + self.settings.gracefulTimeout + Self.killGrace
-        self.recycled = RecycledWorker(pid: pid, slot: index, entry: self.slots[index].entry, killAt: killAt)
-
+        self.draining.append(
+            DrainingWorker(pid: pid, slot: index, entry: self.slots[index].entry, cause: cause, killAt: killAt))
         if let entry = self.slots[index].entry { self.scoreboard?.setState(.draining, ofWorker: entry) }
         self.slots[index].pid = nil
         self.slots[index].entry = nil
-        self.slots[index].restartAt = now
-        self.slots[index].lastExit = "recycled: \(reason.summary) after \(formatSeconds(age))"
-        // A worker that lived to its recycle was healthy: a later crash starts a fresh backoff.
-        self.slots[index].backoff = RestartBackoff()
-        self.startDueWorkers()
+    }
+
+    /// Makes the loop look again within `seconds`.
+    func wakeWithin(_ seconds: Double) {
+        self.nextCheckInterval = max(0, min(self.nextCheckInterval ?? Self.checkInterval, seconds))
+    }
+
+    // MARK: Handover
+
+    /// Once every one of its `processes` workers accepts, a supervisor that took the group over
+    /// from another (Apache restarted with a changed configuration) tells that one to retire.
+    private func announceReadyToPredecessor() {
+        guard self.handover.hasPredecessor,
+            self.slots.prefix(self.settings.processes).allSatisfy({ $0.pid != nil && $0.isReady })
+        else { return }
+        self.handover.announceReady()
+        self.logger.info("SG1028: the group's workers accept: its previous supervisor retires")
+    }
+
+    /// Apache started a new supervisor for the group and it accepts: drain and exit.
+    private func retire() -> Never {
+        self.logger.notice(
+            "SG1029: the group's new supervisor accepts (Apache restarted with a changed configuration): draining the workers within graceful-timeout \(formatSeconds(self.settings.gracefulTimeout)), then exiting"
+        )
+        self.stop(
+            within: self.settings.gracefulTimeout + Self.killGrace,
+            limit:
+                "graceful-timeout \(formatSeconds(self.settings.gracefulTimeout)) and \(formatSeconds(Self.killGrace))")
     }
 
     // MARK: Shutdown
 
-    /// SIGTERM to every worker, SIGKILL to those still there after `shutdown-timeout`, then exit.
-    private func shutdown() -> Never {
-        var running = self.slots.compactMap(\.pid)
-        if let recycled = self.recycled { running.append(recycled.pid) }
+    /// SIGTERM to every worker, SIGKILL to those still there after `seconds`, then exit.
+    func stop(within seconds: Double, limit: String) -> Never {
+        var running = self.slots.compactMap(\.pid) + self.draining.map(\.pid)
+        if let successor = self.roll?.successor?.pid { running.append(successor) }
         for pid in running { kill(pid, SIGTERM) }
         var remaining = Set(running)
-        let deadline = monotonicSeconds() + self.settings.shutdownTimeout
+        let deadline = monotonicSeconds() + seconds
         while !remaining.isEmpty, monotonicSeconds() < deadline {
             while let (pid, reason) = reapOne(blocking: false) {
                 remaining.remove(pid)
@@ -574,7 +436,7 @@ final class Supervisor {
         }
         for pid in remaining {
             self.logger.warning(
-                "SG1009: worker pid \(pid) still running after shutdown-timeout \(self.settings.shutdownTimeout)s: SIGKILL"
+                "SG1009: worker pid \(pid) still running after \(limit): SIGKILL"
             )
             kill(pid, SIGKILL)
             var status: CInt = 0
@@ -586,7 +448,7 @@ final class Supervisor {
 }
 
 /// Reaps one exited child, if any.
-private func reapOne(blocking: Bool) -> (pid_t, ExitReason)? {
+func reapOne(blocking: Bool) -> (pid_t, ExitReason)? {
     var status: CInt = 0
     let pid = waitpid(-1, &status, blocking ? 0 : WNOHANG)
     guard pid > 0 else { return nil }

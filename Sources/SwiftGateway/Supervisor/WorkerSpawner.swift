@@ -39,9 +39,11 @@ struct WorkerSpawner: Sendable {
         self.environment[GroupScoreboard.environmentVariable] = String(GroupScoreboard.workerDescriptor)
     }
 
-    /// Spawns the worker of slot `index`, publishing on scoreboard entry `entry`; the child
-    /// starts with default signal dispositions and an empty mask.
-    func spawn(index: Int, entry: Int) throws(SystemCallError) -> pid_t {
+    /// Spawns the worker of slot `index` from `executablePath` (the running build when nil),
+    /// publishing on scoreboard entry `entry`; the child starts with default signal dispositions
+    /// and an empty mask.
+    func spawn(index: Int, entry: Int, executablePath: String? = nil) throws(SystemCallError) -> pid_t {
+        let executablePath = executablePath ?? self.executablePath
         var environment = self.environment
         environment["SWIFT_GATEWAY_WORKER_INDEX"] = String(index)
         environment[GroupScoreboard.entryEnvironmentVariable] = String(entry)
@@ -74,10 +76,10 @@ struct WorkerSpawner: Sendable {
         }
 
         var pid: pid_t = 0
-        let result = self.executablePath.withCString { path in
+        let result = executablePath.withCString { path in
             posix_spawn(&pid, path, &fileActions, &attributes, argv, envp)
         }
-        guard result == 0 else { throw SystemCallError("posix_spawn \(self.executablePath)", errorNumber: result) }
+        guard result == 0 else { throw SystemCallError("posix_spawn \(executablePath)", errorNumber: result) }
         return pid
     }
 }

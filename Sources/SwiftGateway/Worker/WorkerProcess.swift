@@ -145,7 +145,7 @@ struct WorkerProcess {
         if self.environment[GroupScoreboard.environmentVariable] != nil {
             board = GroupScoreboard.adopt(
                 descriptor: GroupScoreboard.workerDescriptor,
-                workers: GroupScoreboard.entryCount(processes: self.settings.processes),
+                workers: GroupScoreboard.entryCount(maximumProcesses: self.settings.maximumProcesses),
                 requestSlots: self.settings.threads)
             if board == nil {
                 self.logger.error(
@@ -156,7 +156,7 @@ struct WorkerProcess {
         let siblingRoom: (@Sendable () -> Int)?
         if let board {
             siblingRoom = { board.roomOfSiblings(of: index, heldFor: Self.siblingRoomPatience) }
-        } else if self.settings.processes > 1 {
+        } else if self.settings.maximumProcesses > 1 {
             siblingRoom = { 1 } // unknown: assume a sibling has room, as the backlog would
         } else {
             siblingRoom = nil

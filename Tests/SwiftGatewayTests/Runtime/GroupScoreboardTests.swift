@@ -12,7 +12,7 @@ import CSwiftGatewayLinux
 
 final class GroupScoreboardTests: XCTestCase {
     func testAWorkerSeesTheRoomItsSiblingsPublishThroughItsOwnMapping() throws {
-        let (supervisorBoard, descriptor) = try GroupScoreboard.create(workers: 3, requestSlots: 2)
+        let (supervisorBoard, descriptor) = try GroupScoreboard.create(workers: 3, requestSlots: 2, processes: 2)
         defer { close(descriptor) }
         // A worker maps a copy of the descriptor, as it finds it at fd 4, and closes it.
         let copy = dup(descriptor)
@@ -34,7 +34,7 @@ final class GroupScoreboardTests: XCTestCase {
     }
 
     func testADescriptorTooSmallForTheGroupIsRefused() throws {
-        let (_, descriptor) = try GroupScoreboard.create(workers: 1, requestSlots: 4)
+        let (_, descriptor) = try GroupScoreboard.create(workers: 1, requestSlots: 4, processes: 1)
         defer { close(descriptor) }
         XCTAssertNil(GroupScoreboard.adopt(descriptor: dup(descriptor), workers: 4, requestSlots: 4))
         XCTAssertNil(GroupScoreboard.adopt(descriptor: dup(descriptor), workers: 1, requestSlots: 8))
@@ -45,9 +45,9 @@ final class GroupScoreboardTests: XCTestCase {
     }
 
     func testTheSupervisorReadsWhatAWorkerPublishesAboutItsRequests() throws {
-        let entries = GroupScoreboard.entryCount(processes: 2)
-        XCTAssertEqual(entries, 3, "one entry more than processes, for a recycled worker draining")
-        let (supervisorBoard, descriptor) = try GroupScoreboard.create(workers: entries, requestSlots: 4)
+        let entries = GroupScoreboard.entryCount(maximumProcesses: 2)
+        XCTAssertEqual(entries, 5, "as many again draining, and one for a new build's worker starting")
+        let (supervisorBoard, descriptor) = try GroupScoreboard.create(workers: entries, requestSlots: 4, processes: 2)
         defer { close(descriptor) }
         let worker = try XCTUnwrap(
             GroupScoreboard.adopt(descriptor: dup(descriptor), workers: entries, requestSlots: 4))
@@ -68,7 +68,7 @@ final class GroupScoreboardTests: XCTestCase {
         XCTAssertTrue(activity.isAccepting)
         XCTAssertGreaterThanOrEqual(activity.lastRequestStart, before)
         XCTAssertEqual(supervisorBoard.activity(ofWorker: 1), WorkerActivity(), "entries are apart")
-        XCTAssertNil(supervisorBoard.activity(ofWorker: 3))
+        XCTAssertNil(supervisorBoard.activity(ofWorker: entries))
 
         // The supervisor zeroes the entry of a worker that is gone, for the next one.
         worker.setRoom(4, ofWorker: 2)
@@ -78,7 +78,7 @@ final class GroupScoreboardTests: XCTestCase {
     }
 
     func testTheSupervisorCancelsOneRequestNamedByItsStart() throws {
-        let (board, descriptor) = try GroupScoreboard.create(workers: 2, requestSlots: 3)
+        let (board, descriptor) = try GroupScoreboard.create(workers: 2, requestSlots: 3, processes: 1)
         defer { close(descriptor) }
         let worker = try XCTUnwrap(GroupScoreboard.adopt(descriptor: dup(descriptor), workers: 2, requestSlots: 3))
         let started = worker.requestStarted(slot: 1, inFlight: 1, ofWorker: 0)
@@ -102,7 +102,7 @@ final class GroupScoreboardTests: XCTestCase {
     }
 
     func testTheSupervisorPublishesWhatItKnowsOfEachWorker() throws {
-        let (board, descriptor) = try GroupScoreboard.create(workers: 2, requestSlots: 1)
+        let (board, descriptor) = try GroupScoreboard.create(workers: 2, requestSlots: 1, processes: 1)
         defer { close(descriptor) }
         let reason = String(repeating: "é", count: 100) // 200 bytes: cut at a character
         board.publishWorker(1, pid: 4242, slot: 0, startedAt: 7, startedUnixMicroseconds: 8, lastExit: reason)

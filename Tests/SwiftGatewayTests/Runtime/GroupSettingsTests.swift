@@ -20,6 +20,31 @@ final class GroupSettingsTests: XCTestCase {
         XCTAssertEqual(settings.virtualMemoryLimit, 0)
         XCTAssertEqual(settings.cpuTimeLimit, 0)
         XCTAssertEqual(settings.executor, .eventLoop)
+        XCTAssertEqual(settings.maximumProcesses, 1)
+        XCTAssertTrue(settings.reload)
+        XCTAssertNil(settings.programPath)
+        XCTAssertNil(settings.restartFile)
+    }
+
+    func testReadsDeploymentAndScaling() throws {
+        let settings = try GroupSettings(environment: [
+            "SWIFT_GATEWAY_PROCESSES": "2", "SWIFT_GATEWAY_MAXIMUM_PROCESSES": "5",
+            "SWIFT_GATEWAY_PROGRAM": "/srv/app/App", "SWIFT_GATEWAY_RELOAD": "0",
+            "SWIFT_GATEWAY_RESTART_FILE": "/srv/app/restart.txt",
+        ])
+        XCTAssertEqual(settings.maximumProcesses, 5)
+        XCTAssertEqual(settings.programPath, "/srv/app/App")
+        XCTAssertFalse(settings.reload)
+        XCTAssertEqual(settings.restartFile, "/srv/app/restart.txt")
+        // A transient group may still run one worker; the maximum is never below processes.
+        let transient = try GroupSettings(environment: ["SWIFT_GATEWAY_PROCESSES": "0"])
+        XCTAssertEqual(transient.processes, 0)
+        XCTAssertEqual(transient.maximumProcesses, 1)
+        let clamped = try GroupSettings(environment: [
+            "SWIFT_GATEWAY_PROCESSES": "3", "SWIFT_GATEWAY_MAXIMUM_PROCESSES": "2",
+        ])
+        XCTAssertEqual(clamped.maximumProcesses, 3)
+        XCTAssertThrowsError(try GroupSettings(environment: ["SWIFT_GATEWAY_RELOAD": "yes"]))
     }
 
     func testReadsTheLimits() throws {

@@ -255,20 +255,20 @@ def _install_new_build(srv) -> str:
     return f"{st.st_dev}:{st.st_ino}"
 
 
-@pytest.mark.xfail(reason="the supervisor's side of the handover (SupervisorHandover.swift: retiring on "
-                          "fd 4, the byte on fd 5) is not on this branch yet", strict=False)
 @pytest.mark.parametrize("change", ["env", "program"])
 def test_changed_group_is_rolled_on_graceful(apache, change):
     """A changed env= value, or a program replaced by a deploy (reload=off: only the graceful
     restart rolls it), then `apachectl graceful` under load: a new supervisor on the same
-    socket, the old one retired once the new workers accept, no failed request."""
+    socket, the old one retired once the new workers accept, no request failed because of the
+    gateway (the control load on a static file tells Apache's own connection errors)."""
     srv = apache(lambda s: _site(s, "env=SG_DEPLOY=one", "reload=off"), ready_path="/app/")
     old_workers = set(srv.wait_workers(GROUP, 2))
     old = srv.supervisors()[GROUP]
     socket_path = srv.group_socket(GROUP)
     since = srv.log_offset()
 
-    with BackgroundLoad(srv.port, FAST, concurrency=CLIENTS, deadline=120) as load:
+    with BackgroundLoad(srv.port, STATIC, concurrency=CLIENTS, deadline=120) as control, \
+            BackgroundLoad(srv.port, FAST, concurrency=CLIENTS, deadline=120) as load:
         time.sleep(2)   # the load's schedule: 2 s before the change
         if change == "env":
             srv.configure(_site(srv, "env=SG_DEPLOY=two", "reload=off"), port=srv.port)
@@ -289,11 +289,16 @@ def test_changed_group_is_rolled_on_graceful(apache, change):
         wait_until(lambda: not any(pid_alive(p) for p in old_workers), 30, message="the old workers to exit")
         time.sleep(2)   # and 2 s after the roll
     result = load.result
-    assert result is not None
-    note(f"{what} + apachectl graceful under {CLIENTS} clients: {result.summary()}; old supervisor "
-         f"retired {retired:.2f} s after the graceful")
+    assert result is not None and control.result is not None
+    note(f"{what} + apachectl graceful under {CLIENTS}+{CLIENTS} clients: gateway {result.summary()}; "
+         f"control (static file) {control.result.summary()}; old supervisor retired {retired:.2f} s "
+         f"after the graceful")
     assert not result.timed_out
-    assert result.failures == [], f"{result.summary()}: {result.failures[:10]}"
+    assert _server_errors(result) == [], f"{result.summary()}: {result.failures[:10]}"
+    assert _not_apaches(result) == [], _not_apaches(result)[:10]
+    assert _within_chance(len(_connection_errors(result)), len(_connection_errors(control.result))), (
+        f"the gateway added connection errors: {len(_connection_errors(result))} against "
+        f"{len(_connection_errors(control.result))}")
     srv.wait_for_log(RETIRED, since=since, timeout=10)
     assert _supervisors(srv) == [new]
     new_workers = srv.workers(GROUP)
@@ -305,6 +310,49 @@ def test_changed_group_is_rolled_on_graceful(apache, change):
     assert srv.group_socket(GROUP) == socket_path
     assert "SG0410" not in srv.error_log_text(since)
     assert _trouble(srv, since) == []
+    _assert_stop_leaves_nothing(srv)
+
+
+def test_a_broken_build_at_graceful_leaves_the_old_supervisor_serving(apache):
+    """A deploy of a program that exits at once, then `apachectl graceful`: the new supervisor
+    keeps dying (restarted with backoff), the old one keeps serving, since Apache's parent
+    keeps its copy of the old one's retire pipe. A good build and another graceful then roll
+    the group."""
+    srv = apache(lambda s: _site(s, "reload=off"), ready_path="/app/")
+    old_workers = set(srv.wait_workers(GROUP, 2))
+    old = srv.supervisors()[GROUP]
+    since = srv.log_offset()
+    staged = srv.bin + ".new"
+    with open(staged, "w") as f:
+        f.write("#!/bin/sh\necho 'a build that does not start' >&2\nexit 3\n")
+    os.chmod(staged, 0o755)
+
+    with BackgroundLoad(srv.port, STATIC, concurrency=CLIENTS // 2, deadline=120) as control, \
+            BackgroundLoad(srv.port, FAST, concurrency=CLIENTS // 2, deadline=120) as load:
+        os.rename(staged, srv.bin)
+        srv.graceful()
+        srv.wait_for_log(HANDOVER, since=since, timeout=10)
+        # The new supervisor dies twice (1 s of backoff between): the old one still serves.
+        wait_until(lambda: len(re.findall(r"SG0213: group site:", srv.error_log_text(since))) >= 2, 30,
+                   message="the broken supervisor to die twice")
+        assert pid_alive(old) and set(srv.workers(GROUP)) == old_workers
+        between = srv.log_offset()
+        version = _install_new_build(srv)
+        srv.graceful()
+        wait_until(lambda: not pid_alive(old), 60, message=f"the old supervisor {old} to retire")
+        time.sleep(2)   # the load's schedule: 2 s after the roll
+    result, control_result = load.result, control.result
+    assert result is not None and control_result is not None
+    note(f"broken build, then a good one, each with apachectl graceful: gateway {result.summary()}; "
+         f"control (static file) {control_result.summary()}")
+    assert _server_errors(result) == [], f"{result.summary()}: {result.failures[:10]}"
+    assert _not_apaches(result) == [], _not_apaches(result)[:10]
+    assert _within_chance(len(_connection_errors(result)), len(_connection_errors(control_result)))
+    assert old_workers <= set(result.pids), "the old workers served meanwhile"
+    assert srv.get("/app/version").text.strip() == version
+    assert len(_supervisors(srv)) == 1 and _supervisors(srv)[0] != old
+    assert "SG0410" not in srv.error_log_text(since)
+    assert [line for line in srv.error_log_text(between).splitlines() if TROUBLE.search(line)] == []
     _assert_stop_leaves_nothing(srv)
 
 
@@ -344,6 +392,7 @@ def test_supervisor_variables_and_descriptors_across_restarts(apache):
     assert proc_environ(sups["other"])["SWIFT_GATEWAY_RESTART_FILE"] == ""
 
     def check_pipes() -> None:
+        wait_until(srv.apache_children, 30, message="Apache's children")
         for group, sup in srv.supervisors().items():
             pipe = os.readlink(f"/proc/{sup}/fd/4")
             assert pipe.startswith("pipe:"), (group, pipe)

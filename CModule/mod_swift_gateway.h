@@ -7,6 +7,7 @@
  *   sg_options.c         the options of SwiftDaemonProcess
  *   sg_config_check.c    the configuration check: implicit groups, programs
  *   sg_daemon.c          Apache parent: group sockets, supervisor fork/exec/restart
+ *   sg_generations.c     Apache parent: groups and supervisors across restarts
  *   sg_route.c           SwiftScriptAlias mounts, process group resolution
  *   sg_pool.c            each Apache child's idle connections to the groups
  *   sg_handler.c         the handler: one request forwarded to a worker
@@ -69,8 +70,8 @@ typedef struct {
     apr_array_header_t *arguments; /* const char *, from arguments= */
     apr_array_header_t *env;       /* const char * "NAME=VALUE", from env= */
 
-    int processes;
-    int maximum_processes; /* 0 = same as processes */
+    int processes;         /* 0: a transient group, started on demand */
+    int maximum_processes; /* 0 = same as processes (1 when that is 0) */
     int threads;
     int listen_backlog;
 
@@ -99,7 +100,8 @@ typedef struct {
     apr_off_t memory_limit;
     apr_off_t virtual_memory_limit;
     apr_off_t header_buffer_size;
-    int reload;
+    int reload;               /* roll the workers when the program changes */
+    const char *restart_file; /* roll them when its mtime changes; or NULL */
     const char *executor; /* SG_EXECUTOR_EVENT_LOOP or SG_EXECUTOR_THREAD_POOL */
 
     /* Filled in by post_config in the parent, inherited by children. */

@@ -3,16 +3,25 @@
  *
  * For every process group, post_config creates the listening Unix socket,
  * forks, drops privileges in the child and execs the group's program as
- * the group *supervisor* with the socket on fd 3 (LISTEN_FDS=1).  The
- * parent watches the supervisor with apr_proc_other_child_register() and
- * restarts it (with backoff) when it dies, unless Apache is stopping.
- * The parent keeps the listening socket open for the whole generation, so
- * connections queue in the kernel while a supervisor restarts.
+ * the group *supervisor* with the socket on fd 3 (LISTEN_FDS=1) and the
+ * read end of its retire pipe on fd 4.  The parent watches the supervisor
+ * with apr_proc_other_child_register() and restarts it (with backoff) when
+ * it dies, unless Apache is stopping.  The parent keeps the listening
+ * socket open as long as the group is configured, so connections queue in
+ * the kernel while a supervisor restarts.
+ *
+ * A restart of Apache (graceful or not) keeps each group's socket, token
+ * and, when nothing that shapes it changed, its supervisor
+ * (sg_generations.c keeps them meanwhile).  A changed group gets a new
+ * supervisor on the same socket, handed its predecessor's retire pipe on
+ * fd 5: once its workers accept it retires the old one, so the group is
+ * rolled rather than cut.
  *
  * The contract with the supervisor is docs/architecture.md.
  */
 
 #include "sg_daemon.h"
+#include "sg_generations.h"
 
 #include "http_core.h"
 #include "http_main.h"
@@ -46,10 +55,11 @@
 
 APLOG_USE_MODULE(swift_gateway);
 
-#define SG_LISTEN_FD   3
-#define SG_BACKOFF_MAX 30 /* seconds */
-#define SG_QUICK_DEATH 10 /* a supervisor dying sooner backs off */
-#define SG_KILL_GRACE  2  /* seconds to reap after SIGKILL */
+#define SG_LISTEN_FD      3
+#define SG_RETIRE_FD      4  /* read end of the supervisor's retire pipe */
+#define SG_PREDECESSOR_FD 5  /* write end of its predecessor's, on a handover */
+#define SG_BACKOFF_MAX    30 /* seconds */
+#define SG_QUICK_DEATH    10 /* a supervisor dying sooner backs off */
 
 struct sg_daemon {
     sg_group *group;
@@ -57,6 +67,10 @@ struct sg_daemon {
     apr_pool_t *pool;    /* pconf */
     apr_pool_t *oc_pool; /* holds the other-child registration */
     int listen_fd;
+    int retire_fd;      /* write end of the supervisor's retire pipe */
+    int retire_read_fd; /* its read end, between pipe() and fork() */
+    int predecessor_fd; /* fd 5 of the child being forked, or -1 */
+    pid_t predecessor;  /* the supervisor this one replaces, while it retires */
 
     apr_proc_t proc;
     int running;    /* forked and not reaped yet */
@@ -83,12 +97,16 @@ struct sg_daemon {
     const char *program;
     char **argv;
     char **envp;
+    char **envp_handover; /* envp and SWIFT_GATEWAY_PREDECESSOR_FD */
     char *listen_pid_env; /* "LISTEN_PID=" + room for the pid */
+
+    /* what shapes the supervisor: a kept one is adopted only if equal */
+    unsigned char config_digest[APR_MD5_DIGESTSIZE];
+    sg_program_id program_id;
 };
 
 /* Configuration-time state of the parent: the daemons of this generation. */
 static apr_array_header_t *sg_daemons;
-static apr_pool_t *sg_gen_pool; /* pconf of the running generation */
 static pid_t sg_parent_pid;
 
 const char *sg_socket_prefix(apr_pool_t *p, server_rec *s)
@@ -113,6 +131,16 @@ static int sg_mpm_stopping(void)
 
     return ap_mpm_query(AP_MPMQ_MPM_STATE, &state) == APR_SUCCESS
            && state == AP_MPMQ_STOPPING;
+}
+
+/* Apache stops, as opposed to restarting: the MPM's state is STOPPING both
+ * when it stops and (in httpd 2.4) when it reclaims its children before a
+ * hard restart; only a stop has shutdown_pending set. */
+static int sg_apache_stopping(void)
+{
+    return ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_EXITING
+           || (sg_mpm_stopping()
+               && ap_unixd_mpm_get_retained_data()->shutdown_pending);
 }
 
 /* ------------------------------------------------------------------------
@@ -165,13 +193,14 @@ static void sg_child_reset_signals(void)
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static void sg_child_close_fds(void)
+/* Everything from first on. */
+static void sg_child_close_fds(int first)
 {
     struct rlimit rl;
     int fd, max = 65536;
 
 #if defined(SYS_close_range)
-    if (syscall(SYS_close_range, SG_LISTEN_FD + 1, ~0U, 0) == 0) {
+    if (syscall(SYS_close_range, first, ~0U, 0) == 0) {
         return;
     }
 #endif
@@ -179,9 +208,37 @@ static void sg_child_close_fds(void)
         && rl.rlim_cur < 1048576) {
         max = (int)rl.rlim_cur;
     }
-    for (fd = SG_LISTEN_FD + 1; fd < max; ++fd) {
+    for (fd = first; fd < max; ++fd) {
         (void)close(fd);
     }
+}
+
+/* fd 3 the listening socket, 4 the retire pipe, 5 the predecessor's (when
+ * handed over).  Each is first copied above 5, so that no source is
+ * overwritten by an earlier target; dup2() clears close-on-exec. */
+static int sg_child_place_fds(sg_daemon *d)
+{
+    int from[3], moved[3], n, i;
+
+    from[0] = d->listen_fd;
+    from[1] = d->retire_read_fd;
+    from[2] = d->predecessor_fd;
+    n = d->predecessor_fd >= 0 ? 3 : 2;
+    for (i = 0; i < n; ++i) {
+        if ((moved[i] = fcntl(from[i], F_DUPFD, SG_PREDECESSOR_FD + 1)) < 0) {
+            sg_child_fail(d, "SG0301", "copying the supervisor's descriptors",
+                          errno);
+        }
+    }
+    for (i = 0; i < n; ++i) {
+        if (dup2(moved[i], SG_LISTEN_FD + i) < 0) {
+            sg_child_fail(d, "SG0301",
+                          "dup2() of the listening socket and the retire "
+                          "pipes to fds 3 to 5",
+                          errno);
+        }
+    }
+    return SG_LISTEN_FD + n;
 }
 
 static void sg_child_format_pid(char *dest, pid_t pid)
@@ -239,17 +296,7 @@ static void sg_child_exec(sg_daemon *d)
     unsigned int left;
 
     sg_child_reset_signals();
-
-    if (d->listen_fd != SG_LISTEN_FD) {
-        if (dup2(d->listen_fd, SG_LISTEN_FD) < 0) {
-            sg_child_fail(d, "SG0301", "dup2() of the listening socket to fd 3",
-                          errno);
-        }
-    }
-    if (fcntl(SG_LISTEN_FD, F_SETFD, 0) != 0) {
-        sg_child_fail(d, "SG0301", "clearing close-on-exec of fd 3", errno);
-    }
-    sg_child_close_fds();
+    sg_child_close_fds(sg_child_place_fds(d));
 
     if (setsid() < 0) {
         sg_child_fail(d, "SG0302", "setsid()", errno);
@@ -294,7 +341,8 @@ static void sg_child_exec(sg_daemon *d)
     }
 #endif
 
-    execve(d->program, d->argv, d->envp);
+    execve(d->program, d->argv,
+           d->predecessor_fd >= 0 ? d->envp_handover : d->envp);
     sg_child_fail(d, "SG0311", "execve()", errno);
 }
 
@@ -317,33 +365,70 @@ static void sg_term(sg_daemon *d)
     }
 }
 
-static void sg_close_listener(sg_daemon *d)
+static void sg_close_fd(int *fd)
 {
-    if (d->listen_fd >= 0) {
-        close(d->listen_fd);
-        d->listen_fd = -1;
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
     }
 }
 
+static void sg_close_listener(sg_daemon *d)
+{
+    sg_close_fd(&d->listen_fd);
+}
+
+static void sg_retry_later(sg_daemon *d)
+{
+    d->restart_pending = 1;
+    d->retry_at = apr_time_now()
+                  + apr_time_from_sec(d->backoff ? d->backoff : 1);
+}
+
+/* Fork and exec the supervisor, with a fresh retire pipe; while its
+ * predecessor still retires, with that one's retire pipe too (also after a
+ * crash: the predecessor retires only once a successor is ready). */
 static apr_status_t sg_start(sg_daemon *d)
 {
     apr_status_t rv;
+    int pipefd[2];
 
     d->term_sent = 0;
     d->kill_sent = 0;
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, d->server,
+                     "SG0225: group %s: cannot create the supervisor's "
+                     "retire pipe; retrying in %d s",
+                     d->group->name, d->backoff ? d->backoff : 1);
+        sg_retry_later(d);
+        return APR_FROM_OS_ERROR(errno);
+    }
+    d->retire_read_fd = pipefd[0];
+    d->predecessor_fd = sg_retire_fd(d->predecessor);
+    if (d->predecessor_fd < 0) {
+        d->predecessor = 0;
+    }
     rv = apr_proc_fork(&d->proc, d->pool);
     if (rv == APR_INCHILD) {
         sg_child_exec(d);
     }
+    sg_close_fd(&d->retire_read_fd);
+    d->predecessor_fd = -1;
     if (rv != APR_INPARENT) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, d->server,
                      "SG0211: group %s: cannot fork the supervisor; retrying "
                      "in %d s",
                      d->group->name, d->backoff ? d->backoff : 1);
-        d->restart_pending = 1;
-        d->retry_at = apr_time_now()
-                      + apr_time_from_sec(d->backoff ? d->backoff : 1);
+        close(pipefd[1]);
+        sg_retry_later(d);
         return rv;
+    }
+    /* The old supervisor's pipe dies with it: a successor of this one
+     * reads its end of file only when this one is gone. */
+    sg_close_fd(&d->retire_fd);
+    d->retire_fd = pipefd[1];
+    if (d->predecessor) {
+        sg_retire_successor(d->predecessor, d->proc.pid);
     }
     d->running = 1;
     d->restart_pending = 0;
@@ -364,43 +449,6 @@ static apr_status_t sg_start(sg_daemon *d)
     return APR_SUCCESS;
 }
 
-/* A wait status from waitpid(). */
-static const char *sg_describe_wait(apr_pool_t *p, int status)
-{
-    if (WIFEXITED(status)) {
-        return apr_psprintf(p, "exited with status %d", WEXITSTATUS(status));
-    }
-    if (WIFSIGNALED(status)) {
-        return apr_psprintf(p, "was killed by signal %d (%s)%s",
-                            WTERMSIG(status), strsignal(WTERMSIG(status)),
-                            WCOREDUMP(status) ? ", core dumped" : "");
-    }
-    return apr_psprintf(p, "ended with wait status %d", status);
-}
-
-/* The status handed to an other-child callback: the MPM passes the exit
- * code or the number of the killing signal without saying which; APR's
- * own refresh passes a waitpid() status. */
-static const char *sg_describe_status(apr_pool_t *p, int reason, int status)
-{
-    if (reason == APR_OC_REASON_LOST) {
-        return "was lost (it is no longer a child of Apache)";
-    }
-    if (status == 0) {
-        return "exited with status 0";
-    }
-    if (status > 0 && status < NSIG) {
-        return apr_psprintf(p,
-                            "exited with status %d or was killed by signal "
-                            "%d (%s)",
-                            status, status, strsignal(status));
-    }
-    if (status > 0 && status < 256) {
-        return apr_psprintf(p, "exited with status %d", status);
-    }
-    return sg_describe_wait(p, status);
-}
-
 static void sg_died(sg_daemon *d, int reason, int status)
 {
     apr_time_t now = apr_time_now();
@@ -415,10 +463,12 @@ static void sg_died(sg_daemon *d, int reason, int status)
     how = sg_describe_status(d->oc_pool, reason, status);
 
     if (d->stopping || sg_mpm_stopping()) {
+        /* A restart of Apache starts it again in the next generation. */
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, d->server,
                      "SG0214: group %s: supervisor pid %" APR_PID_T_FMT " %s "
-                     "while Apache stops",
-                     d->group->name, d->proc.pid, how);
+                     "while Apache %s",
+                     d->group->name, d->proc.pid, how,
+                     sg_apache_stopping() ? "stops" : "restarts");
         return;
     }
 
@@ -454,125 +504,25 @@ static void sg_maintenance(int reason, void *data, int status)
         sg_died(d, reason, status);
         break;
     case APR_OC_REASON_RESTART:
-        /* Apache stops or restarts outright: ask the supervisor to drain,
-         * and drop the parent's copy of the socket so that connections
-         * nobody will accept any more are reset instead of hanging. */
-        sg_term(d);
-        sg_close_listener(d);
+        /* The MPM reclaims its children: when Apache stops, ask the
+         * supervisor to drain and drop the parent's copy of the socket so
+         * that connections nobody will accept any more are reset instead
+         * of hanging.  A hard restart (httpd 2.4 reclaims at the end of
+         * the old generation, later versions at the start of the new one)
+         * keeps the group. */
+        if (sg_apache_stopping()) {
+            sg_term(d);
+            sg_close_listener(d);
+        }
         break;
     case APR_OC_REASON_UNREGISTER:
+        /* oc_pool is cleared, as pconf's subpools are before its cleanups:
+         * sg_daemons_cleanup() decides what becomes of the supervisor. */
         d->registered = 0;
-        sg_term(d);
         break;
     default:
         break;
     }
-}
-
-/* ------------------------------------------------------------------------
- * Supervisors of an ended generation that still drain.  On a restart the
- * parent does not wait for them (Apache resumes at once with the new
- * generation's supervisors); they are remembered in memory that outlives
- * pconf, reaped by the next generation and SIGKILLed when they overstay.
- */
-
-#define SG_RETAINED_KEY "mod_swift_gateway.draining"
-#define SG_MAX_DRAINING 128
-
-typedef struct {
-    pid_t pid; /* 0: free slot */
-    int kill_sent;
-    int shutdown_timeout;
-    apr_time_t deadline; /* SIGKILL after it */
-    char group[80];
-} sg_drain_entry;
-
-typedef struct {
-    sg_drain_entry e[SG_MAX_DRAINING];
-} sg_retained;
-
-static sg_retained *sg_get_retained(void)
-{
-    sg_retained *rt = ap_retained_data_get(SG_RETAINED_KEY);
-
-    if (!rt) {
-        rt = ap_retained_data_create(SG_RETAINED_KEY, sizeof(*rt));
-    }
-    return rt;
-}
-
-static void sg_drain_maintenance(int reason, void *data, int status)
-{
-    sg_drain_entry *e = data;
-
-    if (reason == APR_OC_REASON_DEATH || reason == APR_OC_REASON_LOST) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf,
-                     "SG0214: group %s: supervisor pid %" APR_PID_T_FMT
-                     " of an earlier generation %s after draining",
-                     e->group, e->pid,
-                     sg_describe_status(sg_gen_pool, reason, status));
-        e->pid = 0;
-        apr_proc_other_child_unregister(e);
-    }
-}
-
-/* post_config: watch the draining supervisors of earlier generations. */
-static void sg_adopt_draining(apr_pool_t *pconf)
-{
-    sg_retained *rt = sg_get_retained();
-    int i;
-
-    for (i = 0; i < SG_MAX_DRAINING; ++i) {
-        sg_drain_entry *e = &rt->e[i];
-        apr_proc_t *proc;
-
-        if (!e->pid) {
-            continue;
-        }
-        proc = apr_pcalloc(pconf, sizeof(*proc));
-        proc->pid = e->pid;
-        apr_proc_other_child_register(proc, sg_drain_maintenance, e, NULL,
-                                      pconf);
-    }
-}
-
-/* One step of stopping a supervisor: 1 when it is gone (or given up). */
-static int sg_stop_step(server_rec *s, const char *group, pid_t pid,
-                        int shutdown_timeout, apr_time_t *deadline,
-                        int *kill_sent, apr_time_t now, apr_pool_t *p)
-{
-    int status = 0;
-    pid_t w = waitpid(pid, &status, WNOHANG);
-
-    if (w == pid || (w < 0 && errno == ECHILD)) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
-                     "SG0214: group %s: supervisor pid %" APR_PID_T_FMT
-                     " %s while Apache stops",
-                     group, pid,
-                     w < 0 ? "was already reaped"
-                           : sg_describe_wait(p, status));
-        return 1;
-    }
-    if (now < *deadline) {
-        return 0;
-    }
-    if (!*kill_sent) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "SG0216: group %s: supervisor pid %" APR_PID_T_FMT
-                     " still "
-                     "runs %d s after SIGTERM (shutdown-timeout=%d); sending "
-                     "SIGKILL",
-                     group, pid, shutdown_timeout + 1, shutdown_timeout);
-        kill(pid, SIGKILL);
-        *kill_sent = 1;
-        *deadline = now + apr_time_from_sec(SG_KILL_GRACE);
-        return 0;
-    }
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
-                 "SG0217: group %s: supervisor pid %" APR_PID_T_FMT " did not "
-                 "exit even after SIGKILL; giving up on it",
-                 group, pid);
-    return 1;
 }
 
 /* Retry forks that failed and SIGKILL draining supervisors that overstay;
@@ -580,7 +530,6 @@ static int sg_stop_step(server_rec *s, const char *group, pid_t pid,
 int sg_daemon_monitor(apr_pool_t *p, server_rec *s)
 {
     apr_time_t now = apr_time_now();
-    sg_retained *rt;
     int i;
 
     (void)p;
@@ -595,33 +544,94 @@ int sg_daemon_monitor(apr_pool_t *p, server_rec *s)
             sg_start(d);
         }
     }
-    rt = sg_get_retained();
-    for (i = 0; i < SG_MAX_DRAINING; ++i) {
-        sg_drain_entry *e = &rt->e[i];
-
-        if (e->pid && !e->kill_sent && now >= e->deadline) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                         "SG0216: group %s: supervisor pid %" APR_PID_T_FMT
-                         " of an earlier generation still runs after its "
-                         "shutdown-timeout; sending SIGKILL",
-                         e->group, e->pid);
-            kill(e->pid, SIGKILL);
-            e->kill_sent = 1;
-        }
-    }
+    sg_drain_monitor(s, now);
     return DECLINED;
 }
 
-/* pconf cleanup, when a generation ends.  Every supervisor gets SIGTERM
- * and its socket is removed.  On a restart the still draining ones are
- * handed to the next generation; when Apache exits they (and those of
- * earlier generations) get shutdown-timeout + 1 s, then SIGKILL. */
+/* The group goes: its supervisor drains (SIGTERM), its socket is closed
+ * and removed. */
+static void sg_let_go(sg_daemon *d, apr_time_t now)
+{
+    sg_term(d);
+    d->deadline = now + apr_time_from_sec(d->group->shutdown_timeout + 1);
+    sg_close_listener(d);
+    sg_close_fd(&d->retire_fd);
+    if (unlink(d->group->socket_path) != 0 && errno != ENOENT) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, d->server,
+                     "SG0219: group %s: cannot remove socket %s",
+                     d->group->name, d->group->socket_path);
+    }
+}
+
+/* Whether the supervisor is still running (reaped here when it is not). */
+static int sg_still_running(sg_daemon *d, const char *when)
+{
+    int status;
+
+    if (!d->running) {
+        return 0;
+    }
+    if (waitpid(d->proc.pid, &status, WNOHANG) == d->proc.pid) {
+        d->running = 0;
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, d->server,
+                     "SG0214: group %s: supervisor pid %" APR_PID_T_FMT
+                     " %s while Apache %s",
+                     d->group->name, d->proc.pid,
+                     sg_describe_wait(d->pool, status), when);
+        return 0;
+    }
+    return 1;
+}
+
+/* Hand the group to the next generation: its socket, its token, and its
+ * supervisor with the write end of its retire pipe. */
+static int sg_keep(sg_daemon *d)
+{
+    sg_kept_group k;
+
+    if (d->listen_fd < 0) {
+        return 0;
+    }
+    memset(&k, 0, sizeof(k));
+    apr_cpystrn(k.name, d->group->name, sizeof(k.name));
+    apr_cpystrn(k.socket_path, d->group->socket_path, sizeof(k.socket_path));
+    apr_cpystrn(k.token, d->group->token, sizeof(k.token));
+    k.listen_fd = d->listen_fd;
+    k.retire_fd = -1;
+    k.shutdown_timeout = d->group->shutdown_timeout;
+    k.predecessor = d->predecessor;
+    memcpy(k.config_digest, d->config_digest, sizeof(k.config_digest));
+    k.program = d->program_id;
+    if (sg_still_running(d, "restarts") && !d->term_sent) {
+        k.pid = d->proc.pid;
+        k.started = d->started;
+        k.retire_fd = d->retire_fd;
+    }
+    if (!sg_kept_put(&k)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->server,
+                     "SG0227: group %s: no room to keep the group across the "
+                     "restart of Apache; it is stopped and started anew",
+                     d->group->name);
+        return 0;
+    }
+    d->listen_fd = -1;
+    if (k.pid) {
+        d->retire_fd = -1;
+        d->running = 0;
+    }
+    return 1;
+}
+
+/* pconf cleanup, when a generation ends.  On a restart of Apache every
+ * group is kept for the next generation (sg_daemon_post_config() takes it
+ * or lets it go).  When Apache exits every supervisor, of this generation
+ * and of earlier ones, gets SIGTERM, shutdown-timeout + 1 s, then SIGKILL,
+ * and every socket is removed. */
 static apr_status_t sg_daemons_cleanup(void *data)
 {
     apr_array_header_t *daemons = data;
     apr_time_t now = apr_time_now();
     int exiting = ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_EXITING;
-    sg_retained *rt = sg_get_retained();
     int i, left;
 
     if (getpid() != sg_parent_pid) {
@@ -633,60 +643,40 @@ static apr_status_t sg_daemons_cleanup(void *data)
         d->stopping = 1;
         d->restart_pending = 0;
         if (d->registered) {
-            apr_proc_other_child_unregister(d); /* sends SIGTERM */
-        }
-        sg_term(d);
-        d->deadline = now + apr_time_from_sec(d->group->shutdown_timeout + 1);
-        sg_close_listener(d);
-        if (unlink(d->group->socket_path) != 0 && errno != ENOENT) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, errno, d->server,
-                         "SG0219: group %s: cannot remove socket %s",
-                         d->group->name, d->group->socket_path);
+            apr_proc_other_child_unregister(d);
         }
     }
 
     if (!exiting) {
-        int slot = 0;
-
         for (i = 0; i < daemons->nelts; ++i) {
             sg_daemon *d = APR_ARRAY_IDX(daemons, i, sg_daemon *);
-            int status;
 
-            if (!d->running) {
+            if (sg_keep(d)) {
                 continue;
             }
-            if (waitpid(d->proc.pid, &status, WNOHANG) == d->proc.pid) {
+            sg_let_go(d, now);
+            if (sg_still_running(d, "restarts")) {
+                sg_drain_add(NULL, d->group->name, d->proc.pid,
+                             d->group->shutdown_timeout, d->deadline);
                 d->running = 0;
-                ap_log_error(APLOG_MARK, APLOG_INFO, 0, d->server,
-                             "SG0214: group %s: supervisor pid %" APR_PID_T_FMT
-                             " %s while Apache restarts",
-                             d->group->name, d->proc.pid,
-                             sg_describe_wait(d->pool, status));
-                continue;
+                ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, d->server,
+                             "SG0215: group %s: supervisor pid %" APR_PID_T_FMT
+                             " drains while Apache restarts",
+                             d->group->name, d->proc.pid);
             }
-            while (slot < SG_MAX_DRAINING && rt->e[slot].pid) {
-                slot++;
-            }
-            if (slot == SG_MAX_DRAINING) {
-                break; /* no room: wait for the rest below */
-            }
-            rt->e[slot].pid = d->proc.pid;
-            rt->e[slot].kill_sent = d->kill_sent;
-            rt->e[slot].shutdown_timeout = d->group->shutdown_timeout;
-            rt->e[slot].deadline = d->deadline;
-            apr_cpystrn(rt->e[slot].group, d->group->name,
-                        sizeof(rt->e[slot].group));
-            d->running = 0;
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, d->server,
-                         "SG0215: group %s: supervisor pid %" APR_PID_T_FMT
-                         " drains while Apache restarts",
-                         d->group->name, rt->e[slot].pid);
         }
+        return APR_SUCCESS;
     }
 
+    /* Kept groups no generation took: post_config failed. */
+    sg_kept_release_all(daemons->pool, NULL, ap_server_conf, "Apache stops");
+    for (i = 0; i < daemons->nelts; ++i) {
+        sg_let_go(APR_ARRAY_IDX(daemons, i, sg_daemon *), now);
+    }
+    sg_drain_stop_all(now);
     do {
-        left = 0;
         now = apr_time_now();
+        left = sg_drain_stop_step(now, daemons->pool);
         for (i = 0; i < daemons->nelts; ++i) {
             sg_daemon *d = APR_ARRAY_IDX(daemons, i, sg_daemon *);
 
@@ -695,20 +685,6 @@ static apr_status_t sg_daemons_cleanup(void *data)
                                  d->group->shutdown_timeout, &d->deadline,
                                  &d->kill_sent, now, d->pool)) {
                     d->running = 0;
-                }
-                else {
-                    left++;
-                }
-            }
-        }
-        for (i = 0; exiting && i < SG_MAX_DRAINING; ++i) {
-            sg_drain_entry *e = &rt->e[i];
-
-            if (e->pid) {
-                if (sg_stop_step(ap_server_conf, e->group, e->pid,
-                                 e->shutdown_timeout, &e->deadline,
-                                 &e->kill_sent, now, sg_gen_pool)) {
-                    e->pid = 0;
                 }
                 else {
                     left++;
@@ -927,6 +903,76 @@ static void sg_env_set(apr_array_header_t *env, apr_pool_t *p, const char *name,
 
 #define SG_SETENV(env, p, n, v) sg_env_set((env), (p), (n), strlen(n), (v))
 
+/* The environment as execve() takes it, LISTEN_PID last (filled in by the
+ * child). */
+static char **sg_envp(apr_array_header_t *env, apr_pool_t *p,
+                      char *listen_pid_env)
+{
+    char **envp = apr_palloc(p, sizeof(char *) * (env->nelts + 2));
+    int i;
+
+    for (i = 0; i < env->nelts; ++i) {
+        envp[i] = (char *)APR_ARRAY_IDX(env, i, const char *);
+    }
+    envp[i++] = listen_pid_env;
+    envp[i] = NULL;
+    return envp;
+}
+
+/* maximum-processes, or processes, or 1 for a transient group. */
+static int sg_maximum_processes(const sg_group *g)
+{
+    if (g->maximum_processes) {
+        return g->maximum_processes;
+    }
+    return g->processes ? g->processes : 1;
+}
+
+static void sg_md5_string(apr_md5_ctx_t *md5, const char *s)
+{
+    apr_md5_update(md5, s, strlen(s) + 1);
+}
+
+/* What shapes the supervisor: a kept one is adopted by the next generation
+ * only if both are the same.  The program file's identity tells a deploy
+ * (replaced: another inode; rewritten: another size or time). */
+static void sg_fingerprint(sg_daemon *d)
+{
+    apr_md5_ctx_t md5;
+    struct stat st;
+    long ids[5];
+    int i;
+
+    apr_md5_init(&md5);
+    sg_md5_string(&md5, d->program);
+    for (i = 0; d->argv[i]; ++i) {
+        sg_md5_string(&md5, d->argv[i]);
+    }
+    sg_md5_string(&md5, "\n");
+    for (i = 0; d->envp[i] != d->listen_pid_env; ++i) {
+        sg_md5_string(&md5, d->envp[i]);
+    }
+    sg_md5_string(&md5, "\n");
+    ids[0] = (long)d->uid;
+    ids[1] = (long)d->gid;
+    ids[2] = d->group->umask;
+    ids[3] = d->ngroups;
+    ids[4] = d->drop_privileges;
+    apr_md5_update(&md5, ids, sizeof(ids));
+    apr_md5_update(&md5, d->groups, sizeof(gid_t) * d->ngroups);
+    sg_md5_string(&md5, d->home);
+    apr_md5_final(d->config_digest, &md5);
+
+    memset(&d->program_id, 0, sizeof(d->program_id));
+    if (stat(d->program, &st) == 0) {
+        d->program_id.dev = st.st_dev;
+        d->program_id.ino = st.st_ino;
+        d->program_id.size = st.st_size;
+        d->program_id.mtime = apr_time_from_sec(st.st_mtim.tv_sec)
+                              + st.st_mtim.tv_nsec / 1000;
+    }
+}
+
 static int sg_prepare(sg_daemon *d, apr_pool_t *p)
 {
     sg_group *g = d->group;
@@ -1069,16 +1115,22 @@ static int sg_prepare(sg_daemon *d, apr_pool_t *p)
               apr_itoa(p, g->cpu_time_limit));
     SG_SETENV(env, p, "SWIFT_GATEWAY_EXECUTOR", g->executor);
     SG_SETENV(env, p, "SWIFT_GATEWAY_DISPLAY_NAME", d->argv[0]);
+    SG_SETENV(env, p, "SWIFT_GATEWAY_PROGRAM", g->program);
+    SG_SETENV(env, p, "SWIFT_GATEWAY_RELOAD", g->reload ? "1" : "0");
+    SG_SETENV(env, p, "SWIFT_GATEWAY_RESTART_FILE",
+              g->restart_file ? g->restart_file : "");
+    SG_SETENV(env, p, "SWIFT_GATEWAY_MAXIMUM_PROCESSES",
+              apr_itoa(p, sg_maximum_processes(g)));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_RETIRE_FD", apr_itoa(p, SG_RETIRE_FD));
     SG_SETENV(env, p, "LISTEN_FDS", "1");
 
-    d->envp = apr_palloc(p, sizeof(char *) * (env->nelts + 2));
-    for (i = 0; i < env->nelts; ++i) {
-        d->envp[i] = (char *)APR_ARRAY_IDX(env, i, const char *);
-    }
     d->listen_pid_env = apr_pcalloc(p, sizeof("LISTEN_PID=") + 24);
     memcpy(d->listen_pid_env, "LISTEN_PID=", sizeof("LISTEN_PID=") - 1);
-    d->envp[i++] = d->listen_pid_env;
-    d->envp[i] = NULL;
+    d->envp = sg_envp(env, p, d->listen_pid_env);
+    SG_SETENV(env, p, "SWIFT_GATEWAY_PREDECESSOR_FD",
+              apr_itoa(p, SG_PREDECESSOR_FD));
+    d->envp_handover = sg_envp(env, p, d->listen_pid_env);
+    sg_fingerprint(d);
     return OK;
 }
 
@@ -1099,6 +1151,129 @@ static const char *sg_make_token(apr_pool_t *p, server_rec *s)
 }
 
 /* ------------------------------------------------------------------------
+ * Groups across a restart of Apache
+ */
+
+static const char *sg_what_changed(const sg_daemon *d, const sg_kept_group *k)
+{
+    int config = memcmp(d->config_digest, k->config_digest,
+                        sizeof(d->config_digest))
+                 != 0;
+    int program = memcmp(&d->program_id, &k->program, sizeof(k->program)) != 0;
+
+    if (config && program) {
+        return "its configuration and its program file changed";
+    }
+    return config ? "its configuration changed" : "its program file changed";
+}
+
+/* The group was kept from the previous generation: the same socket (with
+ * this generation's listen-backlog) and token; its supervisor is adopted
+ * when nothing that shapes it changed, else a new one starts on the same
+ * socket and retires the old one once its workers accept. */
+static int sg_take_over(sg_daemon *d, sg_kept_group *k, const char *prefix,
+                        int generation)
+{
+    sg_group *g = d->group;
+    struct stat st;
+    int status, rc;
+
+    g->token = apr_pstrdup(d->pool, k->token);
+    if (stat(k->socket_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        g->socket_path = apr_pstrdup(d->pool, k->socket_path);
+        d->listen_fd = k->listen_fd;
+    }
+    else {
+        /* Removed (a tmp cleaner): nobody could connect to it any more.  A
+         * new socket, and the group rolled onto it. */
+        g->socket_path = apr_psprintf(d->pool, "%s/%ld.%d.%s.sock", prefix,
+                                      (long)sg_parent_pid, generation, g->name);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->server,
+                     "SG0228: group %s: socket %s was removed; the group moves "
+                     "to a new socket, %s",
+                     g->name, k->socket_path, g->socket_path);
+        close(k->listen_fd);
+        k->listen_fd = -1;
+        if ((rc = sg_make_socket(d)) != OK) {
+            sg_kept_put(k); /* released as Apache exits */
+            return rc;
+        }
+    }
+    if ((rc = sg_prepare(d, d->pool)) != OK) {
+        sg_kept_put(k); /* released as Apache exits */
+        d->listen_fd = -1;
+        return rc;
+    }
+    d->predecessor = k->predecessor;
+    if (k->pid && waitpid(k->pid, &status, WNOHANG) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, d->server,
+                     "SG0214: group %s: supervisor pid %" APR_PID_T_FMT
+                     " ended while Apache restarted; starting a new one",
+                     g->name, k->pid);
+        k->pid = 0;
+    }
+    if (listen(d->listen_fd, g->listen_backlog) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, d->server,
+                     "SG0208: group %s: cannot listen on socket %s", g->name,
+                     g->socket_path);
+        k->listen_fd = -1;
+        sg_kept_put(k); /* its supervisor is stopped as Apache exits */
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!k->pid) {
+        if (k->retire_fd >= 0) {
+            close(k->retire_fd);
+        }
+        return sg_start(d) == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!memcmp(d->config_digest, k->config_digest, sizeof(d->config_digest))
+        && !memcmp(&d->program_id, &k->program, sizeof(k->program))) {
+        d->proc.pid = k->pid;
+        d->started = k->started;
+        d->retire_fd = k->retire_fd;
+        d->running = 1;
+        apr_proc_other_child_register(&d->proc, sg_maintenance, d, NULL,
+                                      d->oc_pool);
+        d->registered = 1;
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, d->server,
+                     "SG0221: group %s: supervisor pid %" APR_PID_T_FMT
+                     " kept across the restart (configuration and program "
+                     "unchanged; socket %s)",
+                     g->name, k->pid, g->socket_path);
+        return OK;
+    }
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, d->server,
+                 "SG0222: group %s: %s; a new supervisor starts on socket %s, "
+                 "and supervisor pid %" APR_PID_T_FMT
+                 " retires once the new one's workers accept",
+                 g->name, sg_what_changed(d, k), g->socket_path, k->pid);
+    sg_retire_add(d->pool, g->name, k->pid, k->shutdown_timeout, k->retire_fd,
+                  0);
+    d->predecessor = k->pid;
+    return sg_start(d) == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* A group new in this generation: a new socket, token and supervisor. */
+static int sg_set_up(sg_daemon *d, const char *prefix, int generation)
+{
+    sg_group *g = d->group;
+    int rc;
+
+    g->socket_path = apr_psprintf(d->pool, "%s/%ld.%d.%s.sock", prefix,
+                                  (long)sg_parent_pid, generation, g->name);
+    if ((rc = sg_make_socket(d)) != OK) {
+        return rc;
+    }
+    if (!(g->token = sg_make_token(d->pool, d->server))) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if ((rc = sg_prepare(d, d->pool)) != OK) {
+        return rc;
+    }
+    return sg_start(d) == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* ------------------------------------------------------------------------
  * Hooks
  */
 
@@ -1109,7 +1284,6 @@ int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     int generation = 0, i, rc;
 
     (void)plog;
-    (void)ptemp;
     sg_daemons = NULL;
 
     /* The first pass only preflights the configuration; a configuration
@@ -1119,16 +1293,17 @@ int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     sg_parent_pid = getpid();
-    sg_gen_pool = pconf;
     sg_daemons = apr_array_make(pconf, 4, sizeof(sg_daemon *));
-    sg_adopt_draining(pconf);
+    sg_drain_adopt(pconf);
 
-    /* Registered before any fork: every supervisor started from here on
-     * is stopped when this generation ends. */
+    /* Registered before any fork: every supervisor started from here on,
+     * and every group kept from the previous generation, is kept or
+     * stopped when this generation ends. */
     apr_pool_cleanup_register(pconf, sg_daemons, sg_daemons_cleanup,
                               apr_pool_cleanup_null);
 
     if (!sg_globals.groups || sg_globals.groups->nelts == 0) {
+        sg_kept_release_all(ptemp, pconf, s, "no longer configured");
         return OK;
     }
     ap_mpm_query(AP_MPMQ_GENERATION, &generation);
@@ -1140,6 +1315,7 @@ int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
     for (i = 0; i < sg_globals.groups->nelts; ++i) {
         sg_group *g = APR_ARRAY_IDX(sg_globals.groups, i, sg_group *);
+        sg_kept_group kept;
         sg_daemon *d;
 
         if (!g->program) {
@@ -1149,33 +1325,28 @@ int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         d->group = g;
         d->server = g->server;
         d->pool = pconf;
-        d->listen_fd = -1;
+        d->listen_fd = d->retire_fd = d->retire_read_fd = -1;
+        d->predecessor_fd = -1;
         g->daemon = d;
-        g->socket_path = apr_psprintf(pconf, "%s/%ld.%d.%s.sock", prefix,
-                                      (long)sg_parent_pid, generation, g->name);
-        APR_ARRAY_PUSH(sg_daemons, sg_daemon *) = d;
-
-        if ((rc = sg_make_socket(d)) != OK) {
-            return rc;
-        }
-        if (!(g->token = sg_make_token(pconf, s))) {
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        if ((rc = sg_prepare(d, pconf)) != OK) {
-            return rc;
-        }
         apr_pool_create(&d->oc_pool, pconf);
         apr_pool_tag(d->oc_pool, "swift_gateway_supervisor");
-        if (sg_start(d) != APR_SUCCESS) {
-            return HTTP_INTERNAL_SERVER_ERROR;
+        APR_ARRAY_PUSH(sg_daemons, sg_daemon *) = d;
+
+        rc = sg_kept_take(g->name, prefix, &kept)
+                 ? sg_take_over(d, &kept, prefix, generation)
+                 : sg_set_up(d, prefix, generation);
+        if (rc != OK) {
+            return rc;
         }
     }
+    sg_kept_release_all(ptemp, pconf, s, "no longer configured");
     return OK;
 }
 
 /* Apache children never touch the listening sockets (their idle
- * connections to the groups are sg_pool.c's).  With -X the parent serves
- * requests itself: it keeps the sockets, since its supervisors may restart. */
+ * connections to the groups are sg_pool.c's) nor the retire pipes.  With
+ * -X the parent serves requests itself: it keeps them, since its
+ * supervisors may restart. */
 void sg_daemon_child_init(apr_pool_t *p, server_rec *s)
 {
     int i;
@@ -1187,7 +1358,11 @@ void sg_daemon_child_init(apr_pool_t *p, server_rec *s)
     }
     if (getpid() != sg_parent_pid) {
         for (i = 0; i < sg_daemons->nelts; ++i) {
-            sg_close_listener(APR_ARRAY_IDX(sg_daemons, i, sg_daemon *));
+            sg_daemon *d = APR_ARRAY_IDX(sg_daemons, i, sg_daemon *);
+
+            sg_close_listener(d);
+            sg_close_fd(&d->retire_fd);
         }
+        sg_generations_child_init();
     }
 }

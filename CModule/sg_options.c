@@ -302,6 +302,12 @@ static const char *const sg_reserved_env_names[] =
      "SWIFT_GATEWAY_CPU_TIME_LIMIT",
      "SWIFT_GATEWAY_EXECUTOR",
      "SWIFT_GATEWAY_DISPLAY_NAME",
+     "SWIFT_GATEWAY_PROGRAM",
+     "SWIFT_GATEWAY_RELOAD",
+     "SWIFT_GATEWAY_RESTART_FILE",
+     "SWIFT_GATEWAY_MAXIMUM_PROCESSES",
+     "SWIFT_GATEWAY_RETIRE_FD",
+     "SWIFT_GATEWAY_PREDECESSOR_FD",
      "LISTEN_FDS",
      "LISTEN_PID",
      "LISTEN_FDNAMES",
@@ -420,6 +426,19 @@ static const char *sg_opt_home(cmd_parms *cmd, sg_group *g, const char *val)
     return NULL;
 }
 
+/* A file a deploy touches; it need not exist yet. */
+static const char *sg_opt_restart_file(cmd_parms *cmd, sg_group *g,
+                                       const char *val)
+{
+    const char *path = *val ? ap_server_root_relative(cmd->pool, val) : NULL;
+
+    if (!path || *path != '/') {
+        return apr_psprintf(cmd->pool, "'%s' is not a valid path", val);
+    }
+    g->restart_file = path;
+    return NULL;
+}
+
 static const char *sg_opt_umask(cmd_parms *cmd, sg_group *g, const char *val)
 {
     char *end;
@@ -509,7 +528,7 @@ static const sg_option sg_options[] =
     {SG_OWN("program", sg_opt_program, 0),
      SG_OWN("arguments", sg_opt_arguments, 0),
      SG_OWN("env", sg_opt_env, 1),
-     SG_INT("processes", processes, 1, 1000),
+     SG_INT("processes", processes, 0, 1000),
      SG_INT("maximum-processes", maximum_processes, 1, 1000),
      SG_INT("threads", threads, 1, 10000),
      SG_OWN("user", sg_opt_user, 0),
@@ -533,6 +552,7 @@ static const sg_option sg_options[] =
      SG_INT("shutdown-timeout", shutdown_timeout, 0, 3600),
      SG_INT("listen-backlog", listen_backlog, 1, 65535),
      SG_FLAG("reload", reload),
+     SG_OWN("restart-file", sg_opt_restart_file, 0),
      SG_SIZE("header-buffer-size", header_buffer_size, 1024),
      SG_OWN("executor", sg_opt_executor, 0),
      {NULL, SG_OPT_OWN, 0, 0, 0, NULL, 0}};

@@ -481,6 +481,27 @@ class ApacheServer:
         except AssertionError as e:
             raise AssertionError(f"{e}; last answer: {last[0]}\nerror.log:\n{self.error_log_tail()}")
 
+    # ---- restarts of Apache ----------------------------------------------
+
+    def restart_with(self, sig: int, timeout: float = START_TIMEOUT) -> float:
+        """Send `sig` to the parent (SIGUSR1: `apachectl graceful`, SIGHUP: `apachectl restart`)
+        and wait until the new generation runs (httpd logs AH00489, "resuming normal
+        operations", once its post_config is done); returns how long that took."""
+        assert self.pid is not None and pid_alive(self.pid), "Apache is not running"
+        since = self.log_offset()
+        started = time.monotonic()
+        os.kill(self.pid, sig)
+        self.wait_for_log("AH00489", since=since, timeout=timeout)
+        return time.monotonic() - started
+
+    def graceful(self, timeout: float = START_TIMEOUT) -> float:
+        """`apachectl graceful`; returns the seconds until the new generation runs."""
+        return self.restart_with(signal.SIGUSR1, timeout)
+
+    def hard_restart(self, timeout: float = START_TIMEOUT) -> float:
+        """`apachectl restart`; returns the seconds until the new generation runs."""
+        return self.restart_with(signal.SIGHUP, timeout)
+
     # ---- stopping ------------------------------------------------------
 
     def related_processes(self) -> list[int]:

@@ -1350,13 +1350,3 @@ class LogWatcher:
             with self._lock:
                 tail = "\n".join(line for _, line in self.lines[-40:])
             raise AssertionError(f"{e}\nerror.log since the watch began (last 40 lines):\n{tail}") from None
-
-
-def configuration_refusal(srv: "ApacheServer") -> str | None:
-    """What `apache2 -t` says against srv's configuration (configure() first), or None when
-    Apache accepts it: for tests of options the module may not know yet."""
-    check = srv.configtest()
-    if check.returncode == 0:
-        return None
-    lines = [line.strip() for line in (check.stdout + check.stderr).splitlines() if line.strip()]
-    return " ".join(lines[:3]) if lines else f"apache2 -t exited {check.returncode}"

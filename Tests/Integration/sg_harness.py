@@ -23,6 +23,9 @@ The pieces:
   >= 500 or a connection error) and the worker pids that answered.
 * ``note``: records measurements (throughput) for the terminal summary; they
   are printed, never asserted.
+* ``ProgramVersions``, ``ScoreboardSampler``, ``LogWatcher``: for rolling reloads
+  and scaling, distinct builds of a program installed the ways deploys do, a
+  group's scoreboard read every 50 ms, and the moment each error-log line appeared.
 """
 
 from __future__ import annotations

@@ -1230,11 +1230,87 @@ class BoardSample:
     confirmed_low: bool = False  # below the minimum in this read and in an immediate re-read
 
 
+def group_supervisor(apache_pid: int, group: str) -> int | None:
+    """The supervisor of `group` among the children of Apache's parent, or None."""
+    for child in proc_children(apache_pid):
+        env = proc_environ(child)
+        if env.get("SWIFT_GATEWAY_ROLE") == "supervisor" and env.get("SWIFT_GATEWAY_GROUP") == group:
+            return child
+    return None
+
+
+def group_workers(supervisor: int) -> list[int]:
+    """The live workers of a supervisor, from /proc/SUPERVISOR/task/*/children: a few reads,
+    where ApacheServer.workers reads every process's stat (which takes seconds while a load's
+    client threads hold the GIL)."""
+    children: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{supervisor}/task")
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            with open(f"/proc/{supervisor}/task/{task}/children") as f:
+                children += [int(pid) for pid in f.read().split()]
+        except OSError:
+            continue
+    return sorted(p for p in children
+                  if pid_alive(p) and proc_environ(p).get("SWIFT_GATEWAY_ROLE") == "worker")
+
+
+# The watchers below run in processes of their own: the load's client threads hold the test
+# process's GIL most of the time, and a thread that waits for it after each read of /proc
+# would sample every few hundred milliseconds instead of every few tens. They write what they
+# see, stamped with CLOCK_MONOTONIC (one clock for every process), to a file the test reads.
+
+
+def _watcher(target: Callable[..., None], *arguments: object):
+    """(process, stop event) of target(*arguments, stop) started in a fresh interpreter."""
+    import multiprocessing
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    process = context.Process(target=target, args=(*arguments, stop), daemon=True)
+    process.start()
+    return process, stop
+
+
+def _sample_board(apache_pid: int, group: str, dump: str, minimum: int, interval: float,
+                  out_path: str, stop) -> None:
+    """ScoreboardSampler's process: a JSON line per read of the board, "unreadable" when none."""
+    import json
+    board_file: str | None = None
+
+    def read() -> dict | None:
+        nonlocal board_file
+        board = read_scoreboard(dump, board_file) if board_file else None
+        if board is None:   # first read, or the supervisor changed: find the board again
+            supervisor = group_supervisor(apache_pid, group)
+            board_file = scoreboard_file(supervisor) if supervisor else None
+            board = read_scoreboard(dump, board_file) if board_file else None
+        return board
+    with open(out_path, "w") as out:
+        while not stop.is_set():
+            board = read()
+            if board is None:
+                out.write("unreadable\n")
+            else:
+                live = [w for w in board["workers"] if w["pid"] != 0]
+                accepting = len(accepting_workers(board))
+                low = False
+                if accepting < minimum:
+                    again = read()
+                    low = again is None or len(accepting_workers(again)) < minimum
+                out.write(json.dumps([time.monotonic(), accepting, [w["pid"] for w in live],
+                                      [w["state"] for w in live], low]) + "\n")
+            out.flush()
+            stop.wait(interval)
+
+
 class ScoreboardSampler:
-    """Reads a group's scoreboard every `interval` seconds in a thread (scoreboard_dump). A read
-    with fewer than `minimum` accepting workers is read again at once, and counts as low
-    only if that read is low too: the dump reads entries one after the other, so a read
-    that crosses a worker handing over to another can miss both."""
+    """Reads a group's scoreboard every `interval` seconds, in a process of its own
+    (scoreboard_dump). A read with fewer than `minimum` accepting workers is read again at
+    once, and counts as low only if that read is low too: the dump reads entries one after
+    the other, so a read that crosses a worker handing over to another can miss both."""
 
     def __init__(self, srv: "ApacheServer", group: str, dump: str, minimum: int = 0,
                  interval: float = 0.05):
@@ -1243,106 +1319,122 @@ class ScoreboardSampler:
         self.interval = interval
         self.samples: list[BoardSample] = []
         self.unreadable = 0
-        self._board: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="scoreboard-sampler", daemon=True)
-
-    def _read(self) -> dict | None:
-        board = read_scoreboard(self._dump, self._board) if self._board else None
-        if board is None:   # first read, or the supervisor changed: find the board again
-            supervisor = self._srv.supervisors().get(self._group)
-            self._board = scoreboard_file(supervisor) if supervisor else None
-            board = read_scoreboard(self._dump, self._board) if self._board else None
-        return board
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            board = self._read()
-            if board is None:
-                self.unreadable += 1
-            else:
-                live = [w for w in board["workers"] if w["pid"] != 0]
-                sample = BoardSample(time.monotonic(), len(accepting_workers(board)),
-                                     tuple(w["pid"] for w in live), tuple(w["state"] for w in live))
-                if sample.accepting < self.minimum:
-                    again = self._read()
-                    sample.confirmed_low = again is None or len(accepting_workers(again)) < self.minimum
-                self.samples.append(sample)
-            self._stop.wait(self.interval)
+        self._out = os.path.join(srv.root, f"board-samples-{uuid.uuid4().hex[:8]}.jsonl")
+        self._process = None
+        self._stop = None
 
     def __enter__(self) -> "ScoreboardSampler":
         """Starts sampling once `minimum` workers accept (a group's first workers may still be
         starting when the first of them has answered)."""
         def settled() -> bool:
-            board = self._read()
+            supervisor = self._srv.supervisors().get(self._group)
+            board_file = scoreboard_file(supervisor) if supervisor else None
+            board = read_scoreboard(self._dump, board_file) if board_file else None
             return board is not None and len(accepting_workers(board)) >= self.minimum
         wait_until(settled, READY_TIMEOUT, interval=0.05,
                    message=f"{self.minimum} accepting workers of group {self._group} on the scoreboard")
-        self._thread.start()
+        assert self._srv.pid is not None
+        self._process, self._stop = _watcher(_sample_board, self._srv.pid, self._group, self._dump,
+                                             self.minimum, self.interval, self._out)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        import json
+        assert self._process is not None and self._stop is not None
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+        with open(self._out) as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    continue
+                if line.strip() == "unreadable":
+                    self.unreadable += 1
+                    continue
+                at, accepting, pids, states, low = json.loads(line)
+                self.samples.append(BoardSample(at, accepting, tuple(pids), tuple(states), low))
 
     def low(self) -> list[BoardSample]:
         return [s for s in self.samples if s.confirmed_low]
 
     def summary(self) -> str:
         counts = collections.Counter(s.accepting for s in self.samples)
-        return (f"{len(self.samples)} scoreboard samples (accepting workers: {dict(sorted(counts.items()))}), "
-                f"{sum(s.accepting < self.minimum for s in self.samples)} below {self.minimum} once, "
-                f"{len(self.low())} confirmed, {self.unreadable} unreadable")
+        span = self.samples[-1].at - self.samples[0].at if len(self.samples) > 1 else 0.0
+        return (f"{len(self.samples)} scoreboard samples in {span:.1f}s (accepting workers: "
+                f"{dict(sorted(counts.items()))}), {sum(s.accepting < self.minimum for s in self.samples)} "
+                f"below {self.minimum} once, {len(self.low())} confirmed, {self.unreadable} unreadable")
+
+
+def _follow_log(path: str, offset: int, out_path: str, interval: float, stop) -> None:
+    """LogWatcher's process: each complete line of the log after offset, as
+    "<monotonic time first seen> <line>"."""
+    partial = b""
+    with open(out_path, "wb") as out:
+        while True:
+            stopping = stop.is_set()
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read()
+            except FileNotFoundError:
+                data = b""
+            if data:
+                offset += len(data)
+                seen = b"%.6f " % time.monotonic()
+                *complete, partial = (partial + data).split(b"\n")
+                out.write(b"".join(seen + line + b"\n" for line in complete))
+                out.flush()
+            if stopping:
+                return
+            stop.wait(interval)
 
 
 class LogWatcher:
-    """Follows the error log from an offset in a thread and notes the monotonic time each line
-    was first seen: the supervisor's lines carry no time of their own (Apache writes a
-    piped stderr line as it comes)."""
+    """Follows the error log from an offset, in a process of its own, noting the monotonic time
+    each line was first seen (every 20 ms): the supervisor's lines carry no time of their own
+    (Apache writes a piped stderr line as it comes)."""
 
     def __init__(self, srv: "ApacheServer", since: int = 0, interval: float = 0.02):
         self._srv = srv
-        self._offset = since
-        self._partial = b""
+        self._since = since
         self.interval = interval
         self.lines: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
+        self._out = os.path.join(srv.root, f"log-lines-{uuid.uuid4().hex[:8]}.txt")
+        self._read = 0
+        self._process = None
+        self._stop = None
 
-    def _poll(self) -> None:
+    def _collect(self) -> None:
         try:
-            with open(self._srv.error_log, "rb") as f:
-                f.seek(self._offset)
+            with open(self._out, "rb") as f:
+                f.seek(self._read)
                 data = f.read()
         except FileNotFoundError:
             return
-        if not data:
-            return
-        self._offset += len(data)
-        now = time.monotonic()
-        *complete, self._partial = (self._partial + data).split(b"\n")
-        with self._lock:
-            self.lines += [(now, line.decode("utf-8", "replace")) for line in complete]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._poll()
-            self._stop.wait(self.interval)
+        end = data.rfind(b"\n") + 1   # complete lines only
+        self._read += end
+        for record in data[:end].splitlines():
+            seen, _, line = record.partition(b" ")
+            self.lines.append((float(seen), line.decode("utf-8", "replace")))
 
     def __enter__(self) -> "LogWatcher":
-        self._thread.start()
+        self._process, self._stop = _watcher(_follow_log, self._srv.error_log, self._since, self._out,
+                                             self.interval)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        assert self._process is not None and self._stop is not None
         self._stop.set()
-        self._thread.join(timeout=10)
-        self._poll()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+        self._collect()
 
     def find(self, pattern: re.Pattern) -> list[tuple[float, str]]:
         """(time seen, line) of every line so far that matches pattern."""
-        with self._lock:
-            return [(t, line) for t, line in self.lines if pattern.search(line)]
+        self._collect()
+        return [(t, line) for t, line in self.lines if pattern.search(line)]
 
     def wait_for(self, pattern: re.Pattern, count: int = 1, timeout: float = 30) -> list[tuple[float, str]]:
         """Wait until `count` lines match; all of them."""
@@ -1350,6 +1442,5 @@ class LogWatcher:
             return wait_until(lambda: (found := self.find(pattern)) and len(found) >= count and found,
                               timeout, interval=0.02, message=f"{count} error log line(s) matching {pattern.pattern!r}")  # type: ignore
         except AssertionError as e:
-            with self._lock:
-                tail = "\n".join(line for _, line in self.lines[-40:])
+            tail = "\n".join(line for _, line in self.lines[-40:])
             raise AssertionError(f"{e}\nerror.log since the watch began (last 40 lines):\n{tail}") from None

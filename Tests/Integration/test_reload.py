@@ -20,9 +20,8 @@ import re
 import signal
 import time
 
-
 from sg_harness import (BackgroundLoad, LogWatcher, ProgramVersions, ScoreboardSampler,
-                        build_scoreboard_dump, note, pid_alive, proc_environ, proc_exe,
+                        build_scoreboard_dump, group_workers, note, pid_alive, proc_environ, proc_exe,
                         wait_until)
 
 ROLL_BEGINS = re.compile(r"SG1021: rolling restart of")
@@ -57,8 +56,10 @@ class VersionAnswers:
         self._versions = versions
         self.answers: list[tuple[int, float, int | str | None]] = []
         self.unknown: list[str] = []
+        self.slowest = 0.0
 
     def observe(self, client: int, sent: float, response) -> None:
+        self.slowest = max(self.slowest, time.monotonic() - sent)
         if response.status_code != 200:
             return
         version = self._versions.version_of(response.text)
@@ -92,6 +93,7 @@ def test_program_replaced_five_times_under_load_rolls_with_no_failed_request(apa
     dump = build_scoreboard_dump(str(tmp_path))
     srv = apache(lambda s: _site(s, "processes=3", "threads=10"))
     srv.wait_workers("site", 3)
+    supervisor = srv.supervisors()["site"]
     versions = ProgramVersions(srv, srv.bin, srv.artifacts.fixture)
     seen = VersionAnswers(versions)
     # mv, cp -f, install, a write in pieces (a linker's), mv again.
@@ -111,7 +113,7 @@ def test_program_replaced_five_times_under_load_rolls_with_no_failed_request(apa
             pause = started + 1 + 5.5 * (version - 1) - time.monotonic()
             if pause > 0:
                 time.sleep(pause)   # pacing the deploys over the load, not waiting for anything
-            old = set(srv.workers("site"))
+            old = set(group_workers(supervisor))
             versions.install(version, method)
             replaced[version] = time.monotonic()
             done[version] = log.wait_for(ROLL_DONE, count=version, timeout=20)[-1][0]
@@ -126,7 +128,8 @@ def test_program_replaced_five_times_under_load_rolls_with_no_failed_request(apa
     rolls = [f"v{v} by {methods[v - 1]}: roll done {done[v] - replaced[v]:.2f}s, "
              f"old workers gone {retired[v] - replaced[v]:.2f}s" for v in replaced]
     note(f"reload under load (processes=3, {LOAD_CLIENTS} clients on /version): {result.summary()}; "
-         f"{seen.back_steps()} answers older than one the same client had (during rolls); {board.summary()}")
+         f"slowest answer {seen.slowest:.3f}s; {seen.back_steps()} answers older than one the same client "
+         f"had (during rolls); {board.summary()}")
     note("reload: time from a replaced program to its roll done (SG1022) / old workers gone: " + "; ".join(rolls))
 
     assert not result.timed_out, result.summary()
@@ -155,6 +158,7 @@ def test_program_replaced_five_times_under_load_rolls_with_no_failed_request(apa
 def test_a_build_that_cannot_start_leaves_the_old_one_serving(apache):
     srv = apache(lambda s: _site(s, "processes=2", "threads=10", "startup-timeout=3"))
     first = set(srv.wait_workers("site", 2))
+    supervisor = srv.supervisors()["site"]
     versions = ProgramVersions(srv, srv.bin, srv.artifacts.fixture)
     seen = VersionAnswers(versions)
     since = srv.log_offset()
@@ -176,7 +180,7 @@ def test_a_build_that_cannot_start_leaves_the_old_one_serving(apache):
         sleeps_at = time.monotonic()
         timed_out = log.wait_for(ROLL_FAILED, count=2, timeout=25)[1]
         sleepers = [p for p in srv.related_processes() if os.path.basename(proc_exe(p)) == "sleep"]
-        still_first = set(srv.workers("site"))
+        still_first = set(group_workers(supervisor))
 
         # A good build rolls in.
         versions.install(1, "rename")
@@ -184,7 +188,7 @@ def test_a_build_that_cannot_start_leaves_the_old_one_serving(apache):
         done = log.wait_for(ROLL_DONE, count=1, timeout=20)[0]
         wait_until(lambda: seen.served_since(done[0] + DRAIN_NOTICE) == {1}, 10, message="version 1 answered")
     result = load.result
-    note(f"failed builds under load: {result.summary()}; exit 3 reported after {exited[0] - exits_at:.2f}s, "
+    note(f"failed builds under load: {result.summary()}, slowest answer {seen.slowest:.3f}s; exit 3 reported after {exited[0] - exits_at:.2f}s, "
          f"the sleeper after {timed_out[0] - sleeps_at:.2f}s, the good build rolled in {done[0] - good_at:.2f}s")
     note(f"  {exited[1].strip()}")
     note(f"  {timed_out[1].strip()}")
@@ -213,27 +217,37 @@ def _rolls_under_load(srv, log: LogWatcher, trigger, rolls: int = 1) -> None:
     end with none of the workers before it left; asserts no request failed. Each roll comes
     after 1,000 answers more, and the load goes on for 1,000 after the last."""
     answered = [0]
+    slowest = [0.0]
 
-    def count(*_) -> None:
+    def count(client: int, sent: float, response) -> None:
         answered[0] += 1   # a lost increment now and then does not matter
+        slowest[0] = max(slowest[0], time.monotonic() - sent)
 
     def answers(more: int) -> None:
         goal = answered[0] + more
         wait_until(lambda: answered[0] >= goal, 30, message=f"{more} answers more")
+    supervisor = srv.supervisors()["site"]
+
+    def workers() -> set[int]:
+        return set(group_workers(supervisor))
     with BackgroundLoad(srv.port, "/hello", concurrency=LOAD_CLIENTS, deadline=120, observe=count) as load:
-        wait_until(lambda: len(srv.workers("site")) == 2, 15, message="two workers")
         for roll in range(1, rolls + 1):
             answers(1000)
-            before = set(srv.workers("site"))
+            before = workers()
+            assert len(before) == 2, before
             trigger(roll)
             started = time.monotonic()
             log.wait_for(ROLL_DONE, count=roll, timeout=20)
-            wait_until(lambda: len(srv.workers("site")) == 2 and not set(srv.workers("site")) & before, 15,
+            wait_until(lambda: not any(pid_alive(p) for p in before), 15, interval=0.02,
+                       message=f"roll {roll}: the old workers gone")
+            gone = time.monotonic()
+            wait_until(lambda: len(workers()) == 2 and not workers() & before, 15,
                        message=f"roll {roll}: two new workers")
-            note(f"  roll {roll}: done {log.find(ROLL_DONE)[roll - 1][0] - started:.2f}s after the trigger")
+            note(f"  roll {roll}: done {log.find(ROLL_DONE)[roll - 1][0] - started:.2f}s after the trigger, "
+                 f"the old workers gone after {gone - started:.2f}s")
         answers(1000)
     result = load.result
-    note(f"  under load: {result.summary()}")
+    note(f"  under load: {result.summary()}, slowest answer {slowest[0]:.3f}s")
     assert not result.timed_out, result.summary()
     assert result.failures == [], f"{result.summary()}: {result.failures[:10]}"
     assert result.requests > 0 and result.statuses == {200: result.requests}, result.summary()

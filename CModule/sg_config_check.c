@@ -9,7 +9,7 @@
 
 #include "sg_config.h"
 #include "sg_config_check.h"
-#include "sg_daemon.h"
+#include "sg_sockets.h"
 #include "sg_options.h"
 
 #include "http_core.h"

@@ -21,6 +21,7 @@
  */
 
 #include "sg_daemon.h"
+#include "sg_sockets.h"
 #include "sg_generations.h"
 
 #include "http_core.h"
@@ -35,7 +36,6 @@
 #include "apr_date.h"
 #include "apr_file_info.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -108,17 +108,6 @@ struct sg_daemon {
 /* Configuration-time state of the parent: the daemons of this generation. */
 static apr_array_header_t *sg_daemons;
 static pid_t sg_parent_pid;
-
-const char *sg_socket_prefix(apr_pool_t *p, server_rec *s)
-{
-    sg_server_conf *sconf = ap_get_module_config(s->module_config,
-                                                 &swift_gateway_module);
-
-    if (sconf->socket_prefix) {
-        return sconf->socket_prefix;
-    }
-    return ap_runtime_dir_relative(p, "swift-gateway");
-}
 
 static int sg_am_root(void)
 {
@@ -699,170 +688,6 @@ static apr_status_t sg_daemons_cleanup(void *data)
 }
 
 /* ------------------------------------------------------------------------
- * Sockets
- */
-
-static int sg_make_socket_dir(apr_pool_t *p, server_rec *s, const char *dir)
-{
-    struct stat st;
-    int fd;
-    uid_t owner = sg_am_root() ? ap_unixd_config.user_id : geteuid();
-    gid_t group = sg_am_root() ? ap_unixd_config.group_id : getegid();
-
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        char *parent = apr_pstrdup(p, dir), *slash = strrchr(parent, '/');
-        apr_status_t rv = APR_EGENERAL;
-
-        if (errno == ENOENT && slash && slash != parent) {
-            *slash = '\0';
-            rv = apr_dir_make_recursive(parent,
-                                        APR_FPROT_UREAD | APR_FPROT_UWRITE
-                                            | APR_FPROT_UEXECUTE
-                                            | APR_FPROT_GREAD
-                                            | APR_FPROT_GEXECUTE
-                                            | APR_FPROT_WREAD
-                                            | APR_FPROT_WEXECUTE,
-                                        p);
-        }
-        if (rv != APR_SUCCESS || (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
-                         "SG0201: cannot create the socket directory %s; "
-                         "create it or fix SwiftSocketPrefix",
-                         dir);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
-                     "SG0202: socket directory %s is not a directory (or is a "
-                     "symbolic link); remove it or fix SwiftSocketPrefix",
-                     dir);
-        if (fd >= 0) {
-            close(fd);
-        }
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (st.st_uid != 0 && st.st_uid != owner && st.st_uid != geteuid()) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     "SG0202: socket directory %s belongs to uid %ld, neither "
-                     "root nor Apache's User; refusing to use it (remove it or "
-                     "fix SwiftSocketPrefix)",
-                     dir, (long)st.st_uid);
-        close(fd);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if ((sg_am_root() && fchown(fd, owner, group) != 0)
-        || fchmod(fd, 0700) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
-                     "SG0203: cannot give socket directory %s mode 0700 and "
-                     "owner uid %ld",
-                     dir, (long)owner);
-        close(fd);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    close(fd);
-    return OK;
-}
-
-/* Remove "<pid>.<generation>.<group>.sock" files of Apache parents that no
- * longer exist (killed without cleanup). */
-static void sg_remove_stale_sockets(apr_pool_t *p, server_rec *s,
-                                    const char *dir)
-{
-    DIR *dh = opendir(dir);
-    struct dirent *de;
-
-    if (!dh) {
-        return;
-    }
-    while ((de = readdir(dh)) != NULL) {
-        char *end;
-        long pid = strtol(de->d_name, &end, 10);
-        apr_size_t n = strlen(de->d_name);
-
-        if (end == de->d_name || *end != '.' || pid <= 0
-            || pid == (long)getpid() || n < 5
-            || strcmp(de->d_name + n - 5, ".sock")) {
-            continue;
-        }
-        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
-            const char *path = apr_pstrcat(p, dir, "/", de->d_name, NULL);
-
-            if (unlink(path) == 0) {
-                ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
-                             "SG0218: removed stale socket %s of a former "
-                             "Apache (pid %ld)",
-                             path, pid);
-            }
-        }
-    }
-    closedir(dh);
-}
-
-static int sg_make_socket(sg_daemon *d)
-{
-    struct sockaddr_un sa;
-    const char *path = d->group->socket_path;
-    mode_t omask;
-    int fd, rc;
-
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, d->server,
-                     "SG0204: group %s: socket path %s is too long for a Unix "
-                     "socket; use a shorter SwiftSocketPrefix",
-                     d->group->name, path);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    apr_cpystrn(sa.sun_path, path, sizeof(sa.sun_path));
-
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, d->server,
-                     "SG0205: group %s: cannot create a Unix socket",
-                     d->group->name);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (unlink(path) != 0 && errno != ENOENT) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, d->server,
-                     "SG0219: group %s: cannot remove socket %s",
-                     d->group->name, path);
-    }
-    omask = umask(0077);
-    rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(omask);
-    if (rc != 0) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, d->server,
-                     "SG0206: group %s: cannot bind socket %s", d->group->name,
-                     path);
-        close(fd);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (chmod(path, 0600) != 0
-        || (sg_am_root()
-            && chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id)
-                   != 0)) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, d->server,
-                     "SG0207: group %s: cannot give socket %s mode 0600 and "
-                     "Apache's User as owner",
-                     d->group->name, path);
-        close(fd);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (listen(fd, d->group->listen_backlog) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, d->server,
-                     "SG0208: group %s: cannot listen on socket %s",
-                     d->group->name, path);
-        close(fd);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    d->listen_fd = fd;
-    return OK;
-}
-
-/* ------------------------------------------------------------------------
  * Exec plan
  */
 
@@ -1194,7 +1019,7 @@ static int sg_take_over(sg_daemon *d, sg_kept_group *k, const char *prefix,
                      g->name, k->socket_path, g->socket_path);
         close(k->listen_fd);
         k->listen_fd = -1;
-        if ((rc = sg_make_socket(d)) != OK) {
+        if ((rc = sg_socket_create(d->server, d->group, &d->listen_fd)) != OK) {
             sg_kept_put(k); /* released as Apache exits */
             return rc;
         }
@@ -1261,7 +1086,7 @@ static int sg_set_up(sg_daemon *d, const char *prefix, int generation)
 
     g->socket_path = apr_psprintf(d->pool, "%s/%ld.%d.%s.sock", prefix,
                                   (long)sg_parent_pid, generation, g->name);
-    if ((rc = sg_make_socket(d)) != OK) {
+    if ((rc = sg_socket_create(d->server, d->group, &d->listen_fd)) != OK) {
         return rc;
     }
     if (!(g->token = sg_make_token(d->pool, d->server))) {
@@ -1308,10 +1133,10 @@ int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     ap_mpm_query(AP_MPMQ_GENERATION, &generation);
     prefix = sg_socket_prefix(pconf, s);
-    if ((rc = sg_make_socket_dir(pconf, s, prefix)) != OK) {
+    if ((rc = sg_socket_dir_make(pconf, s, prefix)) != OK) {
         return rc;
     }
-    sg_remove_stale_sockets(ptemp, s, prefix);
+    sg_socket_remove_stale(ptemp, s, prefix);
 
     for (i = 0; i < sg_globals.groups->nelts; ++i) {
         sg_group *g = APR_ARRAY_IDX(sg_globals.groups, i, sg_group *);

@@ -15,7 +15,5 @@ int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 void sg_daemon_child_init(apr_pool_t *p, server_rec *s);
 /* monitor: restarts supervisors whose fork failed, escalates their stop. */
 int sg_daemon_monitor(apr_pool_t *p, server_rec *s);
-/* The directory of the groups' sockets (SwiftSocketPrefix or its default). */
-const char *sg_socket_prefix(apr_pool_t *p, server_rec *s);
 
 #endif /* SG_DAEMON_H */

@@ -8,10 +8,11 @@ import Musl
 /// restarts with a changed configuration, on the same listening socket.
 ///
 /// Apache's parent gives every supervisor the read end of a pipe (`SWIFT_GATEWAY_RETIRE_FD`) and
-/// keeps the write end. A successor gets that write end of its predecessor
+/// keeps the write end. A successor gets a copy of that write end of its predecessor
 /// (`SWIFT_GATEWAY_PREDECESSOR_FD`) and writes to it once its own workers accept: the predecessor
-/// sees the pipe readable, drains its workers and exits. When the successor dies first, the pipe
-/// ends (readable too) and the predecessor retires all the same: Apache restarts the successor.
+/// sees the pipe readable, drains its workers and exits. A successor that dies first has told
+/// nothing: the parent still holds the write end, the predecessor keeps serving, and the parent
+/// hands the pipe to the successor it restarts. The pipe ending (the parent gone) retires too.
 struct SupervisorHandover {
     /// Readable (a byte, or the end of the pipe): time to retire.
     private(set) var retireDescriptor: CInt?

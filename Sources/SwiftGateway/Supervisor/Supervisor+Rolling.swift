@@ -36,7 +36,7 @@ extension Supervisor {
     func requestRoll(_ trigger: RollingRestart.Trigger) {
         guard self.roll == nil else {
             self.pendingRoll = trigger
-            self.logger.info("SG1021: rolling restart asked for (\(trigger)) while one runs: it follows")
+            self.logger.info("SG1030: rolling restart asked for (\(trigger)) while one runs: it follows")
             return
         }
         self.beginRoll(trigger)

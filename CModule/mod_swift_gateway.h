@@ -15,6 +15,7 @@
  *   sg_connect.c         its connection: an idle one, or a new one
  *   sg_exchange.c        its full-duplex exchange: STDIN out, records in
  *   sg_response.c        the records from the worker: headers, body, stderr
+ *   sg_sendfile.c        X-Sendfile: a file the worker names, sent by Apache
  * Each file's own header (sg_config.h, sg_route.h, ...; sg_exchange.h for
  * the last five) declares what it offers the others; no file calls into
  * one that calls it back.
@@ -141,6 +142,9 @@ typedef struct {
     const char *group_at; /* "file:line" of SwiftProcessGroup */
     apr_array_header_t *restrict_to; /* SwiftRestrictProcess names, NULL = any */
     int pass_auth; /* SwiftPassAuthorization, SG_UNSET = core */
+    int sendfile;  /* SwiftSendfile, SG_UNSET = Off */
+    apr_array_header_t *sendfile_paths; /* SwiftSendfilePath directories
+                                           (const char *), own and inherited */
 } sg_dir_conf;
 
 /* Per-request note set by translate_name when an alias matched. */

@@ -176,6 +176,7 @@ void *sg_create_dir_config(apr_pool_t *p, char *dir)
 
     conf->path = dir;
     conf->pass_auth = SG_UNSET;
+    conf->sendfile = SG_UNSET;
     return conf;
 }
 
@@ -202,6 +203,16 @@ void *sg_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     conf->restrict_to = add->restrict_to ? add->restrict_to : base->restrict_to;
     conf->pass_auth = add->pass_auth != SG_UNSET ? add->pass_auth
                                                  : base->pass_auth;
+    conf->sendfile = add->sendfile != SG_UNSET ? add->sendfile : base->sendfile;
+    /* allowed directories add up from the outer sections to the inner */
+    if (base->sendfile_paths && add->sendfile_paths) {
+        conf->sendfile_paths = apr_array_append(p, base->sendfile_paths,
+                                                add->sendfile_paths);
+    }
+    else {
+        conf->sendfile_paths = add->sendfile_paths ? add->sendfile_paths
+                                                   : base->sendfile_paths;
+    }
     return conf;
 }
 
@@ -372,6 +383,39 @@ static const char *sg_cmd_pass_auth(cmd_parms *cmd, void *dconfv, int flag)
     return NULL;
 }
 
+static const char *sg_cmd_sendfile(cmd_parms *cmd, void *dconfv, int flag)
+{
+    sg_dir_conf *dconf = dconfv;
+
+    (void)cmd;
+    dconf->sendfile = flag;
+    return NULL;
+}
+
+static const char *sg_cmd_sendfile_path(cmd_parms *cmd, void *dconfv,
+                                        const char *arg)
+{
+    sg_dir_conf *dconf = dconfv;
+    apr_size_t len = strlen(arg);
+
+    if (arg[0] != '/') {
+        return apr_psprintf(cmd->pool,
+                            "SwiftSendfilePath %s: the directory must be an "
+                            "absolute path",
+                            arg);
+    }
+    while (len > 1 && arg[len - 1] == '/') {
+        --len;
+    }
+    if (!dconf->sendfile_paths) {
+        dconf->sendfile_paths = apr_array_make(cmd->pool, 2,
+                                               sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(dconf->sendfile_paths,
+                   const char *) = apr_pstrmemdup(cmd->pool, arg, len);
+    return NULL;
+}
+
 static const char *sg_cmd_socket_prefix(cmd_parms *cmd, void *dummy,
                                         const char *arg)
 {
@@ -409,6 +453,13 @@ const command_rec sg_cmds[] = {
     AP_INIT_FLAG("SwiftPassAuthorization", sg_cmd_pass_auth, NULL,
                  RSRC_CONF | ACCESS_CONF,
                  "On|Off - forward the Authorization header (default Off)"),
+    AP_INIT_FLAG("SwiftSendfile", sg_cmd_sendfile, NULL,
+                 RSRC_CONF | ACCESS_CONF,
+                 "On|Off - let the worker's X-Sendfile response header make "
+                 "Apache send a file (default Off)"),
+    AP_INIT_ITERATE("SwiftSendfilePath", sg_cmd_sendfile_path, NULL,
+                    RSRC_CONF | ACCESS_CONF,
+                    "DIR ... - directories whose files X-Sendfile may send"),
     AP_INIT_TAKE1("SwiftSocketPrefix", sg_cmd_socket_prefix, NULL, RSRC_CONF,
                   "PATH - directory of the process groups' sockets"),
     {NULL}};

@@ -260,7 +260,8 @@ static sg_outcome sg_pass(sg_exchange *ex, int headers_now, int flush)
 {
     apr_status_t rv;
 
-    if (ex->from.end_seen || (APR_BRIGADE_EMPTY(ex->ob) && !headers_now)) {
+    if (ex->from.end_seen || ex->resp.sendfile
+        || (APR_BRIGADE_EMPTY(ex->ob) && !headers_now)) {
         return SG_DONE;
     }
     if (flush) {
@@ -437,6 +438,7 @@ void sg_exchange_reset(sg_exchange *ex)
     ex->resp.headers_done = 0;
     ex->resp.headers_passed = 0;
     ex->resp.ignore_body = 0;
+    ex->resp.sendfile = NULL;
     ex->resp.bad_status = 0;
     ex->resp.bad_why = NULL;
     ex->resp.body_bytes = 0;

@@ -7,6 +7,7 @@
  *   sg_exchange.c  the full-duplex loop: STDIN out, records in, passed on
  *   sg_response.c  the records from the worker: headers, body, stderr
  *   sg_handler.c   the handler: runs an exchange and maps how it ended
+ *   sg_sendfile.c  X-Sendfile: the file sent once the exchange is over
  */
 
 #ifndef SG_EXCHANGE_H
@@ -132,6 +133,8 @@ typedef struct {
     int bad_status; /* HTTP status for SG_BAD_HEADERS */
     const char *bad_why;
     apr_off_t body_bytes;
+    const char *sendfile; /* X-Sendfile's path, claimed: Apache sends the
+                           * file once the exchange is over */
 } sg_response;
 
 /* The worker's stderr, line by line to the error log. */

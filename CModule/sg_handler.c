@@ -12,6 +12,7 @@
 #include "sg_exchange.h"
 #include "sg_handler.h"
 #include "sg_route.h"
+#include "sg_sendfile.h"
 
 #include "http_core.h"
 #include "http_protocol.h"
@@ -115,6 +116,17 @@ static int sg_give_up(sg_exchange *ex)
     return HTTP_GATEWAY_TIME_OUT;
 }
 
+/* The worker answered with X-Sendfile: the exchange is over and its
+ * connection released, so the worker's slot is free while Apache sends the
+ * file. */
+static int sg_conclude_sendfile(sg_exchange *ex)
+{
+    if (!ex->to.stdin_done || ex->to.stdin_broken) {
+        ap_discard_request_body(ex->r);
+    }
+    return sg_sendfile_send(ex->r, ex->resp.sendfile);
+}
+
 /* Map how the exchange ended to the client's response. */
 static int sg_conclude(sg_exchange *ex, sg_outcome o)
 {
@@ -159,6 +171,9 @@ static int sg_conclude(sg_exchange *ex, sg_outcome o)
                           " header bytes; socket %s)",
                           g->name, ex->resp.hlen, g->socket_path);
             return HTTP_BAD_GATEWAY;
+        }
+        if (ex->resp.sendfile) {
+            return sg_conclude_sendfile(ex);
         }
         if (!ex->resp.ignore_body) {
             APR_BRIGADE_INSERT_TAIL(ex->ob,

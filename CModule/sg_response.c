@@ -10,6 +10,7 @@
  */
 
 #include "sg_exchange.h"
+#include "sg_sendfile.h"
 
 #include "http_protocol.h"
 #include "util_script.h"
@@ -160,6 +161,18 @@ static int sg_next_header_line(char *buf, int len, void *data)
     return 1;
 }
 
+/* X-Sendfile claimed the response: Apache sends the file once the exchange
+ * is over (sg_conclude), with the file's length and validators, against
+ * which the request's conditions are then checked; the worker's body is
+ * discarded and nothing passes until then. */
+static sg_outcome sg_claimed_for_sendfile(sg_exchange *ex)
+{
+    ex->resp.ignore_body = 1;
+    apr_table_unset(ex->r->headers_out, "Content-Length");
+    apr_table_unset(ex->r->headers_out, "Transfer-Encoding");
+    return SG_DONE;
+}
+
 /* Parse the collected header block with httpd's CGI header scanner. */
 static sg_outcome sg_finish_headers(sg_exchange *ex)
 {
@@ -172,6 +185,15 @@ static sg_outcome sg_finish_headers(sg_exchange *ex)
                                                &lines, APLOG_MODULE_INDEX);
     ex->resp.headers_done = 1;
 
+    /* taken out of the response whatever follows; an answer the conditions
+     * decided is decided again against the file's validators */
+    ex->resp.sendfile = sg_sendfile_claim(r);
+    if (ex->resp.sendfile
+        && (status == OK || status == HTTP_NOT_MODIFIED
+            || status == HTTP_PRECONDITION_FAILED)) {
+        return sg_claimed_for_sendfile(ex);
+    }
+    ex->resp.sendfile = NULL;
     if (status == HTTP_NOT_MODIFIED || status == HTTP_PRECONDITION_FAILED) {
         /* the request's conditions decided: send that, drop the body */
         r->status = status;

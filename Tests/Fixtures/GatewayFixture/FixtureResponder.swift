@@ -52,6 +52,7 @@ struct FixtureResponder: GatewayResponder {
         case "bytes": return self.bytes(request)
         case "version": return self.text(self.versionText)
         case "drip": return self.drip(request)
+        case "sendfile": return self.sendfile(request)
         case "log":
             context.logger.warning("fixture log line from \(context.group)")
             return self.text("logged\n")
@@ -149,6 +150,18 @@ struct FixtureResponder: GatewayResponder {
                 try await writer.write(ByteBuffer(string: "done\n"))
             }
         )
+    }
+
+    /// 200 with `X-Sendfile: P` for `?path=P` (P as written, not percent-decoded) and no
+    /// Content-Type unless `type=T` asks for one; `body=N` adds N bytes that Apache must discard.
+    private func sendfile(_ request: GatewayRequest) -> GatewayResponse {
+        let query = request.queryString
+        var fields: HTTPFields = [:]
+        if let name = HTTPField.Name("X-Sendfile") { fields[name] = queryValue("path", in: query) ?? "" }
+        if let type = queryValue("type", in: query) { fields[.contentType] = type }
+        let extra = max(0, queryValue("body", in: query).flatMap(Int.init) ?? 0)
+        return GatewayResponse(
+            status: .ok, headerFields: fields, body: .init(string: String(repeating: "x", count: extra)))
     }
 
     private static func executableIdentity() -> String {

@@ -24,8 +24,11 @@
 #include "apr_strings.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 APLOG_USE_MODULE(swift_gateway);
 
@@ -201,6 +204,36 @@ static void sg_set_file_type(request_rec *r)
     }
 }
 
+/* Whether the file opened is the one checked: a directory on the way
+ * replaced by a symbolic link between the check and the open would lead
+ * elsewhere.  Where /proc does not tell, the check stands. */
+static int sg_opened_as_checked(request_rec *r, apr_file_t *fd,
+                                const char *path, const char *real)
+{
+    apr_os_file_t os_fd;
+    char link[64], target[PATH_MAX];
+    ssize_t n;
+
+    if (apr_os_file_get(&os_fd, fd) != APR_SUCCESS) {
+        return 1;
+    }
+    apr_snprintf(link, sizeof(link), "/proc/self/fd/%d", os_fd);
+    n = readlink(link, target, sizeof(target) - 1);
+    if (n < 0) {
+        return 1;
+    }
+    target[n] = '\0';
+    if (strcmp(target, real)) {
+        sg_refuse_path(r, path,
+                       apr_psprintf(r->pool,
+                                    "it was replaced while being opened and "
+                                    "led to %s",
+                                    target));
+        return 0;
+    }
+    return 1;
+}
+
 int sg_sendfile_send(request_rec *r, const char *path)
 {
     core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
@@ -224,6 +257,10 @@ int sg_sendfile_send(request_rec *r, const char *path)
                              APR_STATUS_IS_EACCES(rv)
                                  ? HTTP_FORBIDDEN
                                  : HTTP_INTERNAL_SERVER_ERROR);
+    }
+    if (!sg_opened_as_checked(r, fd, path, real)) {
+        apr_file_close(fd);
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   "SG0530: X-Sendfile %s: sending %s (%" APR_OFF_T_FMT

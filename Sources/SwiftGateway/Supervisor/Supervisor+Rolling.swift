@@ -82,7 +82,7 @@ extension Supervisor {
                     return
                 }
                 kill(successor.pid, SIGKILL)
-                self.strays.insert(successor.pid)
+                self.strays[successor.pid] = successor.entry
                 self.roll?.successor = nil
                 self.successorFailed(
                     successor,

@@ -106,8 +106,9 @@ final class Supervisor {
     var slots: [WorkerSlot]
     var draining: [DrainingWorker] = []
     var condemned: [CondemnedWorker] = []
-    /// Workers killed before they had a slot (a failed rolling restart's first worker): reaped quietly.
-    var strays: Set<pid_t> = []
+    /// Workers killed before they had a slot (a new build's worker that did not accept), with
+    /// their scoreboard entries, kept from other workers until they are reaped: reaped quietly.
+    var strays: [pid_t: Int] = [:]
     var requestTimeouts: RequestTimeoutWatch
     /// When the next look at the limits should come, if sooner than `checkInterval`.
     var nextCheckInterval: Double?
@@ -295,6 +296,7 @@ final class Supervisor {
         guard let board = self.scoreboard else { return slot }
         var used = Set(self.slots.compactMap(\.entry))
         used.formUnion(self.draining.compactMap(\.entry))
+        used.formUnion(self.strays.values)
         if let entry = self.roll?.successor?.entry { used.insert(entry) }
         return (0..<board.workerCount).first(where: { !used.contains($0) })
     }
@@ -332,7 +334,10 @@ final class Supervisor {
         while let (pid, reason) = reapOne(blocking: false) {
             self.requestTimeouts.forget(pid: pid)
             self.condemned.removeAll { $0.pid == pid }
-            if self.strays.remove(pid) != nil { continue }
+            if let entry = self.strays.removeValue(forKey: pid) {
+                self.scoreboard?.reset(worker: entry)
+                continue
+            }
             if let index = self.draining.firstIndex(where: { $0.pid == pid }) {
                 self.drainingWorkerExited(self.draining.remove(at: index), reason: reason)
                 continue

@@ -753,6 +753,95 @@ static int sg_maximum_processes(const sg_group *g)
     return g->processes ? g->processes : 1;
 }
 
+/* The LogLevel in force for the module in the group's server, as Apache
+ * names it: workers send no application line below it.  Being part of the
+ * environment, it is part of the fingerprint: a graceful restart that
+ * changes it hands the group over to a supervisor that knows it. */
+static const char *sg_log_level_name(const server_rec *s)
+{
+    static const char *const names[] = {"emerg",  "alert",  "crit",   "error",
+                                        "warn",   "notice", "info",   "debug",
+                                        "trace1", "trace2", "trace3", "trace4",
+                                        "trace5", "trace6", "trace7", "trace8"};
+    int level = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
+
+    if (level < APLOG_EMERG) {
+        level = APLOG_EMERG;
+    }
+    if (level > APLOG_TRACE8) {
+        level = APLOG_TRACE8;
+    }
+    return names[level];
+}
+
+static int sg_is_executable_file(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode)
+           && (st.st_mode & S_IXOTH);
+}
+
+/* The Swift runtime's crash helper for the group's program: a statically
+ * linked program cannot find it by itself (the runtime looks beside
+ * libswiftCore.so, which such a program does not have).  Beside the program
+ * first (a deploy may copy it there), then where toolchains install it. */
+static const char *sg_swift_backtrace_helper(apr_pool_t *p, const char *program)
+{
+    static const char *const dirs[] = {"/usr/libexec/swift/linux",
+                                       "/usr/local/libexec/swift/linux",
+                                       "/opt/swift/usr/libexec/swift/linux",
+                                       NULL};
+    const char *slash = strrchr(program, '/');
+    const char *path;
+    int i;
+
+    if (slash) {
+        path = apr_pstrcat(p, apr_pstrmemdup(p, program, slash - program),
+                           "/swift-backtrace-static", NULL);
+        if (sg_is_executable_file(path)) {
+            return path;
+        }
+    }
+    for (i = 0; dirs[i]; ++i) {
+        path = apr_pstrcat(p, dirs[i], "/swift-backtrace-static", NULL);
+        if (sg_is_executable_file(path)) {
+            return path;
+        }
+    }
+    return NULL;
+}
+
+/* SWIFT_BACKTRACE for a group whose env= sets none: the crashed thread's
+ * backtrace, symbolicated, on stderr (the error log), never waiting for a
+ * debugger to attach. */
+static const char *sg_swift_backtrace(apr_pool_t *p, const char *program)
+{
+    const char *helper = sg_swift_backtrace_helper(p, program);
+
+    return apr_pstrcat(p,
+                       "enable=yes,interactive=no,color=no,output-to=stderr,"
+                       "threads=crashed,registers=none,images=none",
+                       helper ? ",swift-backtrace=" : "", helper ? helper : "",
+                       NULL);
+}
+
+/* Whether env= sets the variable. */
+static int sg_env_has(const apr_array_header_t *env, const char *name)
+{
+    apr_size_t len = strlen(name);
+    int i;
+
+    for (i = 0; i < env->nelts; ++i) {
+        const char *e = APR_ARRAY_IDX(env, i, const char *);
+
+        if (!strncmp(e, name, len) && e[len] == '=') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void sg_md5_string(apr_md5_ctx_t *md5, const char *s)
 {
     apr_md5_update(md5, s, strlen(s) + 1);
@@ -906,6 +995,9 @@ static int sg_prepare(sg_daemon *d, apr_pool_t *p)
 
         sg_env_set(env, p, e, eq - e, eq + 1);
     }
+    if (!sg_env_has(g->env, "SWIFT_BACKTRACE")) {
+        SG_SETENV(env, p, "SWIFT_BACKTRACE", sg_swift_backtrace(p, g->program));
+    }
     SG_SETENV(env, p, "SWIFT_GATEWAY_ROLE", "supervisor");
     SG_SETENV(env, p, "SWIFT_GATEWAY_GROUP", g->name);
     SG_SETENV(env, p, "SWIFT_GATEWAY_TOKEN", g->token);
@@ -946,6 +1038,7 @@ static int sg_prepare(sg_daemon *d, apr_pool_t *p)
               g->restart_file ? g->restart_file : "");
     SG_SETENV(env, p, "SWIFT_GATEWAY_MAXIMUM_PROCESSES",
               apr_itoa(p, sg_maximum_processes(g)));
+    SG_SETENV(env, p, "SWIFT_GATEWAY_LOG_LEVEL", sg_log_level_name(g->server));
     SG_SETENV(env, p, "SWIFT_GATEWAY_RETIRE_FD", apr_itoa(p, SG_RETIRE_FD));
     SG_SETENV(env, p, "LISTEN_FDS", "1");
 

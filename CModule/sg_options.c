@@ -306,6 +306,7 @@ static const char *const sg_reserved_env_names[] =
      "SWIFT_GATEWAY_RELOAD",
      "SWIFT_GATEWAY_RESTART_FILE",
      "SWIFT_GATEWAY_MAXIMUM_PROCESSES",
+     "SWIFT_GATEWAY_LOG_LEVEL",
      "SWIFT_GATEWAY_RETIRE_FD",
      "SWIFT_GATEWAY_PREDECESSOR_FD",
      "LISTEN_FDS",

@@ -28,20 +28,48 @@ APLOG_USE_MODULE(swift_gateway);
  * STDERR: the worker's log lines for the request
  */
 
-/* One line of the worker's stderr to the error log, control characters
- * escaped (into a buffer allocated once per request: a chatty worker must
- * not grow the request pool). */
+/* The level a line of the worker's stderr names in its prefix ("warn: "),
+ * which is stripped; a line without one is logged at error, as before the
+ * workers named their levels. */
+static int sg_stderr_line_level(const char **line, apr_size_t *len)
+{
+    static const struct {
+        const char *prefix;
+        apr_size_t size;
+        int level;
+    } levels[] = {{"debug: ", 7, APLOG_DEBUG},   {"info: ", 6, APLOG_INFO},
+                  {"notice: ", 8, APLOG_NOTICE}, {"warn: ", 6, APLOG_WARNING},
+                  {"error: ", 7, APLOG_ERR},     {"crit: ", 6, APLOG_CRIT},
+                  {"alert: ", 7, APLOG_ALERT},   {"emerg: ", 7, APLOG_EMERG}};
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(levels) / sizeof(levels[0]); ++i) {
+        if (*len >= levels[i].size
+            && memcmp(*line, levels[i].prefix, levels[i].size) == 0) {
+            *line += levels[i].size;
+            *len -= levels[i].size;
+            return levels[i].level;
+        }
+    }
+    return APLOG_ERR;
+}
+
+/* One line of the worker's stderr to the error log at the level it names,
+ * control characters escaped (into a buffer allocated once per request: a
+ * chatty worker must not grow the request pool). */
 static void sg_log_stderr_line(sg_exchange *ex, const char *line,
                                apr_size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     char *o;
     apr_size_t i;
+    int level;
 
     if (len && line[len - 1] == '\r') {
         --len;
     }
-    if (!len) {
+    level = sg_stderr_line_level(&line, &len);
+    if (!len || !APLOG_R_IS_LEVEL(ex->r, level)) {
         return;
     }
     if (!ex->errlog.eline) {
@@ -65,7 +93,7 @@ static void sg_log_stderr_line(sg_exchange *ex, const char *line,
         }
     }
     *o = '\0';
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, ex->r, "SG0501: [%s] %s",
+    ap_log_rerror(APLOG_MARK, level, 0, ex->r, "SG0501: [%s] %s",
                   ex->group->name, ex->errlog.eline);
 }
 

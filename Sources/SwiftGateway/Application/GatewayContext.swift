@@ -3,7 +3,9 @@ import NIOCore
 
 /// What the application gets beside the request.
 public struct GatewayContext: Sendable {
-    /// Lines logged here reach Apache's error log with the request's context.
+    /// Lines logged here reach Apache's error log with the request's context, at the Apache
+    /// level of theirs (`warning` at `warn`, …), with `request=` (Apache's `%L`), `group=` and
+    /// `pid=` metadata. Lines below the module's `LogLevel` are not sent.
     ///
     /// Under Apache each read makes the request's logger (two small allocations), so that a
     /// request that never logs pays nothing for it: keep it in a local to log many lines.
@@ -12,8 +14,9 @@ public struct GatewayContext: Sendable {
         get {
             switch self.loggerSource {
             case .given(let logger): logger
-            case .fastCGI(let channel):
-                FastCGIStandardErrorLogHandler.requestLogger(channel: channel, requestID: self.requestID)
+            case .fastCGI(let channel, let logLevel):
+                FastCGIStandardErrorLogHandler.requestLogger(
+                    channel: channel, requestID: self.requestID, group: self.group, logLevel: logLevel)
             }
         }
         set { self.loggerSource = .given(newValue) }
@@ -29,7 +32,7 @@ public struct GatewayContext: Sendable {
     /// Where `logger` comes from: one given, or made on demand for a FastCGI connection.
     private enum LoggerSource: Sendable {
         case given(Logger)
-        case fastCGI(any Channel)
+        case fastCGI(any Channel, logLevel: Logger.Level)
     }
 
     public init(logger: Logger, allocator: ByteBufferAllocator = .init(), group: String, requestID: String) {
@@ -39,9 +42,10 @@ public struct GatewayContext: Sendable {
         self.requestID = requestID
     }
 
-    /// A request of a FastCGI connection: its log lines go to Apache as `FCGI_STDERR` records.
-    init(channel: any Channel, group: String, requestID: String) {
-        self.loggerSource = .fastCGI(channel)
+    /// A request of a FastCGI connection: its log lines from `logLevel` up go to Apache as
+    /// `FCGI_STDERR` records.
+    init(channel: any Channel, group: String, requestID: String, logLevel: Logger.Level = .info) {
+        self.loggerSource = .fastCGI(channel, logLevel: logLevel)
         self.allocator = channel.allocator
         self.group = group
         self.requestID = requestID

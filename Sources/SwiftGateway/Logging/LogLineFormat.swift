@@ -9,17 +9,4 @@ enum LogLineFormat {
         let pairs = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         return "\(event.message) \(pairs)"
     }
-
-    /// Apache's names for the levels, so `LogLevel` readers recognise them.
-    static func apacheLevel(_ level: Logger.Level) -> String {
-        switch level {
-        case .trace: return "trace1"
-        case .debug: return "debug"
-        case .info: return "info"
-        case .notice: return "notice"
-        case .warning: return "warn"
-        case .error: return "error"
-        case .critical: return "crit"
-        }
-    }
 }

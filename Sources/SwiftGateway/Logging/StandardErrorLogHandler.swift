@@ -27,7 +27,7 @@ struct StandardErrorLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         let message = LogLineFormat.messageWithMetadata(event, handlerMetadata: self.metadata)
-        let level = LogLineFormat.apacheLevel(event.level)
+        let level = ApacheLogLevel.name(of: event.level)
         FileDescriptorOutput.standardError.write(
             "[swift_gateway:\(level)] [pid \(getpid())] \(self.prefix) \(message)\n")
     }

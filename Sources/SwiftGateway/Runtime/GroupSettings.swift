@@ -1,3 +1,5 @@
+import Logging
+
 /// The group's settings as Apache's parent hands them to the supervisor and the supervisor to
 /// its workers, through `SWIFT_GATEWAY_*` environment variables (see docs/architecture.md).
 struct GroupSettings: Sendable, Equatable {
@@ -40,6 +42,9 @@ struct GroupSettings: Sendable, Equatable {
     var reload: Bool
     /// Touching this file rolls the workers (`restart-file=`); nil: none.
     var restartFile: String?
+    /// The lowest level of the application's lines that Apache keeps: from the `LogLevel` in
+    /// force for the module (`SWIFT_GATEWAY_LOG_LEVEL`, an Apache level name); `.info` without it.
+    var logLevel: Logger.Level
 
     /// Parses the variables; missing ones take the documented defaults, malformed ones are errors.
     init(environment: [String: String]) throws(GroupSettingsError) {
@@ -97,5 +102,13 @@ struct GroupSettings: Sendable, Equatable {
         case let text?: throw GroupSettingsError(variable: "SWIFT_GATEWAY_RELOAD", value: text)
         }
         self.restartFile = environment["SWIFT_GATEWAY_RESTART_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        if let name = environment["SWIFT_GATEWAY_LOG_LEVEL"] {
+            guard let level = ApacheLogLevel.threshold(forApacheLevel: name) else {
+                throw GroupSettingsError(variable: "SWIFT_GATEWAY_LOG_LEVEL", value: name)
+            }
+            self.logLevel = level
+        } else {
+            self.logLevel = .info
+        }
     }
 }

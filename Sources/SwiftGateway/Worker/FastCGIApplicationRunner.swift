@@ -26,10 +26,13 @@ final class FastCGIApplicationRunner: Sendable {
     /// `queue-timeout`: a request that waited longer since Apache read it (its
     /// `SWIFT_GATEWAY_REQUEST_START`) is answered 503 without running; nil or 0: no limit.
     let queueTimeout: Double?
+    /// The lowest level of the requests' log lines that is sent to Apache (its `LogLevel`).
+    let requestLogLevel: Logger.Level
 
     init(
         responder: any GatewayResponder, group: String, token: String?, logger: Logger,
-        executor: EventLoopTaskExecutor?, startsOnGlobalPool: Bool = false, queueTimeout: Double? = nil
+        executor: EventLoopTaskExecutor?, startsOnGlobalPool: Bool = false, queueTimeout: Double? = nil,
+        requestLogLevel: Logger.Level = .info
     ) {
         precondition(!startsOnGlobalPool || executor == nil, "a task on the global pool has no executor preference")
         self.responder = responder
@@ -39,6 +42,7 @@ final class FastCGIApplicationRunner: Sendable {
         self.executor = executor
         self.startsOnGlobalPool = startsOnGlobalPool
         self.queueTimeout = queueTimeout
+        self.requestLogLevel = requestLogLevel
     }
 
     /// The CGI variables of a request, or nil when it lacks the group's token (logged).
@@ -56,7 +60,8 @@ final class FastCGIApplicationRunner: Sendable {
     ) async {
         // The request's logger is made only if something logs (GatewayContext.logger).
         let context = GatewayContext(
-            channel: channel, group: self.group, requestID: environment["SWIFT_GATEWAY_REQUEST_ID"] ?? "")
+            channel: channel, group: self.group, requestID: environment["SWIFT_GATEWAY_REQUEST_ID"] ?? "",
+            logLevel: self.requestLogLevel)
 
         let response: GatewayResponse
         if let limit = self.queueTimeout, limit > 0,

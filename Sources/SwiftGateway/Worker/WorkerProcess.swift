@@ -47,7 +47,8 @@ struct WorkerProcess {
         let runner = FastCGIApplicationRunner(
             responder: responder, group: self.settings.group, token: self.settings.token, logger: self.logger,
             executor: onTheLoop ? EventLoopTaskExecutor(eventLoop: eventLoopGroup.next()) : nil,
-            startsOnGlobalPool: !onTheLoop, queueTimeout: self.settings.queueTimeout
+            startsOnGlobalPool: !onTheLoop, queueTimeout: self.settings.queueTimeout,
+            requestLogLevel: self.settings.logLevel
         )
         // A bootstrap is not Sendable: the accept thread builds its own, once.
         let makeBootstrap: @Sendable () -> ClientBootstrap = {

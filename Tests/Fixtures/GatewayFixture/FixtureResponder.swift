@@ -56,11 +56,25 @@ struct FixtureResponder: GatewayResponder {
         case "log":
             context.logger.warning("fixture log line from \(context.group)")
             return self.text("logged\n")
+        case "log-levels": return self.logLevels(context: context)
         case "crash", "segfault", "hang", "sleep", "leak", "never-return", "spin", "allocate":
             guard self.faultsEnabled else { return self.text("Not Found\n", status: .notFound) }
             return try await self.fault(String(page), request: request, context: context)
         default: return self.home(request, context: context)
         }
+    }
+
+    /// One line at each swift-log level, for the tests of the level mapping and `LogLevel`.
+    private func logLevels(context: GatewayContext) -> GatewayResponse {
+        let logger = context.logger
+        logger.trace("fixture line at trace")
+        logger.debug("fixture line at debug")
+        logger.info("fixture line at info")
+        logger.notice("fixture line at notice")
+        logger.warning("fixture line at warning")
+        logger.error("fixture line at error")
+        logger.critical("fixture line at critical")
+        return self.text("logged\n")
     }
 
     /// The 13-byte page `make bench` measures against a static file of the same bytes.

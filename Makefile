@@ -92,9 +92,16 @@ callgrind: dependencies
 	$(MAKE) all
 	$(ARTIFACTS) $(PYTHON) bench/callgrind_apache.py $(CALLGRIND_ARGS)
 
+# swift_gateway.conf is the admin's once installed: a later install leaves an edited one alone.
 install: module
 	$(APXS) -i -n swift_gateway $(MODULE)
-	install -m 644 conf/swift_gateway.load conf/swift_gateway.conf $$($(APXS) -q SYSCONFDIR)/mods-available/
+	@available=$$($(APXS) -q SYSCONFDIR)/mods-available; \
+	install -m 644 conf/swift_gateway.load $$available/; \
+	if [ -e $$available/swift_gateway.conf ] && ! cmp -s conf/swift_gateway.conf $$available/swift_gateway.conf; then \
+		echo "kept $$available/swift_gateway.conf, which was changed; the new starting point is conf/swift_gateway.conf"; \
+	else \
+		install -m 644 conf/swift_gateway.conf $$available/; \
+	fi
 
 # README's installation on the system's Apache (as root; skipped otherwise), then undone: it never
 # starts or restarts that Apache and leaves its files as they were (scripts/check-install.sh)

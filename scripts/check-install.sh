@@ -3,6 +3,8 @@
 #
 #   make install  →  a2enmod swift_gateway  →  apache2ctl configtest (the module loaded)
 #   conf/swift_gateway.conf with its examples uncommented (pointed at PROGRAM)  →  configtest
+#   an edited swift_gateway.conf  →  make install  →  still the edited one
+#   a2dismod swift_gateway  →  configtest
 #
 # It never starts, stops or restarts the system's Apache, and leaves its configuration as it
 # found it, also when a step fails: every file it may touch is saved first and put back at exit
@@ -124,6 +126,12 @@ grep -q '^ *SwiftDaemonProcess' "$work/uncommented.conf" \
     || { echo "check-install: no example uncommented in conf/swift_gateway.conf" >&2; exit 1; }
 apache2ctl -t -c "Include $work/uncommented.conf" \
     || { echo "check-install: conf/swift_gateway.conf's examples, uncommented:" >&2; cat -n "$work/uncommented.conf" >&2; exit 1; }
+
+step "make install again keeps an edited swift_gateway.conf"
+echo "# edited by scripts/check-install.sh" >>"$sysconf/mods-available/swift_gateway.conf"
+"$make" -C "$repo" --no-print-directory install APXS="$apxs" >/dev/null
+grep -q '^# edited by scripts/check-install.sh' "$sysconf/mods-available/swift_gateway.conf" \
+    || { echo "check-install: make install overwrote an edited swift_gateway.conf" >&2; exit 1; }
 
 step "a2dismod swift_gateway"
 a2dismod -q swift_gateway

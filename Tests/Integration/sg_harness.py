@@ -1462,6 +1462,15 @@ def user_ids(user: str) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
+class ProgramExited(ServerStartError):
+    """A program started by hand ended before it was ready."""
+
+    def __init__(self, message: str, arguments: list[str], returncode: int):
+        super().__init__(message)
+        self.arguments = arguments
+        self.returncode = returncode
+
+
 class StandaloneProgram:
     """A SwiftGateway program started by hand (`--fastcgi ADDRESS` or `--http HOST:PORT`) as an
     unprivileged user, its output in a log file; stopped by its pid (SIGTERM, then SIGKILL)."""
@@ -1486,8 +1495,9 @@ class StandaloneProgram:
 
     def check_running(self) -> None:
         if self.proc.poll() is not None:
-            raise ServerStartError(f"{self.program} {' '.join(self.arguments)} exited with status "
-                                   f"{self.proc.returncode}:\n{self.output()[-3000:]}")
+            raise ProgramExited(f"{self.program} {' '.join(self.arguments)} exited with status "
+                                f"{self.proc.returncode}:\n{self.output()[-3000:]}",
+                                self.arguments, self.proc.returncode)
 
     def wait_socket(self, path: str) -> None:
         """Until a connection to the Unix socket at path is accepted."""

@@ -3,6 +3,7 @@
 #   make test       format check, unit tests, docs checks and integration tests against a real Apache
 #   make run        serve the example site on http://127.0.0.1:8080/
 #   make install    install the module and its Debian-style .load/.conf
+#   make install-test  make install, a2enmod, apache2ctl configtest on this machine's Apache, undone after
 #   make bench      compare the gateway with static files, mod_proxy_fcgi and mod_wsgi (bench/README.md)
 
 APXS        ?= apxs
@@ -27,7 +28,7 @@ NIO_FLOOR_BIN = $(BENCH_SCRATCH)/$(CONFIG)/NIOFloorWorker
 BENCH_SWIFT_SRC = bench/Package.swift $(shell find bench/Sources -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
 ARTIFACTS    = SG_MODULE=$(CURDIR)/$(MODULE) SG_FIXTURE=$(CURDIR)/$(FIXTURE_BIN)
 
-.PHONY: all module swift nio-floor test format-check format unit-test docs-test integration-test run install clean dependencies bench callgrind
+.PHONY: all module swift nio-floor test format-check format unit-test docs-test integration-test run install install-test clean dependencies bench callgrind
 
 all: module swift
 
@@ -74,7 +75,7 @@ integration-test: all
 	$(ARTIFACTS) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) $(PYTHON) -m pytest -q -rP Tests/Integration
 
 test: dependencies
-	$(MAKE) format-check unit-test docs-test integration-test
+	$(MAKE) format-check unit-test docs-test integration-test install-test
 
 dependencies:
 	./scripts/install-dependencies.sh
@@ -91,9 +92,21 @@ callgrind: dependencies
 	$(MAKE) all
 	$(ARTIFACTS) $(PYTHON) bench/callgrind_apache.py $(CALLGRIND_ARGS)
 
+# swift_gateway.conf is the admin's once installed: a later install leaves an edited one alone.
 install: module
 	$(APXS) -i -n swift_gateway $(MODULE)
-	install -m 644 conf/swift_gateway.load conf/swift_gateway.conf $$($(APXS) -q SYSCONFDIR)/mods-available/
+	@available=$$($(APXS) -q SYSCONFDIR)/mods-available; \
+	install -m 644 conf/swift_gateway.load $$available/; \
+	if [ -e $$available/swift_gateway.conf ] && ! cmp -s conf/swift_gateway.conf $$available/swift_gateway.conf; then \
+		echo "kept $$available/swift_gateway.conf, which was changed; the new starting point is conf/swift_gateway.conf"; \
+	else \
+		install -m 644 conf/swift_gateway.conf $$available/; \
+	fi
+
+# README's installation on the system's Apache (as root; skipped otherwise), then undone: it never
+# starts or restarts that Apache and leaves its files as they were (scripts/check-install.sh)
+install-test: module $(EXAMPLE_BIN)
+	./scripts/check-install.sh $(CURDIR)/$(EXAMPLE_BIN)
 
 clean:
 	rm -rf CModule/.libs CModule/*.o CModule/*.lo CModule/*.la CModule/*.slo

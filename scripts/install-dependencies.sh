@@ -15,12 +15,36 @@ command -v ss >/dev/null 2>&1 || packages+=(iproute2)
 command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-pip)
 # make test checks the C code's format (.clang-format)
 command -v clang-format >/dev/null 2>&1 || packages+=(clang-format)
+# the integration tests run the example program behind nginx too (test_elsewhere.py)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || packages+=(nginx)
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "installing: ${packages[*]}"
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # Debian starts (and enables) a service its package installs: apache2 and nginx would
+    # take port 80. The tests start their own servers, so no service is started during the
+    # install (a policy-rc.d that refuses every start, unless the machine already has one:
+    # containers do) and a new nginx is not enabled at boot either.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        trap '$sudo rm -f "$policy"' EXIT
+        printf '#!/bin/sh\n# scripts/install-dependencies.sh: no service starts during its install\nexit 101\n' \
+            | $sudo tee "$policy" >/dev/null
+        $sudo chmod 755 "$policy"
+    fi
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+    if [ -f "$policy" ] && grep -q 'scripts/install-dependencies.sh' "$policy"; then
+        $sudo rm -f "$policy"
+        trap - EXIT
+    fi
+    if [[ " ${packages[*]} " == *" nginx "* ]]; then
+        if [ -d /run/systemd/system ]; then
+            $sudo systemctl disable --now nginx >/dev/null 2>&1 || true
+        else
+            $sudo update-rc.d nginx disable >/dev/null 2>&1 || true
+        fi
+    fi
 fi
 # the integration tests' runner and HTTP client
 if ! python3 -c 'import pytest, requests' 2>/dev/null; then

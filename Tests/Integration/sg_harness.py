@@ -1444,3 +1444,182 @@ class LogWatcher:
         except AssertionError as e:
             tail = "\n".join(line for _, line in self.lines[-40:])
             raise AssertionError(f"{e}\nerror.log since the watch began (last 40 lines):\n{tail}") from None
+
+
+# --------------------------------------------------------------------------
+# the program by itself, and nginx in front of it (test_elsewhere.py)
+
+
+PROGRAM_USER = "www-data"   # who runs a program started by hand: nginx's workers and Apache's
+                            # children, also www-data, must be able to connect to its socket
+NGINX_BIN = "/usr/sbin/nginx"
+
+
+def user_ids(user: str) -> tuple[int, int]:
+    """(uid, gid) of the account `user`."""
+    import pwd
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
+
+
+class ProgramExited(ServerStartError):
+    """A program started by hand ended before it was ready."""
+
+    def __init__(self, message: str, arguments: list[str], returncode: int):
+        super().__init__(message)
+        self.arguments = arguments
+        self.returncode = returncode
+
+
+class StandaloneProgram:
+    """A SwiftGateway program started by hand (`--fastcgi ADDRESS` or `--http HOST:PORT`) as an
+    unprivileged user, its output in a log file; stopped by its pid (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, program: str, arguments: list[str], directory: str, name: str,
+                 user: str = PROGRAM_USER):
+        self.program, self.arguments, self.user = program, arguments, user
+        self.log = os.path.join(directory, f"{name}.log")
+        uid, gid = user_ids(user)
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [program, *arguments], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=directory, env={"PATH": "/usr/bin:/bin", "LANG": "C", "HOME": directory},
+                user=uid, group=gid, extra_groups=[], start_new_session=True)
+
+    def output(self) -> str:
+        try:
+            with open(self.log, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def check_running(self) -> None:
+        if self.proc.poll() is not None:
+            raise ProgramExited(f"{self.program} {' '.join(self.arguments)} exited with status "
+                                f"{self.proc.returncode}:\n{self.output()[-3000:]}",
+                                self.arguments, self.proc.returncode)
+
+    def wait_socket(self, path: str) -> None:
+        """Until a connection to the Unix socket at path is accepted."""
+        def connects() -> bool:
+            self.check_running()
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(1)
+                    s.connect(path)
+                return True
+            except OSError:
+                return False
+        wait_until(connects, START_TIMEOUT, message=f"{self.program} accepting on {path}")
+
+    def wait_port(self, port: int) -> None:
+        def connects() -> bool:
+            self.check_running()
+            try:
+                with socket.create_connection((HOST, port), timeout=1):
+                    return True
+            except OSError:
+                return False
+        wait_until(connects, START_TIMEOUT, message=f"{self.program} accepting on {HOST}:{port}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+class NginxServer:
+    """A real nginx (Debian's /usr/sbin/nginx) with a private prefix under `root`: its own
+    generated nginx.conf, pid file, error log and temporary directories, listening on a free
+    127.0.0.1 port. The master runs as root in the foreground (a child of the test, `daemon
+    off`), its workers as www-data; stopped by its pid (SIGTERM, bounded wait, then SIGKILL)."""
+
+    def __init__(self, root: str):
+        self.prefix = os.path.join(root, "nginx")
+        os.makedirs(self.prefix)
+        os.chmod(self.prefix, 0o755)
+        uid, gid = user_ids(PROGRAM_USER)
+        self.temp = os.path.join(self.prefix, "temp")
+        os.makedirs(self.temp)
+        os.chown(self.temp, uid, gid)   # request bodies nginx buffers go here, written by workers
+        self.conf_path = os.path.join(self.prefix, "nginx.conf")
+        self.pid_file = os.path.join(self.prefix, "nginx.pid")
+        self.error_log = os.path.join(self.prefix, "error.log")
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    def configure(self, server_body: str) -> None:
+        self.port = free_port()
+        t = self.temp
+        text = "\n".join([
+            "# generated by Tests/Integration (NginxServer)",
+            f"user {PROGRAM_USER};",
+            "worker_processes 2;",
+            "daemon off;",
+            f"pid {self.pid_file};",
+            f"error_log {self.error_log} info;",
+            "events { worker_connections 512; }",
+            "http {",
+            "    access_log off;",
+            f"    client_body_temp_path {t}/body;",
+            f"    fastcgi_temp_path {t}/fastcgi;",
+            f"    proxy_temp_path {t}/proxy;",
+            f"    uwsgi_temp_path {t}/uwsgi;",
+            f"    scgi_temp_path {t}/scgi;",
+            "    server {",
+            f"        listen {HOST}:{self.port};",
+            "        server_name localhost;",
+            "        client_max_body_size 0;",
+            *("        " + line for line in server_body.splitlines()),
+            "    }",
+            "}",
+            ""])
+        with open(self.conf_path, "w") as f:
+            f.write(text)
+
+    def start(self) -> "NginxServer":
+        test = subprocess.run([NGINX_BIN, "-t", "-p", self.prefix, "-c", self.conf_path, "-e", self.error_log],
+                              capture_output=True, text=True, timeout=30)
+        if test.returncode != 0:
+            raise ServerStartError(f"nginx -t failed:\n{test.stderr}\n{open(self.conf_path).read()}")
+        self.proc = subprocess.Popen([NGINX_BIN, "-p", self.prefix, "-c", self.conf_path, "-e", self.error_log],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+
+        def accepting() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise ServerStartError(f"nginx exited with {self.proc.returncode}:\n{self.error_log_text()}")
+            try:
+                with socket.create_connection((HOST, self.port), timeout=1):
+                    return True
+            except OSError:
+                return False
+        wait_until(accepting, START_TIMEOUT, message=f"nginx accepting on {HOST}:{self.port}")
+        return self
+
+    def error_log_text(self) -> str:
+        try:
+            with open(self.error_log, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM (fast shutdown: SIGQUIT would wait for every open connection) to the master
+        by its pid, bounded wait, then SIGKILL of it and its workers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        workers = proc_children(self.proc.pid)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        for pid in workers:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -18,26 +18,16 @@ The configurations are README.md's ("The program by itself")."""
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 import requests
-from sg_harness import (HOST, MIB, PROGRAM_USER, ApacheServer, NginxServer, ProgramExited, RandomUpload,
-                        ServerStartError, StandaloneProgram, duplex_request, expected_pattern_digest,
+from sg_harness import (HOST, MIB, PROGRAM_USER, ApacheServer, NginxServer, RandomUpload,
+                        StandaloneProgram, duplex_request, expected_pattern_digest,
                         free_port, note, run_load, user_ids, wait_until)
 
 TRANSFER = 50 * MIB
-
-# A known bug: the program started with --fastcgi dies of SIGSEGV before it accepts
-# (StandaloneFastCGIServer asks ConnectionSlots for capacity .max, and ConnectionSlots.init builds
-# arrays that long). While it is there the FastCGI fronts cannot be tested: they xfail on exactly
-# that, a SIGSEGV at start in --fastcgi mode. Remove this once Sources/ is fixed.
-def _known_fastcgi_start_crash(error: ServerStartError) -> bool:
-    return (isinstance(error, ProgramExited) and error.arguments[:1] == ["--fastcgi"]
-            and error.returncode == -signal.SIGSEGV)
-
 
 # nginx: the CGI variables a SwiftGateway program reads (no `include fastcgi_params`, whose
 # SCRIPT_NAME would be sent a second time), PATH_INFO from fastcgi_split_path_info, and both
@@ -172,14 +162,7 @@ def _serve(front: str, request, new_server, example: str, fixture: str):
     srv = new_server(with_module=False)
     stops: list = []
     try:
-        try:
-            result = FRONTS[front](srv, example, fixture, stops)
-        except ServerStartError as e:
-            if _known_fastcgi_start_crash(e):
-                pytest.xfail("--fastcgi crashes at start: StandaloneFastCGIServer asks ConnectionSlots "
-                             "for capacity .max, which builds arrays of that many slots (a fix in "
-                             "Sources/, not this test's)")
-            raise
+        result = FRONTS[front](srv, example, fixture, stops)
         yield result
     finally:
         failed = any(getattr(getattr(request.node, f"rep_{w}", None), "failed", False) for w in ("setup", "call"))

@@ -9,12 +9,16 @@ struct StandaloneFastCGIServer: Sendable {
     let responder: any GatewayResponder
     let logger: Logger
 
+    /// Requests at once: as many as a worker's `threads=` may be.
+    static let requestCapacity = 10_000
+
     func run() async throws {
         let runner = FastCGIApplicationRunner(
             responder: self.responder, group: "standalone", token: nil, logger: self.logger, executor: nil
         )
-        // No slot limit here: the web server in front decides how many connections to open.
-        let slots = ConnectionSlots(capacity: .max)
+        // The web server in front decides how many connections to open; the slots only number
+        // the requests (each has a cell), so their count is bounded, as large as `threads=` allows.
+        let slots = ConnectionSlots(capacity: Self.requestCapacity)
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

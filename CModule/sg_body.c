@@ -113,6 +113,9 @@ apr_status_t sg_body_read_ahead(request_rec *r, apr_off_t limit, apr_off_t *got)
     while (!eos && *got < limit && rv == APR_SUCCESS) {
         rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
                             APR_BLOCK_READ, limit - *got);
+        if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb)) {
+            break; /* nothing, yet no error: the rest streams */
+        }
         if (rv == APR_SUCCESS) {
             rv = sg_keep(r, ctx, bb, got, &eos);
         }

@@ -74,6 +74,9 @@ CASES: dict[str, bytes] = {
     "content-longer-than-sent": record(FCGI_STDOUT, b"Content-Type: text/plain\r\n", length=1000),
     "content-longer-than-sent-in-body": record(FCGI_STDOUT, OK_HEAD + b"first part\n")
     + record(FCGI_STDOUT, b"x" * 100, length=65535),
+    "stderr-content-longer-than-sent": record(FCGI_STDERR, b"a line\n", length=1000),
+    "end-request-on-request-id-0": record(FCGI_STDOUT, b"Content-Type: text/plain\r\n")
+    + record(FCGI_END_REQUEST, struct.pack(">IB3x", 0, 0), request_id=0),
     "padding-cut-short": record(FCGI_STDOUT, OK_HEAD + b"ok\n", padding=200)[:-100],
     "header-cut-short": record(FCGI_STDOUT, OK_HEAD)[:5],
     "every-type-with-wrong-lengths": every_type_with_wrong_lengths(),

@@ -52,6 +52,8 @@ CASES: dict[str, Case] = {
     # records with wrong lengths, padding, request ids, versions and types
     "content-longer-than-sent": Case(502, CLOSED),
     "content-longer-than-sent-in-body": Case(200, TRUNCATED, aborted=True),
+    "stderr-content-longer-than-sent": Case(502, CLOSED),
+    "end-request-on-request-id-0": Case(502, CLOSED),   # a management record: skipped
     "padding-cut-short": Case(200, TRUNCATED, aborted=True),
     "header-cut-short": Case(502, CLOSED),
     "every-type-with-wrong-lengths": Case(200, sg("SG0507", "ignored FastCGI record type 1$"), body=b"ok\n"),

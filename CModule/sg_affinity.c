@@ -161,8 +161,9 @@ static int sg_next_cookie(const char **at, const char **name,
     s += strcspn(s, "=;,");
     eq = s;
     *name_len = (apr_size_t)(eq - *name);
-    while (*name_len && ((*name)[*name_len - 1] == ' '
-                         || (*name)[*name_len - 1] == '\t')) {
+    while (
+        *name_len
+        && ((*name)[*name_len - 1] == ' ' || (*name)[*name_len - 1] == '\t')) {
         --*name_len;
     }
     if (*eq == '=') {
@@ -173,8 +174,9 @@ static int sg_next_cookie(const char **at, const char **name,
         *value = s;
         s += strcspn(s, ";,");
         *value_len = (apr_size_t)(s - *value);
-        while (*value_len && ((*value)[*value_len - 1] == ' '
-                              || (*value)[*value_len - 1] == '\t')) {
+        while (*value_len
+               && ((*value)[*value_len - 1] == ' '
+                   || (*value)[*value_len - 1] == '\t')) {
             --*value_len;
         }
         if (*value_len >= 2 && **value == '"'

@@ -58,7 +58,7 @@ static apr_status_t sg_release(void *data)
     if (ex->conn.fd >= 0) {
         if (!sg_fit_for_pool(ex)
             || !sg_pool_put(ex->group->conn_pool, ex->conn.fd,
-                           sg_conn_owner(ex))) {
+                            sg_conn_owner(ex))) {
             close(ex->conn.fd);
         }
         ex->conn.fd = -1;

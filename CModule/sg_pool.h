@@ -13,8 +13,10 @@ void sg_pool_child_init(apr_pool_t *pchild, server_rec *s);
 
 /* Whose an idle connection is: 0 for the group socket's, else this of the
  * worker whose own socket it goes to (affinity-cookie). */
-#define sg_pool_owner(pid, start) \
-    ((((apr_uint64_t)(start) * 2654435761u) ^ (apr_uint64_t)(pid)) | 1)
+static APR_INLINE apr_uint64_t sg_pool_owner(pid_t pid, apr_uint64_t start)
+{
+    return ((start * 2654435761u) ^ (apr_uint64_t)pid) | 1;
+}
 
 /* The most recently used idle connection of owner in the pool that is
  * still open and silent, or -1; *dropped counts the dead ones closed on the

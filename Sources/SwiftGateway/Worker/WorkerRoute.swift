@@ -24,8 +24,12 @@ struct WorkerRoute: Equatable, Sendable {
         var identity: [UInt8] = []
         identity.reserveCapacity(Self.identityBytes)
         let pidBits = UInt32(bitPattern: pid)
-        for shift in stride(from: 24, through: 0, by: -8) { identity.append(UInt8(truncatingIfNeeded: pidBits >> UInt32(shift))) }
-        for shift in stride(from: 56, through: 0, by: -8) { identity.append(UInt8(truncatingIfNeeded: start >> UInt64(shift))) }
+        for shift in stride(from: 24, through: 0, by: -8) {
+            identity.append(UInt8(truncatingIfNeeded: pidBits >> UInt32(shift)))
+        }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            identity.append(UInt8(truncatingIfNeeded: start >> UInt64(shift)))
+        }
         let mac = SHA1.hmac(key: Array(token.utf8), message: Self.label + Array(socketPath.utf8) + [0] + identity)
         self.text = Self.base64URL(identity + mac.prefix(Self.macBytes))
     }

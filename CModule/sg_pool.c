@@ -133,7 +133,10 @@ static int sg_pool_take(sg_conn_pool *cp, apr_uint64_t owner)
 {
     int i;
 
-    for (i = cp->nfds - 1; i >= 0; --i) {
+    if (cp->nfds > 0 && cp->owners[cp->nfds - 1] == owner) {
+        return cp->fds[--cp->nfds];
+    }
+    for (i = cp->nfds - 2; i >= 0; --i) {
         if (cp->owners[i] == owner) {
             int fd = cp->fds[i];
 

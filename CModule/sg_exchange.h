@@ -119,6 +119,8 @@ typedef struct {
     int waiting;         /* the worker said it waits for a slot and has
                                  * not said it started */
     long worker_pid;     /* from REQUEST_WAITING; 0: not known */
+    int said_waiting;    /* SG0518 was logged for this request */
+    int ignored_records; /* records of types a responder does not send */
     apr_size_t received; /* bytes read from the worker */
     int leftover;        /* bytes followed END_REQUEST */
 } sg_from_worker;
@@ -144,7 +146,9 @@ typedef struct {
 typedef struct {
     char *ebuf;
     apr_size_t elen;
-    char *eline; /* escaped line for the log */
+    char *eline;          /* escaped line for the log */
+    apr_size_t logged;    /* what the request's lines cost the log so far */
+    apr_off_t not_logged; /* bytes dropped past SG_STDERR_REQUEST_MAX */
 } sg_stderr_lines;
 
 /* One request's exchange with a worker. */

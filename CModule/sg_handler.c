@@ -9,6 +9,7 @@
  */
 
 #include "sg_affinity.h"
+#include "sg_body.h"
 #include "sg_config.h"
 #include "sg_exchange.h"
 #include "sg_handler.h"
@@ -449,6 +450,19 @@ int sg_handler(request_rec *r)
     if (ex->to.small_body_len) {
         apr_off_t got = 0;
         apr_status_t rv = sg_read_small_body(ex, &got);
+
+        if (rv != APR_SUCCESS) {
+            sg_log_client_body_failure(r, g,
+                                       "reading the request body from "
+                                       "the client",
+                                       rv, got);
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        }
+    }
+    else if (!ex->replayable) {
+        /* a longer or chunked body: its first SG_BODY_AHEAD too */
+        apr_off_t got = 0;
+        apr_status_t rv = sg_body_read_ahead(r, SG_BODY_AHEAD, &got);
 
         if (rv != APR_SUCCESS) {
             sg_log_client_body_failure(r, g,

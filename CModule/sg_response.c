@@ -22,7 +22,12 @@
 APLOG_USE_MODULE(swift_gateway);
 
 #define SG_STDERR_LINE_MAX 8192
-#define SG_HEADER_CHUNK    4096
+/* What one request's STDERR lines may add to the error log: each line's
+ * escaped text plus SG_STDERR_LINE_COST for what Apache puts before it.  A
+ * worker that floods STDERR gets one SG0550 line, the rest is counted. */
+#define SG_STDERR_REQUEST_MAX (1024 * 1024)
+#define SG_STDERR_LINE_COST   256
+#define SG_HEADER_CHUNK       4096
 
 /* ------------------------------------------------------------------------
  * STDERR: the worker's log lines for the request
@@ -72,6 +77,10 @@ static void sg_log_stderr_line(sg_exchange *ex, const char *line,
     if (!len || !APLOG_R_IS_LEVEL(ex->r, level)) {
         return;
     }
+    if (ex->errlog.logged >= SG_STDERR_REQUEST_MAX) {
+        ex->errlog.not_logged += len;
+        return;
+    }
     if (!ex->errlog.eline) {
         ex->errlog.eline = apr_palloc(ex->r->pool, 4 * SG_STDERR_LINE_MAX + 1);
     }
@@ -95,6 +104,15 @@ static void sg_log_stderr_line(sg_exchange *ex, const char *line,
     *o = '\0';
     ap_log_rerror(APLOG_MARK, level, 0, ex->r, "SG0501: [%s] %s",
                   ex->group->name, ex->errlog.eline);
+    ex->errlog.logged += (apr_size_t)(o - ex->errlog.eline)
+                         + SG_STDERR_LINE_COST;
+    if (ex->errlog.logged >= SG_STDERR_REQUEST_MAX) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, ex->r,
+                      "SG0550: group %s: the worker's STDERR lines for this "
+                      "request reached %d KiB of error log; the rest of them "
+                      "is not logged",
+                      ex->group->name, SG_STDERR_REQUEST_MAX / 1024);
+    }
 }
 
 static void sg_stderr(sg_exchange *ex, const char *data, apr_size_t len)
@@ -134,6 +152,13 @@ void sg_stderr_flush(sg_exchange *ex)
     if (ex->errlog.elen) {
         sg_log_stderr_line(ex, ex->errlog.ebuf, ex->errlog.elen);
         ex->errlog.elen = 0;
+    }
+    if (ex->errlog.not_logged) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, ex->r,
+                      "SG0551: group %s: %" APR_OFF_T_FMT " bytes of the "
+                      "worker's STDERR lines for this request were not logged",
+                      ex->group->name, ex->errlog.not_logged);
+        ex->errlog.not_logged = 0;
     }
 }
 
@@ -235,6 +260,15 @@ static sg_outcome sg_finish_headers(sg_exchange *ex)
     }
     else if (!ap_is_HTTP_VALID_RESPONSE(r->status)) {
         return sg_bad_headers(ex, apr_psprintf(r->pool, "invalid Status %d",
+                                               r->status));
+    }
+    else if (ap_is_HTTP_INFO(r->status)) {
+        /* httpd would send it as the final response: the client would take
+         * it as interim and read the body as the next response (101: as
+         * another protocol) */
+        return sg_bad_headers(ex, apr_psprintf(r->pool,
+                                               "an interim Status %d as the "
+                                               "final one",
                                                r->status));
     }
 
@@ -509,11 +543,14 @@ sg_outcome sg_parse(sg_exchange *ex, const char *data, apr_size_t len)
 
                 ex->from.waiting = 1;
                 ex->from.worker_pid = pid;
-                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
-                              "SG0518: group %s: the worker's request slots "
-                              "are all running; the request waits for one "
-                              "(worker pid %ld)",
-                              ex->group->name, pid);
+                if (!ex->from.said_waiting) {
+                    ex->from.said_waiting = 1;
+                    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
+                                  "SG0518: group %s: the worker's request "
+                                  "slots are all running; the request waits "
+                                  "for one (worker pid %ld)",
+                                  ex->group->name, pid);
+                }
             }
             else if (ex->from.rtype == SG_FCGI_REQUEST_STARTED) {
                 /* request-timeout counts from here for a queued request */
@@ -524,8 +561,9 @@ sg_outcome sg_parse(sg_exchange *ex, const char *data, apr_size_t len)
                 ex->from.waiting = 0;
             }
             else if (ex->from.rtype != AP_FCGI_STDOUT
-                     && ex->from.rtype != AP_FCGI_STDERR
-                     && ex->from.rtype != 0) {
+                     && ex->from.rtype != AP_FCGI_STDERR && ex->from.rtype != 0
+                     && ex->from.ignored_records++ == 0) {
+                /* the first only: a worker may send millions */
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
                               "SG0507: group %s: ignored FastCGI record type %d",
                               ex->group->name, ex->from.rtype);

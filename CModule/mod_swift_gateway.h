@@ -102,8 +102,10 @@ typedef struct {
     apr_off_t memory_limit;
     apr_off_t virtual_memory_limit;
     apr_off_t header_buffer_size;
-    int reload;               /* roll the workers when the program changes */
-    const char *restart_file; /* roll them when its mtime changes; or NULL */
+    apr_off_t body_read_ahead; /* of a longer or chunked body, read before
+                                * a worker's slot is taken; 0: none */
+    int reload;                /* roll the workers when the program changes */
+    const char *restart_file;  /* roll them when its mtime changes; or NULL */
     const char *executor; /* SG_EXECUTOR_EVENT_LOOP or SG_EXECUTOR_THREAD_POOL */
     const char *affinity_cookie; /* affinity-cookie=NAME; NULL: off */
 

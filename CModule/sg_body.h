@@ -8,7 +8,7 @@
 #include "mod_swift_gateway.h"
 
 /* How much of a longer or chunked request body is read before a worker
- * connection is taken (the rest streams). */
+ * connection is taken (the rest streams): body-read-ahead's default. */
 #define SG_BODY_AHEAD (1024 * 1024)
 
 /* register_hooks: the input filter that hands out a body read ahead. */

@@ -459,10 +459,10 @@ int sg_handler(request_rec *r)
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
     }
-    else if (!ex->replayable) {
-        /* a longer or chunked body: its first SG_BODY_AHEAD too */
+    else if (!ex->replayable && g->body_read_ahead > 0) {
+        /* a longer or chunked body: its first body-read-ahead bytes too */
         apr_off_t got = 0;
-        apr_status_t rv = sg_body_read_ahead(r, SG_BODY_AHEAD, &got);
+        apr_status_t rv = sg_body_read_ahead(r, g->body_read_ahead, &got);
 
         if (rv != APR_SUCCESS) {
             sg_log_client_body_failure(r, g,

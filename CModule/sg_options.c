@@ -8,6 +8,7 @@
  */
 
 #include "sg_affinity.h"
+#include "sg_body.h"
 #include "sg_options.h"
 
 #include "http_config.h"
@@ -45,6 +46,7 @@ sg_group *sg_new_group(apr_pool_t *p, const char *name)
     g->queue_timeout = 45;
     g->startup_timeout = 15;
     g->header_buffer_size = 32768;
+    g->body_read_ahead = SG_BODY_AHEAD;
     g->reload = 1;
     g->executor = SG_EXECUTOR_EVENT_LOOP;
     return g;
@@ -572,6 +574,7 @@ static const sg_option sg_options[] =
      SG_FLAG("reload", reload),
      SG_OWN("restart-file", sg_opt_restart_file, 0),
      SG_SIZE("header-buffer-size", header_buffer_size, 1024),
+     SG_SIZE("body-read-ahead", body_read_ahead, 0),
      SG_OWN("executor", sg_opt_executor, 0),
      SG_OWN("affinity-cookie", sg_opt_affinity_cookie, 0),
      {NULL, SG_OPT_OWN, 0, 0, 0, NULL, 0}};

@@ -1,0 +1,2 @@
+// `import SwiftGatewayHummingbird` is enough for `Gateway.run(application)`.
+@_exported import enum SwiftGateway.Gateway

@@ -10,8 +10,7 @@ struct CollectingResponseBodyWriter: ResponseBodyWriter {
     }
 
     mutating func write(_ buffer: ByteBuffer) async throws {
-        var buffer = buffer
-        self.collected.buffer.writeBuffer(&buffer)
+        self.collected.append(buffer)
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}

@@ -14,7 +14,7 @@ extension GatewayResponse {
     public init(_ response: Response) async throws {
         let body = response.body
         if let length = body.contentLength, length <= Self.hummingbirdCollectedBodyLimit {
-            let collected = CollectedResponseBody(capacity: length)
+            let collected = CollectedResponseBody()
             try await body.write(CollectingResponseBodyWriter(into: collected))
             self.init(
                 status: response.status, headerFields: response.headers, body: .init(byteBuffer: collected.buffer))

@@ -59,6 +59,7 @@ let package = Package(
                 "SwiftGatewayHummingbird",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Examples/HummingbirdSite"
         ),

@@ -20,6 +20,7 @@ struct HummingbirdSite {
         router.get("/greet/:name") { _, context in
             "\(context.greeting), \(try context.parameters.require("name"))!\n"
         }
+        router.get("/client") { _, context in "\(context.clientAddress)\n" }
         router.post("/orders") { request, context in
             let order = try await request.decode(as: Order.self, context: context)
             return try order.confirmation()

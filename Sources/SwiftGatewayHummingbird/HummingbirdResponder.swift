@@ -27,7 +27,9 @@ where Responder.Context: InitializableFromSource<ApplicationRequestContextSource
         logger[metadataKey: "hb.request.id"] =
             context.requestID.isEmpty ? .stringConvertible(RequestID()) : .string(context.requestID)
         let applicationContext = Responder.Context(source: .init(channel: channel, logger: logger))
-        let response = try await self.responder.respond(to: Request(request), context: applicationContext)
-        return try await GatewayResponse(response)
+        return try await Gateway.$requestEnvironment.withValue(request.environment) {
+            let response = try await self.responder.respond(to: Request(request), context: applicationContext)
+            return try await GatewayResponse(response)
+        }
     }
 }

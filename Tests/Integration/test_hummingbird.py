@@ -97,6 +97,9 @@ def _check_pages(base: str) -> None:
                              headers={"Content-Type": "application/json"})
     assert too_long.status_code == 413, too_long.text
 
+    # the client's address: REMOTE_ADDR under the gateway, the connection's peer by itself
+    assert requests.get(base + "/client", timeout=30).text == "127.0.0.1\n"
+
     upload = requests.post(base + "/upload", data=b"abc" * 1000, timeout=30)
     assert upload.json() == {"bytes": 3000, "crc32": zlib.crc32(b"abc" * 1000)}
     download = requests.get(base + "/download?bytes=1000", timeout=30)

@@ -62,6 +62,7 @@ final class HummingbirdResponderTests: XCTestCase {
             let first = try await iterator.next()
             return "\(first?.readableBytes ?? 0)"
         }
+        router.get("/client") { _, _ in Gateway.requestEnvironment?["REMOTE_ADDR"] ?? "none" }
         router.get("/teapot") { _, _ -> String in throw HTTPError(.conflict, message: "short and stout") }
         router.get("/unexpected") { _, _ -> String in throw Unexpected() }
         router.get("/cancelled") { _, _ -> String in throw CancellationError() }
@@ -143,6 +144,14 @@ final class HummingbirdResponderTests: XCTestCase {
             _ = try await responder.respond(to: cancelled, context: gatewayContext())
             XCTFail("no error")
         } catch is CancellationError {}
+    }
+
+    func testTheRequestsCGIVariablesAreThereWhileItIsServed() async throws {
+        let (request, _) = gatewayRequest(.get, "/client", environment: ["REMOTE_ADDR": "192.0.2.7"])
+        let response = try await self.responder().respond(to: request, context: gatewayContext())
+        let body = try await bodyChunks(of: response)
+        XCTAssertEqual(text(body.chunks), "192.0.2.7")
+        XCTAssertNil(Gateway.requestEnvironment)
     }
 
     func testAContextWithoutAChannelIsRefused() async throws {

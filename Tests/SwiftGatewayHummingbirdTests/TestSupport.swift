@@ -25,12 +25,13 @@ final class CountingBodySource: GatewayRequestBodySource {
 
 /// A gateway request as the worker makes it.
 func gatewayRequest(
-    _ method: HTTPRequest.Method = .get, _ path: String, headers: HTTPFields = [:], body: [ByteBuffer]? = nil
+    _ method: HTTPRequest.Method = .get, _ path: String, headers: HTTPFields = [:], body: [ByteBuffer]? = nil,
+    environment: CGIEnvironment = [:]
 ) -> (GatewayRequest, CountingBodySource?) {
     let source = body.map(CountingBodySource.init)
     let request = GatewayRequest(
         head: HTTPRequest(method: method, scheme: "http", authority: "localhost", path: path, headerFields: headers),
-        environment: [:],
+        environment: environment,
         body: source.map { GatewayRequestBody(source: $0) } ?? GatewayRequestBody())
     return (request, source)
 }

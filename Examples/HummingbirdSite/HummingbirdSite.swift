@@ -14,6 +14,8 @@ struct HummingbirdSite {
     }
 
     static func application(port: Int) -> some ApplicationProtocol {
+        // A store that is a service of the application: under the gateway each worker runs it.
+        let orders = MemoryPersistDriver()
         let router = Router(context: SiteContext.self)
         router.add(middleware: GreetingMiddleware())
         router.get("/hello") { _, _ in "Hello world!\n" }
@@ -27,7 +29,9 @@ struct HummingbirdSite {
         }
         router.get("/orders/:id") { _, context in
             let id = try context.parameters.require("id", as: Int.self)
-            guard let order = Order.known[id] else { throw HTTPError(.notFound, message: "no order \(id)\n") }
+            guard let order = try await orders.get(key: "order/\(id)", as: Order.self) else {
+                throw HTTPError(.notFound, message: "no order \(id)\n")
+            }
             return try order.confirmation()
         }
         router.post("/echo") { request, _ in
@@ -42,8 +46,13 @@ struct HummingbirdSite {
                 status: .ok, headers: [.contentType: "application/octet-stream"],
                 body: PatternBody.make(size: size))
         }
-        return Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
+        var application = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), services: [orders])
+        // Run before the first request is served (in each worker under the gateway).
+        application.beforeServerStarts {
+            try await orders.create(key: "order/1", value: Order(item: "tea", quantity: 2), expires: nil)
+        }
+        return application
     }
 
     /// `--port N` on the command line (unknown arguments are left to the gateway).

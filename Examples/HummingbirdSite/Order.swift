@@ -5,9 +5,6 @@ struct Order: Codable, Sendable {
     var item: String
     var quantity: Int
 
-    /// What `GET /orders/:id` finds.
-    static let known: [Int: Order] = [1: Order(item: "tea", quantity: 2)]
-
     func confirmation() throws -> Confirmation {
         guard self.quantity > 0 else { throw HTTPError(.unprocessableContent, message: "quantity must be positive\n") }
         return Confirmation(item: self.item, quantity: self.quantity, total: self.quantity * 250)

@@ -13,6 +13,7 @@
  *   sg_handler.c         the handler: one request forwarded to a worker
  *   sg_params.c          its first records: CGI variables as PARAMS
  *   sg_connect.c         its connection: an idle one, or a new one
+ *   sg_affinity.c        session affinity: a cookie's route to one worker
  *   sg_exchange.c        its full-duplex exchange: STDIN out, records in
  *   sg_response.c        the records from the worker: headers, body, stderr
  *   sg_sendfile.c        X-Sendfile: a file the worker names, sent by Apache
@@ -104,6 +105,7 @@ typedef struct {
     int reload;               /* roll the workers when the program changes */
     const char *restart_file; /* roll them when its mtime changes; or NULL */
     const char *executor; /* SG_EXECUTOR_EVENT_LOOP or SG_EXECUTOR_THREAD_POOL */
+    const char *affinity_cookie; /* affinity-cookie=NAME; NULL: off */
 
     /* Filled in by post_config in the parent, inherited by children. */
     const char *socket_path;

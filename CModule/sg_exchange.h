@@ -73,6 +73,9 @@ typedef struct {
     int pooled;   /* fd came from the group's idle connections */
     int reusable; /* the exchange left fd fit for another request */
     apr_interval_time_t read_timeout; /* SO_RCVTIMEO as set on fd */
+    /* affinity-cookie: the worker whose own socket fd goes to, NULL for
+     * the group socket; set before sg_open */
+    const struct sg_route *route;
 } sg_worker_conn;
 
 /* To the worker: the request's records, then its body as STDIN records. */
@@ -192,6 +195,7 @@ void sg_build_params(sg_exchange *ex);
 /* sg_connect.c */
 int sg_open(sg_exchange *ex);
 int sg_connect(sg_exchange *ex);
+int sg_reconnect(sg_exchange *ex);
 void sg_detach(sg_exchange *ex);
 
 /* sg_exchange.c */

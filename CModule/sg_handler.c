@@ -8,6 +8,7 @@
  * to the client's response.
  */
 
+#include "sg_affinity.h"
 #include "sg_config.h"
 #include "sg_exchange.h"
 #include "sg_handler.h"
@@ -458,6 +459,9 @@ int sg_handler(request_rec *r)
         }
     }
 
+    if (g->affinity_cookie) {
+        ex->conn.route = sg_affinity_route(r, g);
+    }
     /* the connection last: it holds a worker's request slot */
     if ((rc = sg_open(ex)) != OK) {
         return rc;
@@ -479,7 +483,7 @@ int sg_handler(request_rec *r)
                       "(%s); sending it again on a new connection",
                       g->name, why);
         sg_detach(ex);
-        if ((rc = sg_connect(ex)) != OK) {
+        if ((rc = sg_reconnect(ex)) != OK) {
             return rc;
         }
         sg_exchange_reset(ex);

@@ -7,6 +7,7 @@
  * of their own.  Defaults are sg_new_group's.
  */
 
+#include "sg_affinity.h"
 #include "sg_options.h"
 
 #include "http_config.h"
@@ -292,6 +293,7 @@ static const char *const sg_reserved_env_names[] =
      "SWIFT_GATEWAY_GRACEFUL_TIMEOUT",
      "SWIFT_GATEWAY_SHUTDOWN_TIMEOUT",
      "SWIFT_GATEWAY_QUEUE_TIMEOUT",
+     "SWIFT_GATEWAY_AFFINITY_COOKIE",
      "SWIFT_GATEWAY_MAXIMUM_REQUESTS",
      "SWIFT_GATEWAY_RESTART_INTERVAL",
      "SWIFT_GATEWAY_INACTIVITY_TIMEOUT",
@@ -482,6 +484,21 @@ static const char *sg_opt_executor(cmd_parms *cmd, sg_group *g, const char *val)
     return NULL;
 }
 
+/* A cookie name: an RFC 6265 token, short enough for any client's jar. */
+static const char *sg_opt_affinity_cookie(cmd_parms *cmd, sg_group *g,
+                                          const char *val)
+{
+    if (strlen(val) > SG_AFFINITY_COOKIE_MAX
+        || !sg_affinity_cookie_name_ok(val)) {
+        return apr_psprintf(cmd->pool,
+                            "'%s' is not a cookie name: 1 to %d letters, "
+                            "digits or !#$%%&'*+-.^_`|~",
+                            val, SG_AFFINITY_COOKIE_MAX);
+    }
+    g->affinity_cookie = val;
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------
  * The table
  */
@@ -556,6 +573,7 @@ static const sg_option sg_options[] =
      SG_OWN("restart-file", sg_opt_restart_file, 0),
      SG_SIZE("header-buffer-size", header_buffer_size, 1024),
      SG_OWN("executor", sg_opt_executor, 0),
+     SG_OWN("affinity-cookie", sg_opt_affinity_cookie, 0),
      {NULL, SG_OPT_OWN, 0, 0, 0, NULL, 0}};
 
 static const sg_option *sg_find_option(const char *name)

@@ -34,6 +34,12 @@ struct HummingbirdSite {
             }
             return try order.confirmation()
         }
+        // A slow page that honours cancellation: given up on at request-timeout, its task ends.
+        router.get("/wait") { request, _ in
+            let milliseconds = request.uri.queryParameters.get("ms", as: Int.self) ?? 1000
+            try await Task.sleep(for: .milliseconds(milliseconds))
+            return "waited \(milliseconds) ms\n"
+        }
         router.post("/echo") { request, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/octet-stream"],

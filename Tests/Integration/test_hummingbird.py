@@ -3,7 +3,8 @@
 Under Apache: a path parameter, the application's own request context filled by a middleware,
 a JSON body decoded and a JSON answer encoded, the router's 404, thrown HTTPErrors, Hummingbird's
 upload limit (413); a 50 MiB upload (echoed, and read into a CRC-32) and a 50 MiB download
-byte-exact, with the worker's RSS far below the size of either; a short load with no failed
+byte-exact, with the worker's RSS far below the size of either; a route given up on at
+request-timeout (504, its task ended, the worker serving on); a short load with no failed
 request. Started by hand, the same program is a plain Hummingbird server, and with `--http` the
 gateway's own server: the same pages answer the same.
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import time
 import zlib
 from collections.abc import Iterator
 
@@ -37,9 +40,9 @@ def hummingbird() -> str:
     return program
 
 
-def _site(apache, program: str, processes: int = 2):
+def _site(apache, program: str, processes: int = 2, *options: str):
     return apache(lambda s: "\n".join([
-        s.daemon("hb", f"processes={processes}", "threads=10"),
+        s.daemon("hb", f"processes={processes}", "threads=10", *options),
         "SwiftProcessGroup hb",
         f"SwiftScriptAlias / {s.install_program(program)}",
     ]), ready_path="/hello", expect_gateway=False)
@@ -146,6 +149,25 @@ def test_short_load_without_errors(apache, hummingbird):
         assert result.requests > 0 and not result.failures, result.summary() + f" {result.failures[:5]}"
         assert set(result.statuses) == {200}, result.summary()
         note(f"hummingbird {path}, 8 connections: {result.summary()}")
+
+
+def test_request_timeout_cancels_a_route_and_its_worker_goes_on(apache, hummingbird):
+    """The gateway's cancellation reaches the route's task, as for the plain API: 504, the
+    Task.sleep ends, the worker is not recycled as stuck."""
+    srv = _site(apache, hummingbird, 1, "request-timeout=2")
+    worker = _worker(srv)
+    since = srv.log_offset()
+    started = time.monotonic()
+    given_up = requests.get(srv.url("/wait?ms=60000"), timeout=60)
+    seconds = time.monotonic() - started
+    assert given_up.status_code == 504 and seconds < 6, (given_up.status_code, seconds, given_up.text)
+    srv.wait_for_log(re.compile(r"SG1122: .*GET /wait"), since=since)
+    waited = requests.get(srv.url("/wait?ms=100"), timeout=30)
+    assert (waited.status_code, waited.text) == (200, "waited 100 ms\n")
+    # a stuck request would have its worker recycled a second after the cancel (SG1013)
+    time.sleep(1.5)   # not a synchronisation: the time within which a stuck worker is recycled
+    assert srv.workers("hb") == [worker] and "SG1013" not in srv.error_log_text(since), srv.error_log_tail()
+    note(f"hummingbird: /wait given up on at request-timeout=2: 504 after {seconds:.2f}s")
 
 
 @pytest.mark.parametrize("mode", ["hummingbird", "--http"])

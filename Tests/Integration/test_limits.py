@@ -141,7 +141,9 @@ def _wait_board(program: str, board_file: str, predicate, timeout: float, messag
 
 def test_memory_limit_recycles_a_leaking_worker_without_a_failed_request(apache):
     srv = apache(lambda s: _site(s, "processes=3", "threads=5", "memory-limit=64M"))
-    srv.wait_workers("site", 3)
+    # All three accepting, not only started: until then the first gets every request, cannot
+    # be recycled (a recycle waits until every slot's worker accepts) and passes 1.5 x.
+    srv.wait_distinct_pids("/hello", 3)
     since = srv.log_offset()
     result = run_load(srv.port, "/leak?mb=1", total=1500, concurrency=5, deadline=300)
     recycles = _recycles(srv, since, "memory-limit")

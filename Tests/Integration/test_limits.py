@@ -228,7 +228,10 @@ def test_cpu_time_limit_recycles_a_spinning_worker_others_do_not_fail(apache):
     wait_until(lambda: not pid_alive(spinning), 30, message=f"spinning worker {spinning} gone")
     assert {m.group(3) for m in _recycles(srv, since)} == {"cpu-time-limit"}
     assert _lines(srv, since, RESTART) == []
-    srv.wait_workers("site", 2)
+    # The replacement has the limits as soon as it shows as a worker: the child sets them
+    # before it executes the program.
+    for pid in srv.wait_workers("site", 2):
+        assert _limits(pid)["Max cpu time"] == ("2", "7"), (pid, _limits(pid))
     after = run_load(srv.port, "/hello", total=300, concurrency=4, deadline=60)
     assert after.failures == [] and after.statuses == {200: 300}, after.summary()
 

@@ -109,8 +109,13 @@ struct WorkerProcess {
                 }
             }
         }
-        // Returns when a termination signal arrives.
-        try await acceptThread.runIfActive {
+        // Returns when a termination signal arrives, and the worker is draining: idle connections
+        // are closed (each telling Apache its next request was not run), requests in flight get
+        // graceful-timeout to finish, then their connections close. Draining begins on the accept
+        // thread, as the signal is seen: until then kept connections still take new requests,
+        // and the task's resumption may wait for a busy cooperative pool.
+        // The supervisor may still give up on a request (SIGUSR2): looked for every 1 ms.
+        let idleConnections = try await acceptThread.runIfActive {
             let bootstrap = makeBootstrap(false)
             acceptor.run { descriptor in
                 bootstrap.withConnectedSocket(descriptor).whenFailure { error in
@@ -119,12 +124,8 @@ struct WorkerProcess {
                     slots.release()
                 }
             }
+            return slots.beginDraining()
         }
-
-        // Draining: idle connections are closed (each telling Apache its next request was not
-        // run), requests in flight get graceful-timeout to finish, then their connections close.
-        // The supervisor may still give up on one of them (SIGUSR2): looked for every 1 ms.
-        let idleConnections = slots.beginDraining()
         routedAcceptor?.stop()
         for idle in idleConnections {
             idle.pipeline.fireUserInboundEventTriggered(ReclaimIdleConnection())

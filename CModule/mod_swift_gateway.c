@@ -12,8 +12,10 @@
 #include "sg_handler.h"
 #include "sg_pool.h"
 #include "sg_route.h"
+#include "sg_status.h"
 
 #include "http_request.h"
+#include "mod_status.h"
 #include "mpm_common.h"
 
 static void sg_register_hooks(apr_pool_t *p)
@@ -38,6 +40,9 @@ static void sg_register_hooks(apr_pool_t *p)
      * constraint on core.c would also put it before core's REALLY_FIRST one */
     ap_hook_handler(sg_refuse_unserved, NULL, NULL, APR_HOOK_REALLY_LAST - 1);
     ap_hook_handler(sg_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(sg_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, sg_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(swift_gateway) = {

@@ -152,6 +152,14 @@ public struct CGIEnvironment: Sendable {
         }
     }
 
+    /// Calls `body` with the bytes of the value of the variable `name` (the last one of that name),
+    /// without making a string; does nothing when the request has none.
+    func withValueBytes(named name: String, _ body: (UnsafeRawBufferPointer) -> Void) {
+        guard let index = self.lastIndex(named: name) else { return }
+        let range = self.entries[index].value
+        self.bytes.withUnsafeReadableBytes { body(UnsafeRawBufferPointer(rebasing: $0[range])) }
+    }
+
     /// The value of the variable at `index`.
     func value(at index: Int) -> String {
         self.bytes.withUnsafeReadableBytes { FastCGINameValuePairs.string($0, self.entries[index].value) }

@@ -245,3 +245,25 @@ def test_a_supervisor_restarted_by_apache_takes_the_same_board(apache):
                       and len([w for w in g["workers"] if w["accepting"] and w["state"] == "ready"]) >= 2 and g,
                       60, message="the new supervisor's workers on the board")
     assert page["requests_served"] >= before["requests_served"], (page["requests_served"], before["requests_served"])
+
+
+def test_a_group_handed_to_a_new_supervisor_shows_its_new_board(apache):
+    """A graceful restart with a changed group: a new supervisor, a new board that the new
+    generation's children read; the unchanged group keeps its supervisor, board and counts."""
+    srv = apache(lambda s: _site(s, "env=SG_DEPLOY=one"), ready_path="/app/hello",
+                 extra_modules=("authz_host", "status"))
+    srv.wait_workers("site", 2)
+    for path in ["/app/hello"] * 10 + ["/app/other/hello"] * 5:
+        assert srv.get(path).status_code == 200
+    before = _groups(_status(srv))
+    assert before["site"]["requests_served"] >= 10 and before["other"]["requests_served"] >= 5
+    srv.configure(_site(srv, "env=SG_DEPLOY=two"), extra_modules=("authz_host", "status"), port=srv.port)
+    srv.graceful()
+    after = wait_until(lambda: (g := _groups(_status(srv)))["site"]["supervisor_pid"]
+                       not in (0, before["site"]["supervisor_pid"])
+                       and sum(w["accepting"] for w in g["site"]["workers"]) >= 2 and g,
+                       60, message="the new supervisor of site on the page")
+    assert after["site"]["requests_served"] < before["site"]["requests_served"], "a new board"
+    assert after["other"]["supervisor_pid"] == before["other"]["supervisor_pid"]
+    assert after["other"]["requests_served"] >= before["other"]["requests_served"]
+    assert srv.get("/app/hello").status_code == 200

@@ -70,9 +70,8 @@ static const unsigned char *sg_board_map(int fd, apr_size_t bytes)
     return base == MAP_FAILED ? NULL : base;
 }
 
-apr_status_t sg_board_create(sg_board *b, const char *group, int processes,
-                             int maximum_processes, int request_slots,
-                             int listen_fd)
+apr_status_t sg_board_create(sg_board *b, int processes, int maximum_processes,
+                             int request_slots, int listen_fd)
 {
     struct sg_scoreboard_header header;
     struct stat st;
@@ -81,7 +80,6 @@ apr_status_t sg_board_create(sg_board *b, const char *group, int processes,
     apr_status_t rv;
     int fd;
 
-    (void)group;
     sg_board_init(b);
     if (listen_fd >= 0 && fstat(listen_fd, &st) == 0) {
         b->socket_ino = (unsigned long)st.st_ino;

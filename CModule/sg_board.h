@@ -63,9 +63,8 @@ void sg_board_init(sg_board *b);
 /* Parent: a new board for a group of maximum_processes workers of
  * request_slots each, its size sealed, mapped read-only; listen_fd names
  * the group socket whose queue the status page shows. */
-apr_status_t sg_board_create(sg_board *b, const char *group, int processes,
-                             int maximum_processes, int request_slots,
-                             int listen_fd);
+apr_status_t sg_board_create(sg_board *b, int processes, int maximum_processes,
+                             int request_slots, int listen_fd);
 /* Parent: the board is no longer this generation's (unmapped, closed). */
 void sg_board_release(sg_board *b);
 /* A child keeps the mapping only: it never writes the board. */

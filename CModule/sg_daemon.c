@@ -5,11 +5,12 @@
  * forks, drops privileges in the child and execs the group's program as
  * the group *supervisor* with the socket on fd 3 (LISTEN_FDS=1), the
  * read end of its retire pipe on fd 4 and the group's scoreboard on fd 6
- * (sg_board.c; the children read it for the status page).  The parent watches the supervisor
- * with apr_proc_other_child_register() and restarts it (with backoff) when
- * it dies, unless Apache is stopping.  The parent keeps the listening
- * socket open as long as the group is configured, so connections queue in
- * the kernel while a supervisor restarts.
+ * (sg_board.c; the children read it for the status page).  The parent
+ * watches the supervisor with apr_proc_other_child_register() and
+ * restarts it (with backoff) when it dies, unless Apache is stopping.  The
+ * parent keeps the listening socket open as long as the group is
+ * configured, so connections queue in the kernel while a supervisor
+ * restarts.
  *
  * A restart of Apache (graceful or not) keeps each group's socket, token
  * and, when nothing that shapes it changed, its supervisor
@@ -1106,7 +1107,7 @@ static const char *sg_what_changed(const sg_daemon *d, const sg_kept_group *k)
 static void sg_make_board(sg_daemon *d)
 {
     sg_group *g = d->group;
-    apr_status_t rv = sg_board_create(&d->board, g->name, g->processes,
+    apr_status_t rv = sg_board_create(&d->board, g->processes,
                                       sg_maximum_processes(g), g->threads,
                                       d->listen_fd);
 

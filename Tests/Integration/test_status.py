@@ -66,6 +66,21 @@ def _served(page: dict) -> int:
     return sum(g["requests_served"] for g in page["groups"])
 
 
+CONCURRENCY = 6
+
+
+class _Counter:
+    """Answers of a load so far (BackgroundLoad's observe, called from its client threads)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.value = 0
+
+    def observe(self, _client: int, _sent: float, _response: requests.Response) -> None:
+        with self.lock:
+            self.value += 1
+
+
 class _Drip:
     """A slow page (/drip) in a thread of its own: one worker's slot held while it runs."""
 
@@ -106,7 +121,9 @@ def test_the_json_lists_every_group_and_worker_under_load_and_the_counts_add_up(
     served_before = _served(before)
     assert set(_groups(before)) == {"site", "other"}
 
-    with BackgroundLoad(srv.port, "/app/hello", concurrency=6, deadline=120) as load, \
+    answered = _Counter()
+    with BackgroundLoad(srv.port, "/app/hello", concurrency=CONCURRENCY, deadline=120,
+                        observe=answered.observe) as load, \
             _Drip(srv.port, "/app/drip", 8) as drip:
         stuck = wait_until(lambda: _worker_running(_status(srv), "/app/drip"), 10,
                            message="the slow request on the board")
@@ -138,6 +155,14 @@ def test_the_json_lists_every_group_and_worker_under_load_and_the_counts_add_up(
                            and w["oldest_request"]["age_seconds"] >= first_age + 1.0 and w, 10,
                            message="the slow request's age growing")
         assert "secret" not in json.dumps(page), "no query string on the page"
+        # While the load runs, the count is what was answered, within the requests in flight
+        # (a worker counts a request when its application returns, around when the client
+        # gets the answer), and the drip.
+        for _ in range(5):
+            low = answered.value
+            served = _served(_status(srv)) - served_before
+            high = answered.value
+            assert low - CONCURRENCY - 1 <= served <= high + CONCURRENCY + 1, (low, served, high)
         note(f"status under load: the drip's age {first_age:.2f}s then {grown['oldest_request']['age_seconds']:.2f}s; "
              f"site served {groups['site']['requests_served']}")
 

@@ -17,7 +17,9 @@ SWIFT_RELEASE_FLAGS ?= --static-swift-stdlib -Xswiftc -enforce-exclusivity=unche
 SWIFT_BUILD_FLAGS   ?= $(if $(filter release,$(CONFIG)),$(SWIFT_RELEASE_FLAGS))
 
 MODULE       = CModule/.libs/mod_swift_gateway.so
-MODULE_SRC   = $(wildcard CModule/*.c) $(wildcard CModule/*.h)
+MODULE_SRC   = $(wildcard CModule/*.c) $(wildcard CModule/*.h) $(SCOREBOARD_H)
+# The scoreboard's layout, defined once for the module and the Swift runtime.
+SCOREBOARD_H = Sources/CSwiftGatewayLinux/include/sg_scoreboard.h
 EXAMPLE_BIN  = .build/$(CONFIG)/ExampleSite
 # The program the integration tests and make bench run (Tests/Fixtures/GatewayFixture).
 FIXTURE_BIN  = .build/$(CONFIG)/GatewayFixture
@@ -37,7 +39,8 @@ all: module swift
 module: $(MODULE)
 
 $(MODULE): $(MODULE_SRC)
-	cd CModule && $(APXS) -c -Wc,-Wall -Wc,-Wextra -Wc,-Werror -o mod_swift_gateway.la $(notdir $(filter %.c,$(MODULE_SRC)))
+	cd CModule && $(APXS) -c -Wc,-Wall -Wc,-Wextra -Wc,-Werror -I$(CURDIR)/$(dir $(SCOREBOARD_H)) \
+		-o mod_swift_gateway.la $(notdir $(filter %.c,$(MODULE_SRC)))
 
 swift: $(EXAMPLE_BIN) $(FIXTURE_BIN) $(HUMMINGBIRD_BIN)
 

@@ -13,8 +13,10 @@
 #include "sg_handler.h"
 #include "sg_pool.h"
 #include "sg_route.h"
+#include "sg_status.h"
 
 #include "http_request.h"
+#include "mod_status.h"
 #include "mpm_common.h"
 
 static void sg_register_hooks(apr_pool_t *p)
@@ -39,6 +41,9 @@ static void sg_register_hooks(apr_pool_t *p)
     ap_hook_handler(sg_refuse_unserved, NULL, NULL, APR_HOOK_REALLY_LAST - 1);
     ap_hook_handler(sg_handler, NULL, NULL, APR_HOOK_MIDDLE);
     sg_body_register(p);
+    ap_hook_handler(sg_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, sg_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(swift_gateway) = {

@@ -8,6 +8,8 @@
  *   sg_config_check.c    the configuration check: implicit groups, programs
  *   sg_daemon.c          Apache parent: group sockets, supervisor fork/exec/restart
  *   sg_generations.c     Apache parent: groups and supervisors across restarts
+ *   sg_board.c           each group's scoreboard: made by the parent, read by children
+ *   sg_status.c          the status page and mod_status's section
  *   sg_route.c           SwiftScriptAlias mounts, process group resolution
  *   sg_pool.c            each Apache child's idle connections to the groups
  *   sg_handler.c         the handler: one request forwarded to a worker

@@ -3,12 +3,14 @@
  *
  * For every process group, post_config creates the listening Unix socket,
  * forks, drops privileges in the child and execs the group's program as
- * the group *supervisor* with the socket on fd 3 (LISTEN_FDS=1) and the
- * read end of its retire pipe on fd 4.  The parent watches the supervisor
- * with apr_proc_other_child_register() and restarts it (with backoff) when
- * it dies, unless Apache is stopping.  The parent keeps the listening
- * socket open as long as the group is configured, so connections queue in
- * the kernel while a supervisor restarts.
+ * the group *supervisor* with the socket on fd 3 (LISTEN_FDS=1), the
+ * read end of its retire pipe on fd 4 and the group's scoreboard on fd 6
+ * (sg_board.c; the children read it for the status page).  The parent
+ * watches the supervisor with apr_proc_other_child_register() and
+ * restarts it (with backoff) when it dies, unless Apache is stopping.  The
+ * parent keeps the listening socket open as long as the group is
+ * configured, so connections queue in the kernel while a supervisor
+ * restarts.
  *
  * A restart of Apache (graceful or not) keeps each group's socket, token
  * and, when nothing that shapes it changed, its supervisor
@@ -21,6 +23,7 @@
  */
 
 #include "sg_daemon.h"
+#include "sg_board.h"
 #include "sg_sockets.h"
 #include "sg_generations.h"
 
@@ -58,6 +61,7 @@ APLOG_USE_MODULE(swift_gateway);
 #define SG_LISTEN_FD      3
 #define SG_RETIRE_FD      4  /* read end of the supervisor's retire pipe */
 #define SG_PREDECESSOR_FD 5  /* write end of its predecessor's, on a handover */
+#define SG_BOARD_FD       6  /* the group's scoreboard */
 #define SG_BACKOFF_MAX    30 /* seconds */
 #define SG_QUICK_DEATH    10 /* a supervisor dying sooner backs off */
 
@@ -71,6 +75,7 @@ struct sg_daemon {
     int retire_read_fd; /* its read end, between pipe() and fork() */
     int predecessor_fd; /* fd 5 of the child being forked, or -1 */
     pid_t predecessor;  /* the supervisor this one replaces, while it retires */
+    sg_board board;     /* kept across the supervisor's restarts */
 
     apr_proc_t proc;
     int running;    /* forked and not reaped yet */
@@ -203,31 +208,37 @@ static void sg_child_close_fds(int first)
 }
 
 /* fd 3 the listening socket, 4 the retire pipe, 5 the predecessor's (when
- * handed over).  Each is first copied above 5, so that no source is
- * overwritten by an earlier target; dup2() clears close-on-exec. */
+ * handed over), 6 the scoreboard (when there is one).  Each is first copied
+ * above 6, so that no source is overwritten by an earlier target; dup2()
+ * clears close-on-exec.  A number left out is closed. */
 static int sg_child_place_fds(sg_daemon *d)
 {
-    int from[3], moved[3], n, i;
+    int from[4], moved[4], i;
 
     from[0] = d->listen_fd;
     from[1] = d->retire_read_fd;
     from[2] = d->predecessor_fd;
-    n = d->predecessor_fd >= 0 ? 3 : 2;
-    for (i = 0; i < n; ++i) {
-        if ((moved[i] = fcntl(from[i], F_DUPFD, SG_PREDECESSOR_FD + 1)) < 0) {
+    from[3] = d->board.fd;
+    for (i = 0; i < 4; ++i) {
+        moved[i] = -1;
+        if (from[i] >= 0
+            && (moved[i] = fcntl(from[i], F_DUPFD, SG_BOARD_FD + 1)) < 0) {
             sg_child_fail(d, "SG0301", "copying the supervisor's descriptors",
                           errno);
         }
     }
-    for (i = 0; i < n; ++i) {
-        if (dup2(moved[i], SG_LISTEN_FD + i) < 0) {
+    for (i = 0; i < 4; ++i) {
+        if (moved[i] < 0) {
+            (void)close(SG_LISTEN_FD + i);
+        }
+        else if (dup2(moved[i], SG_LISTEN_FD + i) < 0) {
             sg_child_fail(d, "SG0301",
-                          "dup2() of the listening socket and the retire "
-                          "pipes to fds 3 to 5",
+                          "dup2() of the listening socket, the retire "
+                          "pipes and the scoreboard to fds 3 to 6",
                           errno);
         }
     }
-    return SG_LISTEN_FD + n;
+    return SG_BOARD_FD + 1;
 }
 
 static void sg_child_format_pid(char *dest, pid_t pid)
@@ -545,6 +556,7 @@ static void sg_let_go(sg_daemon *d, apr_time_t now)
     d->deadline = now + apr_time_from_sec(d->group->shutdown_timeout + 1);
     sg_close_listener(d);
     sg_close_fd(&d->retire_fd);
+    sg_board_release(&d->board);
     if (unlink(d->group->socket_path) != 0 && errno != ENOENT) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, errno, d->server,
                      "SG0219: group %s: cannot remove socket %s",
@@ -591,6 +603,7 @@ static int sg_keep(sg_daemon *d)
     k.predecessor = d->predecessor;
     memcpy(k.config_digest, d->config_digest, sizeof(k.config_digest));
     k.program = d->program_id;
+    k.board = d->board;
     if (sg_still_running(d, "restarts") && !d->term_sent) {
         k.pid = d->proc.pid;
         k.started = d->started;
@@ -604,6 +617,7 @@ static int sg_keep(sg_daemon *d)
         return 0;
     }
     d->listen_fd = -1;
+    sg_board_init(&d->board); /* the kept group's now */
     if (k.pid) {
         d->retire_fd = -1;
         d->running = 0;
@@ -1043,6 +1057,9 @@ static int sg_prepare(sg_daemon *d, apr_pool_t *p)
               apr_itoa(p, sg_maximum_processes(g)));
     SG_SETENV(env, p, "SWIFT_GATEWAY_LOG_LEVEL", sg_log_level_name(g->server));
     SG_SETENV(env, p, "SWIFT_GATEWAY_RETIRE_FD", apr_itoa(p, SG_RETIRE_FD));
+    /* Set even when the board could not be made (SG0601): the supervisor
+     * then says so too, and makes one of its own. */
+    SG_SETENV(env, p, "SWIFT_GATEWAY_SCOREBOARD_FD", apr_itoa(p, SG_BOARD_FD));
     SG_SETENV(env, p, "LISTEN_FDS", "1");
 
     d->listen_pid_env = apr_pcalloc(p, sizeof("LISTEN_PID=") + 24);
@@ -1086,6 +1103,47 @@ static const char *sg_what_changed(const sg_daemon *d, const sg_kept_group *k)
         return "its configuration and its program file changed";
     }
     return config ? "its configuration changed" : "its program file changed";
+}
+
+/* A new scoreboard for the group; without one its supervisor makes its
+ * own, which Apache's children cannot see. */
+static void sg_make_board(sg_daemon *d)
+{
+    sg_group *g = d->group;
+    apr_status_t rv = sg_board_create(&d->board, g->processes,
+                                      sg_maximum_processes(g), g->threads,
+                                      d->listen_fd);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, d->server,
+                     "SG0601: group %s: cannot make its scoreboard "
+                     "(memfd_create, ftruncate, seals or mmap); its "
+                     "supervisor makes one of its own, and the status page "
+                     "shows none of the group's workers",
+                     g->name);
+    }
+}
+
+/* A kept group whose supervisor is started anew keeps its board (and its
+ * counters) when the board still fits the group's shape. */
+static void sg_reuse_board(sg_daemon *d, sg_kept_group *k)
+{
+    sg_group *g = d->group;
+    struct stat st;
+
+    if (k->board.base
+        && k->board.entries == sg_scoreboard_entries(sg_maximum_processes(g))
+        && k->board.request_slots == g->threads) {
+        d->board = k->board;
+        if (fstat(d->listen_fd, &st) == 0) {
+            d->board.socket_ino = (unsigned long)st.st_ino;
+        }
+    }
+    else {
+        sg_board_release(&k->board);
+        sg_make_board(d);
+    }
+    sg_board_init(&k->board);
 }
 
 /* The group was kept from the previous generation: the same socket (with
@@ -1145,10 +1203,12 @@ static int sg_take_over(sg_daemon *d, sg_kept_group *k, const char *prefix,
         if (k->retire_fd >= 0) {
             close(k->retire_fd);
         }
+        sg_reuse_board(d, k);
         return sg_start(d) == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!memcmp(d->config_digest, k->config_digest, sizeof(d->config_digest))
         && !memcmp(&d->program_id, &k->program, sizeof(k->program))) {
+        d->board = k->board;
         d->proc.pid = k->pid;
         d->started = k->started;
         d->retire_fd = k->retire_fd;
@@ -1170,6 +1230,10 @@ static int sg_take_over(sg_daemon *d, sg_kept_group *k, const char *prefix,
                  g->name, sg_what_changed(d, k), g->socket_path, k->pid);
     sg_retire_add(d->pool, g->name, k->pid, k->shutdown_timeout, k->retire_fd,
                   0);
+    /* The new supervisor gets a board of its own; the retiring one keeps
+     * its copy of the old one, which Apache no longer reads. */
+    sg_board_release(&k->board);
+    sg_make_board(d);
     d->predecessor = k->pid;
     return sg_start(d) == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
@@ -1188,6 +1252,7 @@ static int sg_set_up(sg_daemon *d, const char *prefix, int generation)
     if (!(g->token = sg_make_token(d->pool, d->server))) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    sg_make_board(d);
     if ((rc = sg_prepare(d, d->pool)) != OK) {
         return rc;
     }
@@ -1248,6 +1313,7 @@ int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         d->pool = pconf;
         d->listen_fd = d->retire_fd = d->retire_read_fd = -1;
         d->predecessor_fd = -1;
+        sg_board_init(&d->board);
         g->daemon = d;
         apr_pool_create(&d->oc_pool, pconf);
         apr_pool_tag(d->oc_pool, "swift_gateway_supervisor");
@@ -1283,7 +1349,27 @@ void sg_daemon_child_init(apr_pool_t *p, server_rec *s)
 
             sg_close_listener(d);
             sg_close_fd(&d->retire_fd);
+            sg_board_child_init(&d->board);
         }
         sg_generations_child_init();
     }
+}
+
+/* ------------------------------------------------------------------------
+ * What the status page reads (in the children, from their copy)
+ */
+
+const sg_board *sg_daemon_board(const sg_group *g)
+{
+    return g->daemon ? &g->daemon->board : NULL;
+}
+
+const char *sg_daemon_user(const sg_group *g)
+{
+    return g->daemon && g->daemon->user_name ? g->daemon->user_name : "";
+}
+
+int sg_daemon_maximum_processes(const sg_group *g)
+{
+    return sg_maximum_processes(g);
 }

@@ -7,6 +7,7 @@
 #define SG_DAEMON_H
 
 #include "mod_swift_gateway.h"
+#include "sg_board.h"
 
 /* post_config: creates every group's socket and starts its supervisor. */
 int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -15,5 +16,12 @@ int sg_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 void sg_daemon_child_init(apr_pool_t *p, server_rec *s);
 /* monitor: restarts supervisors whose fork failed, escalates their stop. */
 int sg_daemon_monitor(apr_pool_t *p, server_rec *s);
+
+/* The status page, from a child's copy of the parent's records: the
+ * group's board (NULL without a supervisor), the user its supervisor runs
+ * as, and its maximum-processes as the supervisor takes it. */
+const sg_board *sg_daemon_board(const sg_group *g);
+const char *sg_daemon_user(const sg_group *g);
+int sg_daemon_maximum_processes(const sg_group *g);
 
 #endif /* SG_DAEMON_H */

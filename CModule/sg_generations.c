@@ -447,6 +447,7 @@ void sg_kept_release_all(apr_pool_t *p, apr_pool_t *watch, server_rec *s,
         }
         sg_close_fd(&k->listen_fd);
         sg_close_fd(&k->retire_fd);
+        sg_board_release(&k->board);
         if (unlink(k->socket_path) != 0 && errno != ENOENT) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s,
                          "SG0219: group %s: cannot remove socket %s", k->name,

@@ -8,6 +8,7 @@
 #define SG_GENERATIONS_H
 
 #include "mod_swift_gateway.h"
+#include "sg_board.h"
 
 #include "apr_md5.h"
 
@@ -37,6 +38,7 @@ typedef struct {
     int shutdown_timeout;
     unsigned char config_digest[APR_MD5_DIGESTSIZE];
     sg_program_id program;
+    sg_board board; /* its scoreboard (the parent's mapping and descriptor) */
 } sg_kept_group;
 
 /* Wait statuses as words: from waitpid(), and as an other-child callback

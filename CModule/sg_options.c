@@ -313,6 +313,7 @@ static const char *const sg_reserved_env_names[] =
      "SWIFT_GATEWAY_LOG_LEVEL",
      "SWIFT_GATEWAY_RETIRE_FD",
      "SWIFT_GATEWAY_PREDECESSOR_FD",
+     "SWIFT_GATEWAY_SCOREBOARD_FD",
      "LISTEN_FDS",
      "LISTEN_PID",
      "LISTEN_FDNAMES",

@@ -34,6 +34,7 @@ cat <<MSG
 SwiftGateway example site (Apache pid $(cat "$root/httpd.pid" 2>/dev/null || echo '?')):
   http://127.0.0.1:$port/            group site (processes=3)
   http://127.0.0.1:$port/admin/      group site-admin (processes=1)
+  http://127.0.0.1:$port/gateway-status   the status page (?json, ?auto, ?refresh=5)
   http://127.0.0.1:$port/hello       plain text;  /json a Codable value as JSON
   http://127.0.0.1:$port/stream      a body written line by line
   curl --data-binary @FILE http://127.0.0.1:$port/body   reads the request body;  /log logs a line

@@ -155,10 +155,14 @@ static void print_board(const unsigned char *board, size_t size)
     printf("{\"now\": %lld, \"bytes\": %zu,\n",
            (long long)now.tv_sec * 1000000000LL + now.tv_nsec, size);
     printf(" \"magic\": %u, \"entry_bytes\": %u, \"entries\": %d, "
-           "\"processes\": %d, \"request_slots\": %d, \"reserved\": %d,\n",
+           "\"processes\": %d, \"request_slots\": %d, "
+           "\"maximum_processes\": %d,\n \"supervisor_pid\": %d, "
+           "\"requests_served_by_gone\": %lld,\n",
            loadu32(board, SG_SCOREBOARD_MAGIC_OFFSET), entry_bytes, entries,
            load32(board, SG_SCOREBOARD_PROCESSES_OFFSET), request_slots,
-           load32(board, offsetof(struct sg_scoreboard_header, reserved)));
+           load32(board, SG_SCOREBOARD_MAXIMUM_PROCESSES_OFFSET),
+           load32(board, SG_SCOREBOARD_SUPERVISOR_PID_OFFSET),
+           (long long)load64(board, SG_SCOREBOARD_SERVED_BY_GONE_OFFSET));
     printf(" \"workers\": [\n");
     for (int i = 0; i < entries; i++) {
         print_worker(board + SG_SCOREBOARD_HEADER_BYTES

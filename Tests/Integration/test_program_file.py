@@ -21,7 +21,6 @@ ELF_MAGIC = b"\x7fELF"
 # the log line names
 OTHER_HANDLERS = {
     "/default": "default-handler",
-    "/status": "swift-gateway-status",
     "/asis": "send-as-is",      # mod_asis: sends the request's file with its own headers
     "/typo": "swift-gatewya",   # no module provides it
 }
@@ -43,6 +42,8 @@ def _mounts_with_other_handlers(s) -> str:
     lines += ["<Location /app/default>", "    SetHandler default-handler", "</Location>"]
     # a handler that never reads the request's file keeps its page under a mount
     lines += ["<Location /app/server-status>", "    SetHandler server-status", "</Location>"]
+    lines += [f"SwiftScriptAlias /status {s.bin}",
+              "<Location /status>", "    SetHandler swift-gateway-status", "</Location>"]
     return "\n".join(lines)
 
 
@@ -102,6 +103,14 @@ def test_server_status_under_a_mount_is_mod_status_page(server):
     assert r.status_code == 200, (r.status_code, r.text[:300])
     assert "ServerUptimeSeconds" in r.text, r.text[:300]
     assert "X-Gateway-Pid" not in r.headers, dict(r.headers)
+    assert "SG0407" not in server.error_log_text(since)
+
+
+def test_the_gateway_status_page_under_a_mount_is_its_own_page(server):
+    since = server.log_offset()
+    r = server.get("/status?json")
+    assert ELF_MAGIC not in r.content, f"sent the program file: {r.status_code}, {len(r.content)} bytes"
+    assert r.status_code == 200 and r.json()["groups"], (r.status_code, r.text[:300])
     assert "SG0407" not in server.error_log_text(since)
 
 

@@ -152,6 +152,23 @@ public struct CGIEnvironment: Sendable {
         }
     }
 
+    /// Calls `body` with the bytes of the value of the variable `name` (the last one of that name),
+    /// without making a string; does nothing when the request has none. One pass over the
+    /// buffer, lengths compared first: the worker runs it for every request (the URL path on
+    /// the scoreboard).
+    func withValueBytes(named name: StaticString, _ body: (UnsafeRawBufferPointer) -> Void) {
+        let entries = self.entries
+        self.bytes.withUnsafeReadableBytes { bytes in
+            for entry in entries.reversed()
+            where entry.name.count == name.utf8CodeUnitCount
+                && UnsafeRawBufferPointer(rebasing: bytes[entry.name]).hasSameBytes(as: name)
+            {
+                body(UnsafeRawBufferPointer(rebasing: bytes[entry.value]))
+                return
+            }
+        }
+    }
+
     /// The value of the variable at `index`.
     func value(at index: Int) -> String {
         self.bytes.withUnsafeReadableBytes { FastCGINameValuePairs.string($0, self.entries[index].value) }

@@ -21,17 +21,26 @@ import CSwiftGatewayLinux
 /// three times as many draining while their replacements already run (recycles, rolling
 /// restarts), and one for a new build's worker starting beside the one it replaces. The supervisor tells each worker
 /// its entry (`SWIFT_GATEWAY_SCOREBOARD_ENTRY`) and zeroes an entry before handing it on.
+///
+/// Apache's parent makes the board (its children map it read-only, for the status page) and hands
+/// it to the supervisor (`SWIFT_GATEWAY_SCOREBOARD_FD`); a supervisor started without one makes its
+/// own. The supervisor also counts there, for the status page, the requests served by workers
+/// that are gone and the recycles and restarts by reason.
 final class GroupScoreboard: @unchecked Sendable {
     /// Where a worker finds the board, when `SWIFT_GATEWAY_SCOREBOARD` says it is there.
     static let workerDescriptor: CInt = 4
     static let environmentVariable = "SWIFT_GATEWAY_SCOREBOARD"
     /// The entry of the worker that reads it.
     static let entryEnvironmentVariable = "SWIFT_GATEWAY_SCOREBOARD_ENTRY"
+    /// Where a supervisor finds the board Apache's parent made for the group.
+    static let apacheDescriptorVariable = "SWIFT_GATEWAY_SCOREBOARD_FD"
 
     /// Entries of a group of at most `maximumProcesses` workers: three times as many again
     /// draining (rolling restarts that follow each other while long requests finish), and one
     /// starting beside the worker it replaces. A worker due while all are taken waits for one.
-    static func entryCount(maximumProcesses: Int) -> Int { 4 * max(1, maximumProcesses) + 1 }
+    static func entryCount(maximumProcesses: Int) -> Int {
+        Int(sg_scoreboard_entries(CInt(clamping: maximumProcesses)))
+    }
 
     /// Worker entries.
     let workerCount: Int
@@ -60,7 +69,7 @@ final class GroupScoreboard: @unchecked Sendable {
     /// Supervisor: a new board for `workers` entries of `requestSlots` request slots, every entry
     /// empty, and its descriptor (close-on-exec: the spawner places it at fd 4 in each worker).
     static func create(
-        workers: Int, requestSlots: Int, processes: Int
+        workers: Int, requestSlots: Int, processes: Int, maximumProcesses: Int = 0
     ) throws(SystemCallError) -> (board: GroupScoreboard, descriptor: CInt) {
         let size = self.byteCount(workers: workers, requestSlots: requestSlots)
         let descriptor = sg_shared_memory_create("swift-gateway-scoreboard", size)
@@ -70,8 +79,36 @@ final class GroupScoreboard: @unchecked Sendable {
             close(descriptor)
             throw error
         }
-        board.writeHeader(processes: processes)
+        board.writeHeader(processes: processes, maximumProcesses: maximumProcesses)
         return (board, descriptor)
+    }
+
+    /// Supervisor: the board Apache's parent made for the group, at `descriptor` (kept open, made
+    /// close-on-exec: the spawner places it at fd 4 in each worker). Its header must say this
+    /// group's shape; the mapping is writable, and the descriptor's size sealed by Apache.
+    static func adoptApacheBoard(
+        descriptor: CInt, workers: Int, requestSlots: Int
+    ) throws(BoardAdoptionError) -> GroupScoreboard {
+        var status = stat()
+        guard descriptor > 2, fstat(descriptor, &status) == 0 else {
+            throw BoardAdoptionError("fd \(descriptor) is not open")
+        }
+        let needed = self.byteCount(workers: workers, requestSlots: requestSlots)
+        guard Int(status.st_size) >= needed else {
+            throw BoardAdoptionError("it has \(status.st_size) bytes, the group's board needs \(needed)")
+        }
+        guard let board = self.map(descriptor, workers: workers, requestSlots: requestSlots) else {
+            throw BoardAdoptionError("mmap failed: \(SystemCallError("mmap"))")
+        }
+        guard board.headerMatches(),
+            Int(sg_atomic_load_int32(board.headerField(Int(SG_SCOREBOARD_REQUEST_SLOTS_OFFSET)))) == requestSlots
+        else {
+            throw BoardAdoptionError(
+                "its header does not describe this group's board (another layout: a module and a program built from different SwiftGateway versions?)"
+            )
+        }
+        _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        return board
     }
 
     /// Worker: maps the board at `descriptor` and closes the descriptor (the mapping stays, and
@@ -101,15 +138,15 @@ final class GroupScoreboard: @unchecked Sendable {
         (self.base + offset).assumingMemoryBound(to: Int32.self)
     }
 
-    private func writeHeader(processes: Int) {
-        let magic = UInt32(SG_SCOREBOARD_MAGIC)
-        sg_atomic_store_int32(self.headerField(Int(SG_SCOREBOARD_MAGIC_OFFSET)), Int32(bitPattern: magic))
-        sg_atomic_store_int32(
-            self.headerField(Int(SG_SCOREBOARD_ENTRY_BYTES_OFFSET)), Int32(clamping: self.entryBytes))
-        sg_atomic_store_int32(self.headerField(Int(SG_SCOREBOARD_ENTRIES_OFFSET)), Int32(clamping: self.workerCount))
-        sg_atomic_store_int32(self.headerField(Int(SG_SCOREBOARD_PROCESSES_OFFSET)), Int32(clamping: processes))
-        sg_atomic_store_int32(
-            self.headerField(Int(SG_SCOREBOARD_REQUEST_SLOTS_OFFSET)), Int32(clamping: self.requestSlots))
+    private func headerCounter(_ offset: Int) -> UnsafeMutablePointer<Int64> {
+        (self.base + offset).assumingMemoryBound(to: Int64.self)
+    }
+
+    /// The header as Apache's parent writes it for a board it makes (`sg_scoreboard_header_init`).
+    private func writeHeader(processes: Int, maximumProcesses: Int) {
+        sg_scoreboard_header_init(
+            self.base.assumingMemoryBound(to: sg_scoreboard_header.self), CInt(clamping: self.workerCount),
+            CInt(clamping: self.requestSlots), CInt(clamping: processes), CInt(clamping: maximumProcesses))
     }
 
     private func headerMatches() -> Bool {
@@ -238,7 +275,9 @@ final class GroupScoreboard: @unchecked Sendable {
             inFlight: Int(sg_atomic_load_int32(self.int32(Int(SG_WORKER_IN_FLIGHT), of: index))),
             lastRequestStart: sg_atomic_load_int64(self.int64(Int(SG_WORKER_LAST_REQUEST_START), of: index)),
             room: Int(sg_atomic_load_int32(self.room(index))),
-            acceptingSince: sg_atomic_load_int64(self.int64(Int(SG_WORKER_ACCEPTING_SINCE), of: index))
+            acceptingSince: sg_atomic_load_int64(self.int64(Int(SG_WORKER_ACCEPTING_SINCE), of: index)),
+            queued: Int(sg_atomic_load_int32(self.int32(Int(SG_WORKER_QUEUED), of: index))),
+            routedRequests: Int(sg_atomic_load_int64(self.int64(Int(SG_WORKER_ROUTED_REQUESTS), of: index)))
         )
     }
 
@@ -258,6 +297,107 @@ final class GroupScoreboard: @unchecked Sendable {
     func requestCancel(slot: Int, started: Int64, ofWorker index: Int) {
         guard self.contains(worker: index, slot: slot) else { return }
         sg_atomic_store_int64(self.request(slot, field: Int(SG_REQUEST_CANCEL), of: index), started)
+    }
+
+    /// Worker: the URL path of the request that just took `slot` (its request-target `uri`, the
+    /// query string left out), truncated to the cell's size. One bounded copy, no allocation.
+    func publishPath(slot: Int, ofWorker index: Int, uri: UnsafeRawBufferPointer) {
+        guard self.contains(worker: index, slot: slot), let bytes = uri.baseAddress else { return }
+        let cell = (self.entry(index) + Int(SG_SCOREBOARD_WORKER_BYTES) + slot * Int(SG_SCOREBOARD_REQUEST_BYTES))
+            .assumingMemoryBound(to: sg_scoreboard_request.self)
+        sg_scoreboard_publish_path(cell, bytes, uri.count)
+    }
+
+    /// The URL path published for the request holding `slot` now; nil when none is (the slot is
+    /// free, or its request has not published one yet).
+    func path(slot: Int, ofWorker index: Int) -> String? {
+        guard self.contains(worker: index, slot: slot) else { return nil }
+        let started = sg_atomic_load_int64(self.request(slot, field: Int(SG_REQUEST_STARTED), of: index))
+        guard started != 0,
+            sg_atomic_load_int64(self.request(slot, field: Int(SG_REQUEST_PATH_STARTED), of: index)) == started
+        else { return nil }
+        let field =
+            self.entry(index) + Int(SG_SCOREBOARD_WORKER_BYTES) + slot * Int(SG_SCOREBOARD_REQUEST_BYTES)
+            + Int(SG_REQUEST_PATH)
+        let bytes = UnsafeRawBufferPointer(start: field, count: Int(SG_SCOREBOARD_PATH_BYTES))
+        return String(decoding: bytes[0..<(bytes.firstIndex(of: 0) ?? bytes.count)], as: UTF8.self)
+    }
+
+    /// Worker: `count` requests wait for a slot inside worker `index` now.
+    func setQueued(_ count: Int, ofWorker index: Int) {
+        guard self.contains(worker: index) else { return }
+        sg_atomic_store_int32(self.int32(Int(SG_WORKER_QUEUED), of: index), Int32(clamping: count))
+    }
+
+    /// Worker: a request arrived with an affinity route (one writer per entry).
+    func countRoutedRequest(ofWorker index: Int) {
+        guard self.contains(worker: index) else { return }
+        let routed = self.int64(Int(SG_WORKER_ROUTED_REQUESTS), of: index)
+        sg_atomic_store_int64(routed, sg_atomic_load_int64(routed) + 1)
+    }
+
+    // MARK: The group (written by the supervisor)
+
+    /// Supervisor: it took the board (Apache's status page names it); the counters stay as a
+    /// previous supervisor of the group left them.
+    func takeOver(supervisorPID: pid_t, startedUnixMicroseconds: Int64) {
+        sg_atomic_store_int32(self.headerField(Int(SG_SCOREBOARD_SUPERVISOR_PID_OFFSET)), supervisorPID)
+        sg_atomic_store_int64(
+            self.headerCounter(Int(SG_SCOREBOARD_SUPERVISOR_STARTED_OFFSET)), startedUnixMicroseconds)
+    }
+
+    /// Supervisor: one more worker replaced (or let go) on purpose, for `reason`.
+    func count(_ reason: RecycleCounter) {
+        self.increment(Int(SG_SCOREBOARD_RECYCLES_OFFSET) + Int(reason.rawValue) * 8)
+    }
+
+    /// Supervisor: one more worker restarted after it ended for `reason`.
+    func count(_ reason: RestartCounter) {
+        self.increment(Int(SG_SCOREBOARD_RESTARTS_OFFSET) + Int(reason.rawValue) * 8)
+    }
+
+    private func increment(_ offset: Int) {
+        // The supervisor is the only writer of the header's counters.
+        let counter = self.headerCounter(offset)
+        sg_atomic_store_int64(counter, sg_atomic_load_int64(counter) + 1)
+    }
+
+    /// What the supervisor counted for the group.
+    func counters() -> GroupCounters {
+        var counters = GroupCounters(
+            supervisorPID: sg_atomic_load_int32(self.headerField(Int(SG_SCOREBOARD_SUPERVISOR_PID_OFFSET))),
+            requestsServedByGone: sg_atomic_load_int64(self.headerCounter(Int(SG_SCOREBOARD_SERVED_BY_GONE_OFFSET))))
+        for reason in RecycleCounter.allCases {
+            counters.recycles[reason] = sg_atomic_load_int64(
+                self.headerCounter(Int(SG_SCOREBOARD_RECYCLES_OFFSET) + Int(reason.rawValue) * 8))
+        }
+        for reason in RestartCounter.allCases {
+            counters.restarts[reason] = sg_atomic_load_int64(
+                self.headerCounter(Int(SG_SCOREBOARD_RESTARTS_OFFSET) + Int(reason.rawValue) * 8))
+        }
+        return counters
+    }
+
+    /// Supervisor: the worker of entry `index` is gone: its requests served join the group's
+    /// count of those served by workers that are gone (so the group's total holds across
+    /// recycles), and the entry is zeroed for the next worker.
+    func retire(worker index: Int) {
+        guard self.contains(worker: index) else { return }
+        let served = sg_atomic_load_int64(self.int64(Int(SG_WORKER_REQUESTS_SERVED), of: index))
+        if served > 0 {
+            let gone = self.headerCounter(Int(SG_SCOREBOARD_SERVED_BY_GONE_OFFSET))
+            sg_atomic_store_int64(gone, sg_atomic_load_int64(gone) + served)
+        }
+        self.reset(worker: index)
+    }
+
+    /// The entries that name a worker (pid not 0), with its pid: after a supervisor's restart,
+    /// what the previous one's workers left.
+    func occupiedEntries() -> [(entry: Int, pid: pid_t)] {
+        (0..<self.workerCount).compactMap { index in
+            let pid = sg_atomic_load_int32(self.int32(Int(SG_WORKER_PID), of: index))
+            return pid != 0 ? (index, pid) : nil
+        }
     }
 
     // MARK: Workers (written by the supervisor)

@@ -11,16 +11,22 @@ struct WorkerActivity: Equatable, Sendable {
     var room: Int
     /// When the worker began accepting; 0: not yet (it is still starting).
     var acceptingSince: Int64
+    /// Requests waiting for a slot inside the worker.
+    var queued: Int
+    /// Requests that arrived with an affinity route.
+    var routedRequests: Int
 
     init(
         requestsServed: Int = 0, inFlight: Int = 0, lastRequestStart: Int64 = 0, room: Int = 0,
-        acceptingSince: Int64 = 0
+        acceptingSince: Int64 = 0, queued: Int = 0, routedRequests: Int = 0
     ) {
         self.requestsServed = requestsServed
         self.inFlight = inFlight
         self.lastRequestStart = lastRequestStart
         self.room = room
         self.acceptingSince = acceptingSince
+        self.queued = queued
+        self.routedRequests = routedRequests
     }
 
     var isAccepting: Bool { self.acceptingSince != 0 }

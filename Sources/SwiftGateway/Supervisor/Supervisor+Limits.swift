@@ -19,7 +19,10 @@ extension Supervisor {
         let nowNanoseconds = monotonicNanoseconds()
         self.killDrainingWorkersPastTheirTime(now: now)
         let sampling = now - self.lastSampleAt >= Self.sampleInterval || self.policy.memoryLimit > 0
-        if sampling { self.lastSampleAt = now }
+        if sampling {
+            self.lastSampleAt = now
+            self.forgetOrphansThatExited()
+        }
 
         var activities: [WorkerActivity?] = []
         var schedule: [RecycleSchedule.Slot] = []
@@ -43,7 +46,7 @@ extension Supervisor {
                     self.slots[index].stuck = reason
                 case .kill(let ranFor):
                     self.slots[index].killedBecause = (
-                        "killed: its event loop was blocked by a request past request-timeout", false
+                        "killed: its event loop was blocked by a request past request-timeout", false, .blocked
                     )
                     self.killBlockedWorker(pid: pid, name: "worker \(index)", ranFor: ranFor)
                 }
@@ -112,7 +115,7 @@ extension Supervisor {
         self.slots[index].sample = sample
         if let resident = sample.residentBytes, condemned {
             self.slots[index].killedBecause = (
-                "killed: RSS \(ResidentMemory.describe(resident)) above 1.5 × memory-limit", false
+                "killed: RSS \(ResidentMemory.describe(resident)) above 1.5 × memory-limit", false, .memoryKill
             )
         }
     }
@@ -151,7 +154,9 @@ extension Supervisor {
         self.logger.error(
             "SG1018: worker \(index) (pid \(pid)) is not accepting \(formatSeconds(age)) after it was spawned (startup-timeout \(formatSeconds(limit))): SIGKILL"
         )
-        self.slots[index].killedBecause = ("killed: not accepting within startup-timeout \(formatSeconds(limit))", true)
+        self.slots[index].killedBecause = (
+            "killed: not accepting within startup-timeout \(formatSeconds(limit))", true, .startupTimeout
+        )
         kill(pid, SIGKILL)
     }
 
@@ -273,6 +278,7 @@ extension Supervisor {
             "SG1013: recycling worker \(index) (pid \(pid)): \(reason); age \(formatSeconds(age)), \(served), RSS \(resident); its replacement starts now"
         )
         self.drain(slot: index, cause: .recycle, now: now)
+        self.scoreboard?.count(RecycleCounter(reason))
         self.slots[index].restartAt = now
         self.slots[index].lastExit = "recycled: \(reason.summary) after \(formatSeconds(age))"
         // A worker that lived to its recycle was healthy: a later crash starts a fresh backoff.

@@ -138,7 +138,10 @@ extension Supervisor {
         let now = monotonicSeconds()
         let index = successor.slot
         let replaced = self.slots[index].pid
-        if replaced != nil { self.drain(slot: index, cause: .roll, now: now) }
+        if replaced != nil {
+            self.drain(slot: index, cause: .roll, now: now)
+            self.scoreboard?.count(RecycleCounter.rollingRestart)
+        }
         self.slots[index].pid = successor.pid
         self.slots[index].entry = successor.entry
         self.slots[index].startedAt = successor.startedAt
@@ -170,7 +173,7 @@ extension Supervisor {
     func successorExited(reason: ExitReason) {
         guard let successor = self.roll?.successor else { return }
         self.roll?.successor = nil
-        self.scoreboard?.reset(worker: successor.entry)
+        self.scoreboard?.retire(worker: successor.entry)
         self.successorFailed(successor, reason: "\(reason) before accepting")
     }
 

@@ -34,6 +34,7 @@ extension Supervisor {
             guard self.roll?.successor?.slot != index else { return }
             let pid = self.slots[index].pid.map { "\($0)" } ?? "none"
             self.drain(slot: index, cause: .scaleDown, now: now)
+            self.scoreboard?.count(RecycleCounter.scaledDown)
             self.slots[index].restartAt = nil
             self.slots[index].lastExit = "scaled down: idle \(formatSeconds(idleFor))"
             let workers = self.slots.filter(\.isActive).count

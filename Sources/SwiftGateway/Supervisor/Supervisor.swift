@@ -45,7 +45,7 @@ final class Supervisor {
         var stuck: RecycleReason?
         /// Its worker is being killed on purpose: what to say of it, and whether it counts as a
         /// failed start (backoff) rather than a kill to replace at once.
-        var killedBecause: (note: String, failedStart: Bool)?
+        var killedBecause: (note: String, failedStart: Bool, counter: RestartCounter)?
         /// The build its worker runs (`ProgramImage.generation`).
         var generation = 0
 
@@ -109,6 +109,10 @@ final class Supervisor {
     /// Workers killed before they had a slot (a new build's worker that did not accept), with
     /// their scoreboard entries, kept from other workers until they are reaped: reaped quietly.
     var strays: [pid_t: Int] = [:]
+    /// Workers of a previous supervisor of the group still draining on the board this one took
+    /// over (Apache restarted the supervisor), with their entries: kept from new workers until
+    /// they are gone (they are not this supervisor's children: looked for, not reaped).
+    var orphans: [pid_t: Int] = [:]
     var requestTimeouts: RequestTimeoutWatch
     /// When the next look at the limits should come, if sooner than `checkInterval`.
     var nextCheckInterval: Double?
@@ -168,17 +172,7 @@ final class Supervisor {
         // Inherited by the workers: at cpu-time-limit the kernel's SIGXCPU must not kill one
         // mid-request; the supervisor recycles it instead, and the hard limit kills it.
         signal(SIGXCPU, SIG_IGN)
-        do {
-            let entries = GroupScoreboard.entryCount(maximumProcesses: self.settings.maximumProcesses)
-            let (board, descriptor) = try GroupScoreboard.create(
-                workers: entries, requestSlots: self.settings.threads, processes: self.settings.processes)
-            self.scoreboard = board
-            self.spawner.shareScoreboard(descriptor)
-        } catch {
-            self.logger.warning(
-                "SG1012: cannot create the group's scoreboard: \(error); while its slots are full a worker turns away every request on a kept connection, and maximum-requests, inactivity-timeout, request-timeout, startup-timeout and scaling are not enforced"
-            )
-        }
+        self.setUpScoreboard()
         self.logger.info(
             "SG1002: supervisor started",
             metadata: [
@@ -212,6 +206,72 @@ final class Supervisor {
             self.advanceRoll()
             self.scale()
             self.announceReadyToPredecessor()
+        }
+    }
+
+    /// The board Apache's parent made for the group (`SWIFT_GATEWAY_SCOREBOARD_FD`), else one of
+    /// its own; shared with every worker at fd 4.
+    private func setUpScoreboard() {
+        let entries = GroupScoreboard.entryCount(maximumProcesses: self.settings.maximumProcesses)
+        // Workers find the board at fd 4 under their own variable.
+        let apacheDescriptor = self.spawner.environment.removeValue(forKey: GroupScoreboard.apacheDescriptorVariable)
+        if let apacheDescriptor {
+            do {
+                guard let descriptor = CInt(apacheDescriptor) else {
+                    throw BoardAdoptionError("not a descriptor number")
+                }
+                let board = try GroupScoreboard.adoptApacheBoard(
+                    descriptor: descriptor, workers: entries, requestSlots: self.settings.threads)
+                self.scoreboard = board
+                self.spawner.shareScoreboard(descriptor)
+                self.adoptOrphans(of: board)
+                board.takeOver(supervisorPID: getpid(), startedUnixMicroseconds: realtimeMicroseconds())
+                return
+            } catch {
+                self.logger.warning(
+                    "SG1031: cannot take the scoreboard Apache made for the group (fd \(apacheDescriptor)): \(error); making one of its own, which Apache's status page does not see"
+                )
+            }
+        }
+        do {
+            let (board, descriptor) = try GroupScoreboard.create(
+                workers: entries, requestSlots: self.settings.threads, processes: self.settings.processes,
+                maximumProcesses: self.settings.maximumProcesses)
+            self.scoreboard = board
+            self.spawner.shareScoreboard(descriptor)
+            board.takeOver(supervisorPID: getpid(), startedUnixMicroseconds: realtimeMicroseconds())
+        } catch {
+            self.logger.warning(
+                "SG1012: cannot create the group's scoreboard: \(error); while its slots are full a worker turns away every request on a kept connection, and maximum-requests, inactivity-timeout, request-timeout, startup-timeout and scaling are not enforced"
+            )
+        }
+    }
+
+    /// A board taken over from a previous supervisor of the group (Apache restarts one that
+    /// died): the entries of its workers that are gone are cleared; those still draining (they
+    /// got SIGTERM when it died) keep theirs until they exit.
+    private func adoptOrphans(of board: GroupScoreboard) {
+        for (entry, pid) in board.occupiedEntries() {
+            if kill(pid, 0) == 0 || errno == EPERM {
+                self.orphans[pid] = entry
+                board.setState(.draining, ofWorker: entry)
+            } else {
+                board.retire(worker: entry)
+            }
+        }
+        if !self.orphans.isEmpty {
+            let pids = self.orphans.keys.sorted().map { String($0) }.joined(separator: ", ")
+            self.logger.notice(
+                "SG1032: \(self.orphans.count) workers of the group's previous supervisor still drain (pids \(pids)): their scoreboard entries are kept until they exit"
+            )
+        }
+    }
+
+    /// Clears the entries of orphaned workers (`orphans`) that have exited.
+    func forgetOrphansThatExited() {
+        for (pid, entry) in self.orphans where kill(pid, 0) != 0 && errno == ESRCH {
+            self.orphans[pid] = nil
+            self.scoreboard?.retire(worker: entry)
         }
     }
 
@@ -300,6 +360,7 @@ final class Supervisor {
         var used = Set(self.slots.compactMap(\.entry))
         used.formUnion(self.draining.compactMap(\.entry))
         used.formUnion(self.strays.values)
+        used.formUnion(self.orphans.values)
         if let entry = self.roll?.successor?.entry { used.insert(entry) }
         return (0..<board.workerCount).first(where: { !used.contains($0) })
     }
@@ -338,7 +399,7 @@ final class Supervisor {
             self.requestTimeouts.forget(pid: pid)
             self.condemned.removeAll { $0.pid == pid }
             if let entry = self.strays.removeValue(forKey: pid) {
-                self.scoreboard?.reset(worker: entry)
+                self.scoreboard?.retire(worker: entry)
                 continue
             }
             if let index = self.draining.firstIndex(where: { $0.pid == pid }) {
@@ -358,10 +419,11 @@ final class Supervisor {
         let now = monotonicSeconds()
         let lifetime = now - self.slots[index].startedAt
         // Its siblings must not turn requests away towards a worker that is gone.
-        if let entry = self.slots[index].entry { self.scoreboard?.reset(worker: entry) }
+        if let entry = self.slots[index].entry { self.scoreboard?.retire(worker: entry) }
         self.slots[index].pid = nil
         self.slots[index].entry = nil
         if let killed = self.slots[index].killedBecause {
+            self.scoreboard?.count(killed.counter)
             // Said when it was killed (SG1016, SG1018, SG1020).
             self.slots[index].killedBecause = nil
             self.slots[index].lastExit = killed.note
@@ -377,6 +439,7 @@ final class Supervisor {
         let delay = self.slots[index].backoff.delay(afterLifetime: lifetime)
         self.slots[index].restartAt = now + delay
         self.slots[index].lastExit = "\(reason) after \(formatSeconds(lifetime))"
+        self.scoreboard?.count(RestartCounter(reason))
         let level: Logger.Level = reason == .exited(code: 0) ? .notice : .error
         self.logger.log(
             level: level,
@@ -387,7 +450,7 @@ final class Supervisor {
     /// A draining worker is gone: its entry is free (and after a recycle the next may begin).
     /// Only an exit other than the drain's own (status 0) or the supervisor's SIGKILL is worth a line.
     private func drainingWorkerExited(_ worker: DrainingWorker, reason: ExitReason) {
-        if let entry = worker.entry { self.scoreboard?.reset(worker: entry) }
+        if let entry = worker.entry { self.scoreboard?.retire(worker: entry) }
         let expected =
             reason == .exited(code: 0) || (worker.killed && reason == .signalled(signal: SIGKILL, coreDumped: false))
         if !expected {

@@ -74,6 +74,10 @@ final class ConnectionSlots: @unchecked Sendable {
     /// Tells the supervisor that the request holding a slot was given up on, as it asked: its
     /// connection's event loop acted (a loop that never does is blocked, and the worker killed).
     private let acknowledgeCancel: (@Sendable (_ slot: Int) -> Void)?
+    /// Tells the status page the requests waiting for a slot (called under the lock).
+    private let publishQueued: (@Sendable (Int) -> Void)?
+    /// Tells the status page the URL path (`REQUEST_URI`'s bytes) of the request holding a slot.
+    private let publishPath: (@Sendable (_ slot: Int, _ uri: UnsafeRawBufferPointer) -> Void)?
 
     /// How often queued requests look for a sibling with room.
     static let queueWatchInterval = TimeAmount.milliseconds(1)
@@ -107,7 +111,9 @@ final class ConnectionSlots: @unchecked Sendable {
         publishRoom: (@Sendable (Int) -> Void)? = nil,
         recordRequest: (@Sendable (_ event: RequestEvent, _ slot: Int, _ inFlight: Int) -> Void)? = nil,
         isCancelled: (@Sendable (_ slot: Int) -> Bool)? = nil,
-        acknowledgeCancel: (@Sendable (_ slot: Int) -> Void)? = nil
+        acknowledgeCancel: (@Sendable (_ slot: Int) -> Void)? = nil,
+        publishQueued: (@Sendable (Int) -> Void)? = nil,
+        publishPath: (@Sendable (_ slot: Int, _ uri: UnsafeRawBufferPointer) -> Void)? = nil
     ) {
         self.capacity = capacity
         // Slot 0 on top: a lightly loaded worker keeps using the first cells.
@@ -121,6 +127,8 @@ final class ConnectionSlots: @unchecked Sendable {
         self.recordRequest = recordRequest
         self.isCancelled = isCancelled
         self.acknowledgeCancel = acknowledgeCancel
+        self.publishQueued = publishQueued
+        self.publishPath = publishPath
         pthread_mutex_init(self.mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -280,13 +288,17 @@ final class ConnectionSlots: @unchecked Sendable {
                 QueuedRequest(
                     connectionID: connectionID, channel: channel, mayTurnAway: mayTurnAway, start: start,
                     turnAway: turnAway))
+            self.publishQueued?(self.queue.count)
             return .queued
         }
     }
 
     /// A queued request's connection closed: it no longer waits.
     func cancelQueued(connectionID: Int) {
-        self.locked { self.queue.removeAll { $0.connectionID == connectionID } }
+        self.locked {
+            self.queue.removeAll { $0.connectionID == connectionID }
+            self.publishQueued?(self.queue.count)
+        }
     }
 
     /// An application returned (or a started request found its connection gone): its slot goes
@@ -305,6 +317,7 @@ final class ConnectionSlots: @unchecked Sendable {
         let next: QueuedRequest? = self.lockedAndSignalled {
             if !self.queue.isEmpty, !backlogFirst {
                 let next = self.queue.removeFirst()
+                self.publishQueued?(self.queue.count)
                 self.owners[slot] = next.channel
                 self.forgetAbandonedLocked(slot)
                 self.recordRequest?(.handedOver, slot, self.running)
@@ -371,6 +384,12 @@ final class ConnectionSlots: @unchecked Sendable {
         }
     }
 
+    /// The request holding `slot` starts: its URL path goes on the scoreboard (one bounded copy).
+    func publishPath(of environment: CGIEnvironment, slot: Int) {
+        guard let publishPath = self.publishPath else { return }
+        environment.withValueBytes(named: "REQUEST_URI") { publishPath(slot, $0) }
+    }
+
     /// Requests waiting for a slot.
     var queuedCount: Int { self.locked { self.queue.count } }
 
@@ -402,6 +421,7 @@ final class ConnectionSlots: @unchecked Sendable {
                         }
                     }
                     self.queue = remaining
+                    self.publishQueued?(self.queue.count)
                 }
                 self.watchingQueue = !self.queue.isEmpty
                 return (turnedAway, self.watchingQueue)

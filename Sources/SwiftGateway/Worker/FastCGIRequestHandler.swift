@@ -266,6 +266,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         environment: CGIEnvironment, body: FastCGIRequestBodyStream?, channel: any Channel, slot: Int,
         immediately: Bool
     ) {
+        self.slots.publishPath(of: environment, slot: slot)
         self.applicationsRunning += 1
         let running = self.applicationsRunning
         let runner = self.runner

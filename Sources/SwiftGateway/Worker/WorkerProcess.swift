@@ -218,7 +218,11 @@ struct WorkerProcess {
         var recordRequest: (@Sendable (ConnectionSlots.RequestEvent, Int, Int) -> Void)?
         var isCancelled: (@Sendable (Int) -> Bool)?
         var acknowledgeCancel: (@Sendable (Int) -> Void)?
+        var publishQueued: (@Sendable (Int) -> Void)?
+        var publishPath: (@Sendable (Int, UnsafeRawBufferPointer) -> Void)?
         if let board {
+            publishQueued = { count in board.setQueued(count, ofWorker: index) }
+            publishPath = { slot, uri in board.publishPath(slot: slot, ofWorker: index, uri: uri) }
             publishRoom = { room in board.setRoom(room, ofWorker: index) }
             recordRequest = { event, slot, inFlight in
                 switch event {
@@ -247,7 +251,9 @@ struct WorkerProcess {
             publishRoom: publishRoom,
             recordRequest: recordRequest,
             isCancelled: isCancelled,
-            acknowledgeCancel: acknowledgeCancel
+            acknowledgeCancel: acknowledgeCancel,
+            publishQueued: publishQueued,
+            publishPath: publishPath
         )
         let acceptingBoard = board
         return (slots, { acceptingBoard?.markAccepting(ofWorker: index) })

@@ -76,8 +76,18 @@ def _above_debug(text: str) -> list[str]:
             if line.strip() and not re.search(r":(debug|trace\d)\]", line)]
 
 
+STATUS_PAGE = "\n".join(["<Location /gateway-status>", "    SetHandler swift-gateway-status", "</Location>"])
+
+
+def _routed_requests(srv) -> dict[int, int]:
+    """Per worker pid, the requests that came with a route, from the status page's JSON."""
+    r = srv.get("/gateway-status?json", timeout=10)
+    assert r.status_code == 200, r.status_code
+    return {w["pid"]: w["routed_requests"] for g in r.json()["groups"] for w in g["workers"]}
+
+
 def test_a_client_keeping_its_cookie_stays_on_one_worker_and_new_clients_spread(apache):
-    srv = apache(lambda s: _site(s, "processes=3", "threads=10", FAULTS))
+    srv = apache(lambda s: _site(s, "processes=3", "threads=10", FAULTS) + "\n" + STATUS_PAGE)
     srv.wait_workers("site", 3)
     session = requests.Session()
     first = session.get(srv.url("/env"), timeout=30)
@@ -95,6 +105,9 @@ def test_a_client_keeping_its_cookie_stays_on_one_worker_and_new_clients_spread(
         set_again += _set_cookie(r) is not None
     assert set(pids) == {pinned}, f"the pinned client reached {sorted(set(pids))}"
     assert set_again == 0, "a request with a valid route to its worker gets no new cookie"
+    # The status page counts the 99 that came with the route, on the pinned worker only.
+    routed = _routed_requests(srv)
+    assert routed.get(pinned) == 99 and sum(routed.values()) == 99, routed
 
     # 30 clients without cookies at once, each request longer than a moment: spread over all.
     with ThreadPoolExecutor(max_workers=30) as pool:

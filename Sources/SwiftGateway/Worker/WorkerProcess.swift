@@ -42,7 +42,7 @@ struct WorkerProcess {
         }
 
         let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let (slots, markAccepting) = self.makeSlots()
+        let (slots, markAccepting, countRoutedRequest) = self.makeSlots()
         let onTheLoop = self.settings.executor == .eventLoop
         let affinity = self.makeOwnSocket()
         func makeRunner(routeCookie: RouteCookie?) -> FastCGIApplicationRunner {
@@ -57,7 +57,7 @@ struct WorkerProcess {
         // set one. Those of its own socket did (Apache checked it): theirs set none.
         let runner = makeRunner(routeCookie: affinity?.cookie)
         let routedRunner = affinity.map { _ in makeRunner(routeCookie: nil) }
-        let routedRequests = RoutedRequestCount()
+        let routedRequests = RoutedRequestCount(publish: countRoutedRequest)
         // A bootstrap is not Sendable: each accept thread builds its own, once.
         let makeBootstrap: @Sendable (_ routed: Bool) -> ClientBootstrap = { routed in
             ClientBootstrap(group: eventLoopGroup)
@@ -191,8 +191,11 @@ struct WorkerProcess {
     static let siblingRoomPatience: Int64 = 1_000_000
 
     /// The request slots, telling the siblings their room and the supervisor their requests
-    /// through the group's scoreboard; and what tells the supervisor that the worker accepts.
-    private func makeSlots() -> (ConnectionSlots, markAccepting: @Sendable () -> Void) {
+    /// through the group's scoreboard; what tells the supervisor that the worker accepts; and
+    /// what counts a request that came with an affinity route, for the status page.
+    private func makeSlots() -> (
+        ConnectionSlots, markAccepting: @Sendable () -> Void, countRoutedRequest: @Sendable () -> Void
+    ) {
         let index = self.environment[GroupScoreboard.entryEnvironmentVariable].flatMap(Int.init) ?? 0
         var board: GroupScoreboard?
         if self.environment[GroupScoreboard.environmentVariable] != nil {
@@ -256,7 +259,10 @@ struct WorkerProcess {
             publishPath: publishPath
         )
         let acceptingBoard = board
-        return (slots, { acceptingBoard?.markAccepting(ofWorker: index) })
+        return (
+            slots, { acceptingBoard?.markAccepting(ofWorker: index) },
+            { acceptingBoard?.countRoutedRequest(ofWorker: index) }
+        )
     }
 
     /// A worker must not outlive its supervisor: the kernel sends SIGTERM when it dies (set up on

@@ -60,6 +60,7 @@ $(NIO_FLOOR_BIN): $(BENCH_SWIFT_SRC) Makefile
 # runs FUZZ_SECONDS from its seed corpus (Fuzz/corpus/<target>) into a working copy of it.
 FUZZ_CC        ?= /usr/bin/clang
 FUZZ_SECONDS   ?= 30
+FUZZ_RUNS      ?= -1
 FUZZ_SCRATCH    = .build-fuzz
 FUZZ_SANITIZE   = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_C_BIN      = $(FUZZ_SCRATCH)/c/fuzz_worker_stream
@@ -81,7 +82,7 @@ $(FUZZ_SCRATCH)/release/FuzzCGIRequest: $(FUZZ_SWIFT_SRC) $(SWIFT_SRC)
 		-Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld
 
 fuzz: fuzz-build
-	FUZZ_SECONDS=$(FUZZ_SECONDS) ./Fuzz/run.sh $(FUZZ_SCRATCH) \
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) ./Fuzz/run.sh $(FUZZ_SCRATCH) \
 		worker_stream=$(FUZZ_C_BIN) \
 		record_decoder=$(FUZZ_SCRATCH)/release/FuzzRecordDecoder \
 		name_value_pairs=$(FUZZ_SCRATCH)/release/FuzzNameValuePairs \

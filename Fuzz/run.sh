@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make fuzz: runs each target (name=program) for FUZZ_SECONDS from its seed corpus, Fuzz/corpus/<name>,
+# make fuzz: runs each target (name=program) for FUZZ_SECONDS (or until FUZZ_RUNS inputs) from its seed corpus, Fuzz/corpus/<name>,
 # into a working copy of it under <scratch>/corpus/<name> (what libFuzzer adds stays out of the
 # repository), with crash inputs in <scratch>/artifacts/. Prints each target's figures; fails when
 # one found anything.
@@ -7,6 +7,7 @@ set -uo pipefail
 scratch=$1
 shift
 seconds=${FUZZ_SECONDS:-30}
+runs_limit=${FUZZ_RUNS:--1}
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
 summary=()
@@ -21,7 +22,7 @@ for target in "$@"; do
     mkdir -p "$work" "$artifacts" "$(dirname "$log")"
     echo "fuzz: $name for ${seconds}s (log: $log)"
     # -timeout: an input that takes a second is a hang; -rss_limit_mb: one that grows memory
-    "$program" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$program" -max_total_time="$seconds" -runs="$runs_limit" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "$work" "$here/corpus/$name" >"$log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")

@@ -40,7 +40,7 @@ def response(head, body=b"hello"):
 
 OK_HEAD = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n"
 
-# [mode][seed][limit]: whole-or-random pieces, the pieces' seed, header-buffer-size (limit + 1) * 32
+# [mode][seed][limit]: whole-or-random pieces, the pieces' seed, header-buffer-size (limit + 1) * 64
 WORKER = {
     "hello": response(OK_HEAD),
     "hello-lf-only": response(b"Content-Type: text/plain\nX-A: b\n\n"),
@@ -144,8 +144,9 @@ def write(target, cases, prefix):
 
 
 def main():
-    # worker_stream: pieces of random lengths, header-buffer-size 8 KiB
+    # worker_stream: pieces of random lengths, header-buffer-size 16 KiB (one 6 KiB)
     write("worker_stream", WORKER, bytes([2, 7, 255]))
+    write("worker_stream", {"header-too-large-6k": WORKER["header-too-large"]}, bytes([2, 7, 99]))
     write("worker_stream", {k + "-bytewise": v for k, v in WORKER.items() if k in ("hello", "stderr-levels")}, bytes([1, 0, 255]))
     write("record_decoder", DECODER, bytes([2, 7, 9]))
     write("record_decoder", {"request-bytewise": REQUEST}, bytes([1, 0, 0]))

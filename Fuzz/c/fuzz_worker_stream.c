@@ -8,7 +8,8 @@
  * way sg_response.c drives them, twice: as one read, and in the reads
  * `mode` chooses (byte by byte, or pieces of 1 to 64 bytes drawn from
  * `seed`).  Both must come to the same result.  The header block is held
- * to (limit + 1) * 32 bytes, as header-buffer-size holds it.
+ * to (limit + 1) * 64 bytes, as header-buffer-size holds it: up to 16K, so
+ * that a line longer than httpd's scanner takes (8K) fits.
  *
  * Not covered here: httpd's own ap_scan_script_header_err_core_ex, which
  * the checked block is then handed to, and the I/O around the reader
@@ -276,7 +277,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     mode = data[0] % 3;
     seed = 0x9e3779b9u ^ ((uint32_t)data[1] << 8);
-    limit = ((apr_size_t)data[2] + 1) * 32;
+    limit = ((apr_size_t)data[2] + 1) * 64;
     data += 3;
     size -= 3;
 

@@ -1,12 +1,13 @@
 /*
  * mod_swift_gateway: the records from the worker (Apache children).
  *
- * A FastCGI record parser fed with what each read brought: STDOUT is the
- * response, its header block checked byte by byte as it arrives and then
- * handed to httpd's CGI header scanner, its body collected for the output
- * filters; STDERR lines go to the error log; END_REQUEST ends the exchange;
- * the module's REQUEST_WAITING and REQUEST_STARTED say a request waits for
- * a slot of the worker.
+ * What each read brought, through the record reader (sg_records.c), and
+ * what it means for the request: STDOUT is the response, its header block
+ * checked byte by byte as it arrives (sg_records.c), kept, and then handed
+ * to httpd's CGI header scanner, its body collected for the output filters;
+ * STDERR lines go to the error log; END_REQUEST ends the exchange; the
+ * module's REQUEST_WAITING and REQUEST_STARTED say a request waits for a
+ * slot of the worker.
  */
 
 #include "sg_exchange.h"

@@ -1,5 +1,5 @@
 # SwiftGateway: the Apache module (apxs) and the Swift runtime (SwiftPM).
-#   make            build the module, the example site and the test fixture program (release)
+#   make            build the module, the example sites and the test fixture program (release)
 #   make test       format check, unit tests, docs checks and integration tests against a real Apache
 #   make run        serve the example site on http://127.0.0.1:8080/
 #   make install    install the module and its Debian-style .load/.conf
@@ -23,12 +23,14 @@ MODULE_SRC   = $(wildcard CModule/*.c) $(wildcard CModule/*.h)
 EXAMPLE_BIN  = .build/$(CONFIG)/ExampleSite
 # The program the integration tests and make bench run (Tests/Fixtures/GatewayFixture).
 FIXTURE_BIN  = .build/$(CONFIG)/GatewayFixture
+# The Hummingbird example (Examples/HummingbirdSite): test_hummingbird.py and make bench run it.
+HUMMINGBIRD_BIN = .build/$(CONFIG)/HummingbirdSite
 SWIFT_SRC    = Package.swift $(shell find Sources Examples Tests/Fixtures -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
 # make bench's own package (bench/Package.swift), built apart from SwiftGateway's.
 BENCH_SCRATCH = .build-bench
 NIO_FLOOR_BIN = $(BENCH_SCRATCH)/$(CONFIG)/NIOFloorWorker
 BENCH_SWIFT_SRC = bench/Package.swift $(shell find bench/Sources -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
-ARTIFACTS    = SG_MODULE=$(CURDIR)/$(MODULE) SG_FIXTURE=$(CURDIR)/$(FIXTURE_BIN)
+ARTIFACTS    = SG_MODULE=$(CURDIR)/$(MODULE) SG_FIXTURE=$(CURDIR)/$(FIXTURE_BIN) SG_HUMMINGBIRD=$(CURDIR)/$(HUMMINGBIRD_BIN)
 
 .PHONY: all module swift nio-floor fuzz fuzz-build test-asan asan-module unit-test-sanitizers test format-check format unit-test docs-test integration-test run install install-test clean dependencies bench callgrind
 
@@ -39,13 +41,16 @@ module: $(MODULE)
 $(MODULE): $(MODULE_SRC)
 	cd CModule && $(APXS) -c -Wc,-Wall -Wc,-Wextra -Wc,-Werror -o mod_swift_gateway.la $(notdir $(filter %.c,$(MODULE_SRC)))
 
-swift: $(EXAMPLE_BIN) $(FIXTURE_BIN)
+swift: $(EXAMPLE_BIN) $(FIXTURE_BIN) $(HUMMINGBIRD_BIN)
 
 $(EXAMPLE_BIN): $(SWIFT_SRC) Makefile
 	$(SWIFT) build -c $(CONFIG) --product ExampleSite $(SWIFT_BUILD_FLAGS)
 
 $(FIXTURE_BIN): $(SWIFT_SRC) Makefile
 	$(SWIFT) build -c $(CONFIG) --product GatewayFixture $(SWIFT_BUILD_FLAGS)
+
+$(HUMMINGBIRD_BIN): $(SWIFT_SRC) Makefile
+	$(SWIFT) build -c $(CONFIG) --product HummingbirdSite $(SWIFT_BUILD_FLAGS)
 
 # make bench's gateway-nio-floor: a SwiftNIO worker with no request path (bench/README.md)
 nio-floor: $(NIO_FLOOR_BIN)
@@ -132,8 +137,8 @@ unit-test-sanitizers:
 
 # the code is formatted as .clang-format and .swift-format say (fix: make format)
 C_FORMATTED     = $(wildcard CModule/*.c CModule/*.h Fuzz/c/*.c Sources/CSwiftGatewayLinux/*.c Sources/CSwiftGatewayLinux/include/*.h)
-SWIFT_FORMATTED = Package.swift Sources Tests/SwiftGatewayTests Tests/Fixtures Examples bench/Package.swift bench/Sources \
-                  Fuzz/Package.swift Fuzz/Sources
+SWIFT_FORMATTED = Package.swift Sources Tests/SwiftGatewayTests Tests/SwiftGatewayHummingbirdTests Tests/Fixtures Examples \
+                  bench/Package.swift bench/Sources Fuzz/Package.swift Fuzz/Sources
 
 format-check:
 	clang-format --dry-run --Werror $(C_FORMATTED)

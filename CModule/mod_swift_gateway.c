@@ -6,6 +6,7 @@
  */
 
 #include "mod_swift_gateway.h"
+#include "sg_body.h"
 #include "sg_config.h"
 #include "sg_config_check.h"
 #include "sg_daemon.h"
@@ -22,7 +23,6 @@ static void sg_register_hooks(apr_pool_t *p)
     static const char *const after_rewrite[] = {"mod_rewrite.c", NULL};
     static const char *const before_mime[] = {"mod_mime.c", NULL};
 
-    (void)p;
     ap_hook_pre_config(sg_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(sg_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(sg_daemon_post_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -38,6 +38,7 @@ static void sg_register_hooks(apr_pool_t *p)
      * constraint on core.c would also put it before core's REALLY_FIRST one */
     ap_hook_handler(sg_refuse_unserved, NULL, NULL, APR_HOOK_REALLY_LAST - 1);
     ap_hook_handler(sg_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    sg_body_register(p);
 }
 
 AP_DECLARE_MODULE(swift_gateway) = {

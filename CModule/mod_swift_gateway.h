@@ -13,6 +13,7 @@
  *   sg_handler.c         the handler: one request forwarded to a worker
  *   sg_params.c          its first records: CGI variables as PARAMS
  *   sg_connect.c         its connection: an idle one, or a new one
+ *   sg_affinity.c        session affinity: a cookie's route to one worker
  *   sg_exchange.c        its full-duplex exchange: STDIN out, records in
  *   sg_response.c        the records from the worker: headers, body, stderr
  *   sg_sendfile.c        X-Sendfile: a file the worker names, sent by Apache
@@ -101,9 +102,12 @@ typedef struct {
     apr_off_t memory_limit;
     apr_off_t virtual_memory_limit;
     apr_off_t header_buffer_size;
-    int reload;               /* roll the workers when the program changes */
-    const char *restart_file; /* roll them when its mtime changes; or NULL */
+    apr_off_t body_read_ahead; /* of a longer or chunked body, read before
+                                * a worker's slot is taken; 0: none */
+    int reload;                /* roll the workers when the program changes */
+    const char *restart_file;  /* roll them when its mtime changes; or NULL */
     const char *executor; /* SG_EXECUTOR_EVENT_LOOP or SG_EXECUTOR_THREAD_POOL */
+    const char *affinity_cookie; /* affinity-cookie=NAME; NULL: off */
 
     /* Filled in by post_config in the parent, inherited by children. */
     const char *socket_path;

@@ -5,10 +5,13 @@
  * A request that may be sent a second time takes the group's most recently
  * used idle connection (sg_pool.c); any other, or one that finds none,
  * connects anew, waiting in the kernel's queue of the listening socket
- * while every worker is busy.  The request owns the connection until
- * sg_detach gives it back to the pool or closes it.
+ * while every worker is busy.  A request whose affinity cookie names a
+ * worker (sg_affinity.c) goes the same way to that worker's own socket, and
+ * to the group socket once the worker is gone.  The request owns the
+ * connection until sg_detach gives it back to the pool or closes it.
  */
 
+#include "sg_affinity.h"
 #include "sg_exchange.h"
 #include "sg_pool.h"
 
@@ -37,6 +40,14 @@ static int sg_fit_for_pool(sg_exchange *ex)
                || sg_set_read_timeout(ex, base) == APR_SUCCESS);
 }
 
+/* Whose the connection is in the pool: its worker's, or the group's. */
+static apr_uint64_t sg_conn_owner(const sg_exchange *ex)
+{
+    const sg_route *route = ex->conn.route;
+
+    return route ? sg_pool_owner(route->pid, route->start) : 0;
+}
+
 /* Request pool cleanup of the connection: back to the group's pool when
  * the exchange left it clean, else closed.  Run early by sg_detach; the
  * request pool runs it on every other path, so no fd leaks. */
@@ -46,7 +57,8 @@ static apr_status_t sg_release(void *data)
 
     if (ex->conn.fd >= 0) {
         if (!sg_fit_for_pool(ex)
-            || !sg_pool_put(ex->group->conn_pool, ex->conn.fd)) {
+            || !sg_pool_put(ex->group->conn_pool, ex->conn.fd,
+                            sg_conn_owner(ex))) {
             close(ex->conn.fd);
         }
         ex->conn.fd = -1;
@@ -86,8 +98,8 @@ void sg_detach(sg_exchange *ex)
  * listening socket, which wakes one waiter as a worker accepts, first come
  * first served.  connect()'s errno (0: connected; EAGAIN: still full when
  * `left` ran out), or -1 when the socket could not be made to block. */
-static int sg_connect_queued(int fd, const struct sockaddr_un *sa,
-                             apr_interval_time_t left)
+static int sg_connect_queued_to(int fd, const struct sockaddr *sa,
+                                socklen_t salen, apr_interval_time_t left)
 {
     struct timeval tv;
     int flags = fcntl(fd, F_GETFL);
@@ -105,7 +117,7 @@ static int sg_connect_queued(int fd, const struct sockaddr_un *sa,
     if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
         err = -1;
     }
-    else if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+    else if (connect(fd, sa, salen) != 0) {
         err = errno == EWOULDBLOCK ? EAGAIN : errno;
     }
     /* non-blocking again: the loop's next connect() must not wait */
@@ -113,6 +125,13 @@ static int sg_connect_queued(int fd, const struct sockaddr_un *sa,
         err = errno;
     }
     return err;
+}
+
+static int sg_connect_queued(int fd, const struct sockaddr_un *sa,
+                             apr_interval_time_t left)
+{
+    return sg_connect_queued_to(fd, (const struct sockaddr *)sa, sizeof(*sa),
+                                left);
 }
 
 /* A connected socket blocks, for at most `timeout` per read: waiting for
@@ -245,26 +264,139 @@ int sg_connect(sg_exchange *ex)
     return sg_connected(ex, fd);
 }
 
-/* The connection for a request: the group's most recently used idle one
- * when the request may be sent again should the worker turn it away, else
- * a new one. */
-int sg_open(sg_exchange *ex)
+/* The worker a route names is gone: the request goes to the group socket,
+ * where any worker serves it and sets a new route. */
+static void sg_route_gone(sg_exchange *ex, int err, const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, err, ex->r,
+                  "SG0641: group %s: the worker of the request's route (pid "
+                  "%ld) is gone (%s); sending the request to the group "
+                  "socket",
+                  ex->group->name, (long)ex->conn.route->pid, why);
+    ex->conn.route = NULL;
+}
+
+/* Whether the peer of fd is the route's worker: it listens on its own
+ * socket itself, so SO_PEERCRED names it (a process with another pid that
+ * took the name after the worker died is not it). */
+static int sg_peer_is(int fd, const sg_route *route)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0
+           && cred.pid == route->pid;
+}
+
+/* A new connection to the own socket of the worker the request's route
+ * names, waiting while its backlog is full until connect-timeout.  OK, an
+ * HTTP status (logged), or DECLINED when the worker is gone (the route is
+ * dropped, logged at debug). */
+static int sg_connect_worker(sg_exchange *ex)
+{
+    const sg_group *g = ex->group;
+    const sg_route *route = ex->conn.route;
+    struct sockaddr_un sa;
+    socklen_t salen = sg_affinity_address(route, &sa);
+    apr_time_t deadline;
+    int err = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+    if (fd < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, ex->r,
+                      "SG0415: group %s: cannot create a socket", g->name);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    sg_attach(ex, fd, 0);
+    deadline = apr_time_now() + apr_time_from_sec(g->connect_timeout);
+    do {
+        err = connect(fd, (struct sockaddr *)&sa, salen) == 0 ? 0 : errno;
+    } while (err == EINTR);
+    while (err == EAGAIN && apr_time_now() < deadline) {
+        /* every connection the worker may open is open: wait for it */
+        err = sg_connect_queued_to(fd, (struct sockaddr *)&sa, salen,
+                                   deadline - apr_time_now());
+        if (err == EINTR) {
+            err = EAGAIN;
+        }
+    }
+    if (err == EAGAIN || err < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, ex->r,
+                      "SG0642: group %s: the socket of worker pid %ld, which "
+                      "the request's route names, stayed full for "
+                      "connect-timeout=%d s",
+                      g->name, (long)route->pid, g->connect_timeout);
+        sg_detach(ex);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (err == 0 && !sg_peer_is(fd, route)) {
+        sg_detach(ex);
+        sg_route_gone(ex, 0, "another process listens on its socket");
+        return DECLINED;
+    }
+    if (err != 0 && err != EISCONN) {
+        sg_detach(ex);
+        sg_route_gone(ex, err, "its socket is closed");
+        return DECLINED;
+    }
+    return sg_connected(ex, fd);
+}
+
+/* The most recently used idle connection of the request's kind (its
+ * worker's, or the group socket's), or -1. */
+static int sg_pooled(sg_exchange *ex)
 {
     sg_conn_pool *cp = ex->group->conn_pool;
+    int dropped = 0;
+    int fd;
 
-    if (ex->replayable && cp) {
-        int dropped = 0;
-        int fd = sg_pool_get(cp, &dropped);
+    if (!ex->replayable || !cp) {
+        return -1;
+    }
+    fd = sg_pool_get(cp, sg_conn_owner(ex), &dropped);
+    if (dropped) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
+                      "SG0516: group %s: dropped %d idle connection(s) "
+                      "that the worker side had closed",
+                      ex->group->name, dropped);
+    }
+    if (fd >= 0) {
+        sg_attach(ex, fd, 1);
+    }
+    return fd;
+}
 
-        if (dropped) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
-                          "SG0516: group %s: dropped %d idle connection(s) "
-                          "that the worker side had closed",
-                          ex->group->name, dropped);
-        }
-        if (fd >= 0) {
-            sg_attach(ex, fd, 1);
+/* The connection for a request: the group's (or, for a routed request, its
+ * worker's) most recently used idle one when the request may be sent again
+ * should the worker turn it away, else a new one. */
+int sg_open(sg_exchange *ex)
+{
+    if (ex->conn.route) {
+        int rc;
+
+        if (sg_pooled(ex) >= 0) {
             return OK;
+        }
+        if ((rc = sg_connect_worker(ex)) != DECLINED) {
+            return rc;
+        }
+        /* the worker is gone: the group's connections, as without a route */
+    }
+    if (sg_pooled(ex) >= 0) {
+        return OK;
+    }
+    return sg_connect(ex);
+}
+
+/* A new connection, for a request sent again: to the route's worker while
+ * it lives, else to the group socket. */
+int sg_reconnect(sg_exchange *ex)
+{
+    if (ex->conn.route) {
+        int rc = sg_connect_worker(ex);
+
+        if (rc != DECLINED) {
+            return rc;
         }
     }
     return sg_connect(ex);

@@ -1031,6 +1031,9 @@ static int sg_prepare(sg_daemon *d, apr_pool_t *p)
     SG_SETENV(env, p, "SWIFT_GATEWAY_CPU_TIME_LIMIT",
               apr_itoa(p, g->cpu_time_limit));
     SG_SETENV(env, p, "SWIFT_GATEWAY_EXECUTOR", g->executor);
+    if (g->affinity_cookie) { /* absent when off: fingerprints unchanged */
+        SG_SETENV(env, p, "SWIFT_GATEWAY_AFFINITY_COOKIE", g->affinity_cookie);
+    }
     SG_SETENV(env, p, "SWIFT_GATEWAY_DISPLAY_NAME", d->argv[0]);
     SG_SETENV(env, p, "SWIFT_GATEWAY_PROGRAM", g->program);
     SG_SETENV(env, p, "SWIFT_GATEWAY_RELOAD", g->reload ? "1" : "0");

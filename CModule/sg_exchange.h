@@ -68,6 +68,9 @@ typedef struct {
     int pooled;   /* fd came from the group's idle connections */
     int reusable; /* the exchange left fd fit for another request */
     apr_interval_time_t read_timeout; /* SO_RCVTIMEO as set on fd */
+    /* affinity-cookie: the worker whose own socket fd goes to, NULL for
+     * the group socket; set before sg_open */
+    const struct sg_route *route;
 } sg_worker_conn;
 
 /* To the worker: the request's records, then its body as STDIN records. */
@@ -107,6 +110,8 @@ typedef struct {
     int waiting;         /* the worker said it waits for a slot and has
                                  * not said it started */
     long worker_pid;     /* from REQUEST_WAITING; 0: not known */
+    int said_waiting;    /* SG0518 was logged for this request */
+    int ignored_records; /* records of types a responder does not send */
     apr_size_t received; /* bytes read from the worker */
     int leftover;        /* bytes followed END_REQUEST */
 } sg_from_worker;
@@ -130,7 +135,9 @@ typedef struct {
 typedef struct {
     char *ebuf;
     apr_size_t elen;
-    char *eline; /* escaped line for the log */
+    char *eline;          /* escaped line for the log */
+    apr_size_t logged;    /* what the request's lines cost the log so far */
+    apr_off_t not_logged; /* bytes dropped past SG_STDERR_REQUEST_MAX */
 } sg_stderr_lines;
 
 /* One request's exchange with a worker. */
@@ -181,6 +188,7 @@ void sg_build_params(sg_exchange *ex);
 /* sg_connect.c */
 int sg_open(sg_exchange *ex);
 int sg_connect(sg_exchange *ex);
+int sg_reconnect(sg_exchange *ex);
 void sg_detach(sg_exchange *ex);
 
 /* sg_exchange.c */

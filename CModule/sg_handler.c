@@ -8,6 +8,8 @@
  * to the client's response.
  */
 
+#include "sg_affinity.h"
+#include "sg_body.h"
 #include "sg_config.h"
 #include "sg_exchange.h"
 #include "sg_handler.h"
@@ -457,7 +459,23 @@ int sg_handler(request_rec *r)
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
     }
+    else if (!ex->replayable && g->body_read_ahead > 0) {
+        /* a longer or chunked body: its first body-read-ahead bytes too */
+        apr_off_t got = 0;
+        apr_status_t rv = sg_body_read_ahead(r, g->body_read_ahead, &got);
 
+        if (rv != APR_SUCCESS) {
+            sg_log_client_body_failure(r, g,
+                                       "reading the request body from "
+                                       "the client",
+                                       rv, got);
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        }
+    }
+
+    if (g->affinity_cookie) {
+        ex->conn.route = sg_affinity_route(r, g);
+    }
     /* the connection last: it holds a worker's request slot */
     if ((rc = sg_open(ex)) != OK) {
         return rc;
@@ -479,7 +497,7 @@ int sg_handler(request_rec *r)
                       "(%s); sending it again on a new connection",
                       g->name, why);
         sg_detach(ex);
-        if ((rc = sg_connect(ex)) != OK) {
+        if ((rc = sg_reconnect(ex)) != OK) {
             return rc;
         }
         sg_exchange_reset(ex);

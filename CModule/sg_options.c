@@ -7,6 +7,8 @@
  * of their own.  Defaults are sg_new_group's.
  */
 
+#include "sg_affinity.h"
+#include "sg_body.h"
 #include "sg_options.h"
 
 #include "http_config.h"
@@ -44,6 +46,7 @@ sg_group *sg_new_group(apr_pool_t *p, const char *name)
     g->queue_timeout = 45;
     g->startup_timeout = 15;
     g->header_buffer_size = 32768;
+    g->body_read_ahead = SG_BODY_AHEAD;
     g->reload = 1;
     g->executor = SG_EXECUTOR_EVENT_LOOP;
     return g;
@@ -292,6 +295,7 @@ static const char *const sg_reserved_env_names[] =
      "SWIFT_GATEWAY_GRACEFUL_TIMEOUT",
      "SWIFT_GATEWAY_SHUTDOWN_TIMEOUT",
      "SWIFT_GATEWAY_QUEUE_TIMEOUT",
+     "SWIFT_GATEWAY_AFFINITY_COOKIE",
      "SWIFT_GATEWAY_MAXIMUM_REQUESTS",
      "SWIFT_GATEWAY_RESTART_INTERVAL",
      "SWIFT_GATEWAY_INACTIVITY_TIMEOUT",
@@ -482,6 +486,21 @@ static const char *sg_opt_executor(cmd_parms *cmd, sg_group *g, const char *val)
     return NULL;
 }
 
+/* A cookie name: an RFC 6265 token, short enough for any client's jar. */
+static const char *sg_opt_affinity_cookie(cmd_parms *cmd, sg_group *g,
+                                          const char *val)
+{
+    if (strlen(val) > SG_AFFINITY_COOKIE_MAX
+        || !sg_affinity_cookie_name_ok(val)) {
+        return apr_psprintf(cmd->pool,
+                            "'%s' is not a cookie name: 1 to %d letters, "
+                            "digits or !#$%%&'*+-.^_`|~",
+                            val, SG_AFFINITY_COOKIE_MAX);
+    }
+    g->affinity_cookie = val;
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------
  * The table
  */
@@ -555,7 +574,9 @@ static const sg_option sg_options[] =
      SG_FLAG("reload", reload),
      SG_OWN("restart-file", sg_opt_restart_file, 0),
      SG_SIZE("header-buffer-size", header_buffer_size, 1024),
+     SG_SIZE("body-read-ahead", body_read_ahead, 0),
      SG_OWN("executor", sg_opt_executor, 0),
+     SG_OWN("affinity-cookie", sg_opt_affinity_cookie, 0),
      {NULL, SG_OPT_OWN, 0, 0, 0, NULL, 0}};
 
 static const sg_option *sg_find_option(const char *name)

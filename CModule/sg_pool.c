@@ -9,7 +9,10 @@
  *
  * Each child keeps, per group, a stack of idle connections (the most
  * recently used on top) behind a mutex, made by this file's child_init hook
- * and closed when the child exits.
+ * and closed when the child exits.  Each connection is marked with the
+ * worker whose own socket it goes to (affinity-cookie), or 0 for the group
+ * socket: a request takes only a connection of its kind, so a routed one
+ * reaches its worker and an unrouted one the group's balancing.
  */
 
 #include "sg_pool.h"
@@ -18,6 +21,7 @@
 #include "apr_thread_mutex.h"
 
 #include <poll.h>
+#include <string.h>
 #include <unistd.h>
 
 APLOG_USE_MODULE(swift_gateway);
@@ -26,7 +30,8 @@ struct sg_conn_pool {
 #if APR_HAS_THREADS
     apr_thread_mutex_t *mutex; /* event and worker MPMs are threaded */
 #endif
-    int *fds; /* a stack: the most recently used on top */
+    int *fds;             /* a stack: the most recently used on top */
+    apr_uint64_t *owners; /* per fd: sg_pool_owner() of its worker, or 0 */
     int nfds;
     int capacity;
     int closed; /* the child is exiting */
@@ -106,6 +111,7 @@ void sg_pool_child_init(apr_pool_t *pchild, server_rec *s)
         cp = apr_pcalloc(pchild, sizeof(*cp));
         cp->capacity = capacity > 0 ? (int)capacity : 1;
         cp->fds = apr_palloc(pchild, cp->capacity * sizeof(int));
+        cp->owners = apr_palloc(pchild, cp->capacity * sizeof(apr_uint64_t));
         if ((rv = sg_pool_mutex(cp, pchild)) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
                          "SG0517: group %s: cannot create the lock of the "
@@ -120,21 +126,44 @@ void sg_pool_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
-/* The most recently used idle connection that is still open and silent,
- * or -1.  Anything to read on an idle connection is the worker's
+/* Under the lock: takes the most recently used idle connection of owner
+ * (0: the group socket), or -1.  Without affinity every one is the group
+ * socket's: the top one matches at once. */
+static int sg_pool_take(sg_conn_pool *cp, apr_uint64_t owner)
+{
+    int i;
+
+    if (cp->nfds > 0 && cp->owners[cp->nfds - 1] == owner) {
+        return cp->fds[--cp->nfds];
+    }
+    for (i = cp->nfds - 2; i >= 0; --i) {
+        if (cp->owners[i] == owner) {
+            int fd = cp->fds[i];
+
+            --cp->nfds;
+            memmove(cp->fds + i, cp->fds + i + 1,
+                    (cp->nfds - i) * sizeof(*cp->fds));
+            memmove(cp->owners + i, cp->owners + i + 1,
+                    (cp->nfds - i) * sizeof(*cp->owners));
+            return fd;
+        }
+    }
+    return -1;
+}
+
+/* The most recently used idle connection of owner that is still open and
+ * silent, or -1.  Anything to read on an idle connection is the worker's
  * FCGI_OVERLOADED notice or EOF: it is closing it, or gone. */
-int sg_pool_get(sg_conn_pool *cp, int *dropped)
+int sg_pool_get(sg_conn_pool *cp, apr_uint64_t owner, int *dropped)
 {
     for (;;) {
         struct pollfd pfd;
-        int fd = -1;
+        int fd;
 
         if (!sg_pool_lock(cp)) {
             return -1;
         }
-        if (cp->nfds > 0) {
-            fd = cp->fds[--cp->nfds];
-        }
+        fd = sg_pool_take(cp, owner);
         sg_pool_unlock(cp);
         if (fd < 0) {
             return -1;
@@ -151,7 +180,7 @@ int sg_pool_get(sg_conn_pool *cp, int *dropped)
 }
 
 /* Keep an idle connection for a later request; 0 when there is no room. */
-int sg_pool_put(sg_conn_pool *cp, int fd)
+int sg_pool_put(sg_conn_pool *cp, int fd, apr_uint64_t owner)
 {
     int kept = 0;
 
@@ -159,6 +188,7 @@ int sg_pool_put(sg_conn_pool *cp, int fd)
         return 0;
     }
     if (!cp->closed && cp->nfds < cp->capacity) {
+        cp->owners[cp->nfds] = owner;
         cp->fds[cp->nfds++] = fd;
         kept = 1;
     }

@@ -305,7 +305,7 @@ int sg_stderr_level(const char **line, apr_size_t *len)
     return APLOG_ERR;
 }
 
-char *sg_stderr_escape(char *out, const char *line, apr_size_t len)
+apr_size_t sg_stderr_escape(char *out, const char *line, apr_size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     char *o = out;
@@ -329,5 +329,5 @@ char *sg_stderr_escape(char *out, const char *line, apr_size_t len)
         }
     }
     *o = '\0';
-    return out;
+    return (apr_size_t)(o - out);
 }

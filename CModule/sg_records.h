@@ -111,7 +111,8 @@ void sg_stderr_split(char *buf, apr_size_t max, apr_size_t *have,
 int sg_stderr_level(const char **line, apr_size_t *len);
 
 /* A stderr line for the log: control characters and backslashes escaped
- * into out, which holds 4 * len + 1 bytes; returns out. */
-char *sg_stderr_escape(char *out, const char *line, apr_size_t len);
+ * into out, which holds 4 * len + 1 bytes, NUL-terminated; returns the
+ * escaped text's length. */
+apr_size_t sg_stderr_escape(char *out, const char *line, apr_size_t len);
 
 #endif /* SG_RECORDS_H */

@@ -23,7 +23,12 @@
 APLOG_USE_MODULE(swift_gateway);
 
 #define SG_STDERR_LINE_MAX 8192
-#define SG_HEADER_CHUNK    4096
+/* What one request's STDERR lines may add to the error log: each line's
+ * escaped text plus SG_STDERR_LINE_COST for what Apache puts before it.  A
+ * worker that floods STDERR gets one SG0550 line, the rest is counted. */
+#define SG_STDERR_REQUEST_MAX (1024 * 1024)
+#define SG_STDERR_LINE_COST   256
+#define SG_HEADER_CHUNK       4096
 
 /* ------------------------------------------------------------------------
  * STDERR: the worker's log lines for the request
@@ -35,6 +40,7 @@ APLOG_USE_MODULE(swift_gateway);
 static void sg_log_stderr_line(void *ctx, const char *line, apr_size_t len)
 {
     sg_exchange *ex = ctx;
+    apr_size_t escaped;
     int level;
 
     if (len && line[len - 1] == '\r') {
@@ -44,12 +50,24 @@ static void sg_log_stderr_line(void *ctx, const char *line, apr_size_t len)
     if (!len || !APLOG_R_IS_LEVEL(ex->r, level)) {
         return;
     }
+    if (ex->errlog.logged >= SG_STDERR_REQUEST_MAX) {
+        ex->errlog.not_logged += len;
+        return;
+    }
     if (!ex->errlog.eline) {
         ex->errlog.eline = apr_palloc(ex->r->pool, 4 * SG_STDERR_LINE_MAX + 1);
     }
+    escaped = sg_stderr_escape(ex->errlog.eline, line, len);
     ap_log_rerror(APLOG_MARK, level, 0, ex->r, "SG0501: [%s] %s",
-                  ex->group->name,
-                  sg_stderr_escape(ex->errlog.eline, line, len));
+                  ex->group->name, ex->errlog.eline);
+    ex->errlog.logged += escaped + SG_STDERR_LINE_COST;
+    if (ex->errlog.logged >= SG_STDERR_REQUEST_MAX) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, ex->r,
+                      "SG0550: group %s: the worker's STDERR lines for this "
+                      "request reached %d KiB of error log; the rest of them "
+                      "is not logged",
+                      ex->group->name, SG_STDERR_REQUEST_MAX / 1024);
+    }
 }
 
 static void sg_stderr(sg_exchange *ex, const char *data, apr_size_t len)
@@ -66,6 +84,13 @@ void sg_stderr_flush(sg_exchange *ex)
     if (ex->errlog.elen) {
         sg_log_stderr_line(ex, ex->errlog.ebuf, ex->errlog.elen);
         ex->errlog.elen = 0;
+    }
+    if (ex->errlog.not_logged) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, ex->r,
+                      "SG0551: group %s: %" APR_OFF_T_FMT " bytes of the "
+                      "worker's STDERR lines for this request were not logged",
+                      ex->group->name, ex->errlog.not_logged);
+        ex->errlog.not_logged = 0;
     }
 }
 
@@ -126,6 +151,15 @@ static sg_outcome sg_finish_headers(sg_exchange *ex)
     }
     else if (!ap_is_HTTP_VALID_RESPONSE(r->status)) {
         return sg_bad_headers(ex, apr_psprintf(r->pool, "invalid Status %d",
+                                               r->status));
+    }
+    else if (ap_is_HTTP_INFO(r->status)) {
+        /* httpd would send it as the final response: the client would take
+         * it as interim and read the body as the next response (101: as
+         * another protocol) */
+        return sg_bad_headers(ex, apr_psprintf(r->pool,
+                                               "an interim Status %d as the "
+                                               "final one",
                                                r->status));
     }
 
@@ -250,11 +284,14 @@ static void sg_record_complete(sg_exchange *ex)
 
         ex->from.waiting = 1;
         ex->from.worker_pid = pid;
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
-                      "SG0518: group %s: the worker's request slots "
-                      "are all running; the request waits for one "
-                      "(worker pid %ld)",
-                      ex->group->name, pid);
+        if (!ex->from.said_waiting) {
+            ex->from.said_waiting = 1;
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
+                          "SG0518: group %s: the worker's request slots "
+                          "are all running; the request waits for one "
+                          "(worker pid %ld)",
+                          ex->group->name, pid);
+        }
     }
     else if (rec->type == SG_FCGI_REQUEST_STARTED) {
         /* request-timeout counts from here for a queued request */
@@ -264,7 +301,8 @@ static void sg_record_complete(sg_exchange *ex)
         ex->from.waiting = 0;
     }
     else if (rec->type != AP_FCGI_STDOUT && rec->type != AP_FCGI_STDERR
-             && rec->type != 0) {
+             && rec->type != 0 && ex->from.ignored_records++ == 0) {
+        /* the first only: a worker may send millions */
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
                       "SG0507: group %s: ignored FastCGI record type %d",
                       ex->group->name, rec->type);

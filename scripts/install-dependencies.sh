@@ -48,10 +48,10 @@ if [ ${#packages[@]} -gt 0 ]; then
         fi
     fi
 fi
-# the integration tests' runner and HTTP client
-if ! python3 -c 'import pytest, requests' 2>/dev/null; then
-    python3 -m pip install -q pytest requests 2>/dev/null \
-        || python3 -m pip install -q --break-system-packages pytest requests
+# the integration tests' runner and HTTP clients (h2: HTTP/2 streams reset mid-upload)
+if ! python3 -c 'import pytest, requests, h2' 2>/dev/null; then
+    python3 -m pip install -q pytest requests h2 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages pytest requests h2
 fi
 if ! command -v swift >/dev/null 2>&1; then
     echo "error: swift is not on PATH; install a Swift 6 toolchain first" >&2

@@ -80,8 +80,8 @@ static void emit_stderr_line(void *ctx, const char *line, apr_size_t len)
         --n;
     }
     level = sg_stderr_level(&text, &n);
-    sg_stderr_escape(s->eline, text, n);
-    if (strlen(s->eline) > 4 * n) {
+    if (sg_stderr_escape(s->eline, text, n) != strlen(s->eline)
+        || strlen(s->eline) > 4 * n) {
         abort();
     }
     s->out.stderr_lines++;

@@ -37,6 +37,8 @@ CASES = [
          ("processes",)),
     Case("bad-value-threads-zero", "SwiftDaemonProcess extra-{u} threads=0", "SwiftDaemonProcess",
          ("threads",)),
+    Case("bad-value-body-read-ahead", "SwiftDaemonProcess extra-{u} body-read-ahead=lots", "SwiftDaemonProcess",
+         ("body-read-ahead",)),
     Case("bad-value-socket-timeout", "SwiftDaemonProcess extra-{u} socket-timeout=soon", "SwiftDaemonProcess",
          ("socket-timeout",)),
     Case("user-root", "SwiftDaemonProcess extra-{u} user=root", "SwiftDaemonProcess",

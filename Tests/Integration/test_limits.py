@@ -141,7 +141,9 @@ def _wait_board(program: str, board_file: str, predicate, timeout: float, messag
 
 def test_memory_limit_recycles_a_leaking_worker_without_a_failed_request(apache):
     srv = apache(lambda s: _site(s, "processes=3", "threads=5", "memory-limit=64M"))
-    srv.wait_workers("site", 3)
+    # All three accepting, not only started: until then the first gets every request, cannot
+    # be recycled (a recycle waits until every slot's worker accepts) and passes 1.5 x.
+    srv.wait_distinct_pids("/hello", 3)
     since = srv.log_offset()
     result = run_load(srv.port, "/leak?mb=1", total=1500, concurrency=5, deadline=300)
     recycles = _recycles(srv, since, "memory-limit")
@@ -226,7 +228,10 @@ def test_cpu_time_limit_recycles_a_spinning_worker_others_do_not_fail(apache):
     wait_until(lambda: not pid_alive(spinning), 30, message=f"spinning worker {spinning} gone")
     assert {m.group(3) for m in _recycles(srv, since)} == {"cpu-time-limit"}
     assert _lines(srv, since, RESTART) == []
-    srv.wait_workers("site", 2)
+    # The replacement has the limits as soon as it shows as a worker: the child sets them
+    # before it executes the program.
+    for pid in srv.wait_workers("site", 2):
+        assert _limits(pid)["Max cpu time"] == ("2", "7"), (pid, _limits(pid))
     after = run_load(srv.port, "/hello", total=300, concurrency=4, deadline=60)
     assert after.failures == [] and after.statuses == {200: 300}, after.summary()
 

@@ -54,6 +54,7 @@ class Config:
     download_path = f"/bytes?n={DOWNLOAD_BYTES}"
     upload_path = "/upload"
     program_label = ""     # the process of a program started here (not by Apache), in the tables
+    answers_with_pid = True   # a gateway configuration's /hello carries X-Gateway-Pid
 
     def __init__(self, artifacts):
         self.artifacts = artifacts
@@ -237,7 +238,7 @@ class GatewayConfig(Config):
             f"SwiftScriptAlias / {self._program()} process-group=bench",
             gateway=True)
         self.srv.configure(body)
-        self.srv.start(ready_path="/hello", expect_gateway=True)
+        self.srv.start(ready_path="/hello", expect_gateway=self.answers_with_pid)
         self.srv.wait_workers("bench", 2)
         self.port = self.srv.port
 
@@ -264,6 +265,22 @@ class GatewayWideConfig(GatewayConfig):
     has_download = False
     has_upload = False
     threads = 30
+
+
+class GatewayHummingbirdConfig(GatewayConfig):
+    """The same group serving Examples/HummingbirdSite: its `/hello` route through
+    SwiftGatewayHummingbird, beside the plain API's."""
+    name = "gateway-hummingbird"
+    has_download = False
+    has_upload = False
+    answers_with_pid = False
+
+    def _program(self) -> str:
+        """$SG_HUMMINGBIRD (`make` builds it), copied into the server root."""
+        source = os.environ.get("SG_HUMMINGBIRD") or os.path.join(REPO, ".build", "release", "HummingbirdSite")
+        if not os.path.isfile(source):
+            raise BenchError(f"{self.name}: {source} is missing (`make` builds it)")
+        return self.srv.install_program(source)
 
 
 class GatewayFloorConfig(GatewayConfig):
@@ -397,8 +414,9 @@ class StandaloneConfig(Config):
             return repr(e)
 
 
-CONFIG_CLASSES = {c.name: c for c in (StaticConfig, GatewayConfig, GatewayWideConfig, GatewayFloorConfig,
-                                      GatewayNIOFloorConfig, ProxyFcgiConfig, WsgiConfig, StandaloneConfig)}
+CONFIG_CLASSES = {c.name: c for c in (StaticConfig, GatewayConfig, GatewayHummingbirdConfig, GatewayWideConfig,
+                                      GatewayFloorConfig, GatewayNIOFloorConfig, ProxyFcgiConfig, WsgiConfig,
+                                      StandaloneConfig)}
 assert tuple(CONFIG_CLASSES) == CONFIGS
 
 
@@ -409,7 +427,7 @@ def verify(cfg: Config) -> None:
     if r.status_code != 200 or r.content != HELLO:
         raise BenchError(f"{cfg.name}: GET {cfg.hello_path} answered {r.status_code} with "
                          f"{r.content[:300]!r} (expected 200 and exactly {HELLO!r})")
-    if cfg.name.startswith("gateway") and "X-Gateway-Pid" not in r.headers:
+    if cfg.name.startswith("gateway") and cfg.answers_with_pid and "X-Gateway-Pid" not in r.headers:
         raise BenchError(f"{cfg.name}: /hello was not answered by a gateway worker: {dict(r.headers)}")
     if cfg.has_download:
         r = requests.get(cfg.url(cfg.download_path), headers=headers, timeout=60)

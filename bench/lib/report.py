@@ -150,7 +150,7 @@ class Report:
         """The hello ratios of the targets, from CPU per request instead of req/s."""
         anchors = [c for c in ("static", "proxy-fcgi", "wsgi-daemon") if c in self.configs]
         lines = header(["configuration", "connections", *[f"× {c}" for c in anchors]])
-        for cfg in ("gateway", "gateway-t30", "gateway-floor", "gateway-nio-floor"):
+        for cfg in ("gateway", "gateway-hummingbird", "gateway-t30", "gateway-floor", "gateway-nio-floor"):
             if cfg not in self.configs:
                 continue
             for wl in wls:
@@ -361,6 +361,8 @@ class Report:
             f"{APACHE_SETTINGS_TEXT}",
             "- gateway: `SwiftDaemonProcess bench processes=2 threads=15` + "
             "`SwiftScriptAlias / <GatewayFixture copy> process-group=bench`",
+            "- gateway-hummingbird: the same group serving Examples/HummingbirdSite (`/hello`, a Hummingbird "
+            "router route, through SwiftGatewayHummingbird); hello only, informational",
             "- gateway-t30: the same with `threads=30` (60 slots: room for every request at 50 "
             "connections); hello only, informational (the targets use gateway)",
             "- gateway-floor: `SwiftDaemonProcess bench processes=2` + `SwiftScriptAlias /` "

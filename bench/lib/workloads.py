@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from lib.base import UPLOAD_BYTES
 
-CONFIGS = ("static", "gateway", "gateway-t30", "gateway-floor", "gateway-nio-floor", "proxy-fcgi", "wsgi-daemon",
-           "standalone")
+CONFIGS = ("static", "gateway", "gateway-hummingbird", "gateway-t30", "gateway-floor", "gateway-nio-floor",
+           "proxy-fcgi", "wsgi-daemon", "standalone")
 GATEWAY_LIKE = ("gateway", "proxy-fcgi", "wsgi-daemon")
 
 

@@ -56,6 +56,16 @@ public enum Gateway {
         }
     }
 
+    /// Whether `run` serves in this process: Apache started it (a group's supervisor or worker),
+    /// or its command line asks for `--fastcgi` or `--http` (a malformed one too, which `run`
+    /// reports). False for a program started by hand without either, where `run` prints its
+    /// usage: an adapter for another framework runs that framework's own server instead.
+    public static var shouldRun: Bool {
+        guard GatewayRole.current(environment: processEnvironment()) == .unmanaged else { return true }
+        let arguments = CommandLine.arguments.dropFirst()
+        return arguments.contains("--fastcgi") || arguments.contains("--http")
+    }
+
     /// Started by hand: `--fastcgi` or `--http`, else a usage message and exit status 64.
     private static func runStandalone(
         makeResponder: @escaping @Sendable () async throws -> any GatewayResponder, logger: Logger

@@ -13,13 +13,23 @@ public struct GatewayContext: Sendable {
     public var logger: Logger {
         get {
             switch self.loggerSource {
-            case .given(let logger): logger
+            case .given(let logger, _): logger
             case .fastCGI(let channel, let logLevel):
                 FastCGIStandardErrorLogHandler.requestLogger(
                     channel: channel, requestID: self.requestID, group: self.group, logLevel: logLevel)
             }
         }
-        set { self.loggerSource = .given(newValue) }
+        set { self.loggerSource = .given(newValue, channel: self.channel) }
+    }
+    /// The connection the request came on: Apache's FastCGI connection to the worker, or the
+    /// client's under `--http`; nil when the context was made without one. For frameworks whose
+    /// request context needs a `Channel` (the Hummingbird adapter). Its addresses are those of
+    /// the connection, not the client's: the client's are `REMOTE_ADDR` and `REMOTE_PORT`.
+    public var channel: (any Channel)? {
+        switch self.loggerSource {
+        case .given(_, let channel): channel
+        case .fastCGI(let channel, _): channel
+        }
     }
     public var allocator: ByteBufferAllocator
     /// The process group serving the request (`SwiftDaemonProcess` name).
@@ -31,12 +41,15 @@ public struct GatewayContext: Sendable {
 
     /// Where `logger` comes from: one given, or made on demand for a FastCGI connection.
     private enum LoggerSource: Sendable {
-        case given(Logger)
+        case given(Logger, channel: (any Channel)?)
         case fastCGI(any Channel, logLevel: Logger.Level)
     }
 
-    public init(logger: Logger, allocator: ByteBufferAllocator = .init(), group: String, requestID: String) {
-        self.loggerSource = .given(logger)
+    public init(
+        logger: Logger, allocator: ByteBufferAllocator = .init(), group: String, requestID: String,
+        channel: (any Channel)? = nil
+    ) {
+        self.loggerSource = .given(logger, channel: channel)
         self.allocator = allocator
         self.group = group
         self.requestID = requestID

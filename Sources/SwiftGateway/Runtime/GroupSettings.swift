@@ -45,6 +45,8 @@ struct GroupSettings: Sendable, Equatable {
     /// The lowest level of the application's lines that Apache keeps: from the `LogLevel` in
     /// force for the module (`SWIFT_GATEWAY_LOG_LEVEL`, an Apache level name); `.info` without it.
     var logLevel: Logger.Level
+    /// The cookie that pins a client to one worker (`affinity-cookie=`); nil: no affinity.
+    var affinityCookie: String?
 
     /// Parses the variables; missing ones take the documented defaults, malformed ones are errors.
     init(environment: [String: String]) throws(GroupSettingsError) {
@@ -110,5 +112,6 @@ struct GroupSettings: Sendable, Equatable {
         } else {
             self.logLevel = .info
         }
+        self.affinityCookie = environment["SWIFT_GATEWAY_AFFINITY_COOKIE"].flatMap { $0.isEmpty ? nil : $0 }
     }
 }

@@ -47,7 +47,7 @@ struct StandaloneHTTPServer: Sendable {
                     )
                     let context = GatewayContext(
                         logger: self.logger, allocator: channel.allocator, group: "standalone",
-                        requestID: environment["SWIFT_GATEWAY_REQUEST_ID"] ?? ""
+                        requestID: environment["SWIFT_GATEWAY_REQUEST_ID"] ?? "", channel: channel
                     )
                     let response: GatewayResponse
                     do {

@@ -224,8 +224,8 @@ extension Supervisor {
         }
     }
 
-    /// Stops a worker above 1.5 × memory-limit from accepting, to kill it once its other
-    /// requests are done (`killCondemnedWorkers`).
+    /// Stops a worker above 1.5 × memory-limit from accepting (it drains), to kill it once only
+    /// the request that grew is left (`killCondemnedWorkers`).
     private func condemn(pid: pid_t, entry: Int?, name: String, resident: Int) {
         guard !self.condemned.contains(where: { $0.pid == pid }) else { return }
         self.logger.error(
@@ -251,13 +251,15 @@ extension Supervisor {
         self.condemned = waiting
     }
 
-    /// Whether a condemned worker's other requests are done: none is left, or one that has run
-    /// longer than a short request would (the one that grew, most likely).
+    /// Whether a condemned worker's other requests are done and one remains that has run longer
+    /// than a short request would (the one that grew, most likely). With none running it is not
+    /// killed: the board shows a request only once the worker admitted it, so one it has read
+    /// from a kept connection would be lost (Apache cannot send again what the worker read); it
+    /// exits by itself once drained, within `condemnedGrace` or it is killed then.
     private func onlyTheCulpritRemains(in worker: CondemnedWorker) -> Bool {
         guard let entry = worker.entry, let board = self.scoreboard else { return true }
         let running = board.runningRequests(ofWorker: entry)
-        guard running.count <= 1 else { return false }
-        guard let request = running.first else { return true }
+        guard running.count == 1, let request = running.first else { return false }
         return monotonicNanoseconds() - request.started >= Self.culpritAge
     }
 

@@ -134,6 +134,9 @@ final class Supervisor {
         self.settings = settings
         self.policy = RecyclePolicy(settings: settings)
         self.spawner = spawner
+        self.spawner.limitResources(
+            cpuSeconds: UInt64(settings.cpuTimeLimit), hardGrace: UInt64(Self.cpuHardLimitGrace),
+            addressSpaceBytes: UInt64(settings.virtualMemoryLimit))
         self.handover = handover
         self.logger = logger
         self.slots = (0..<settings.maximumProcesses).map { index in
@@ -270,8 +273,8 @@ final class Supervisor {
         return (pid, entry)
     }
 
-    /// `cpu-time-limit` and `virtual-memory-limit`, set on the worker as soon as it exists,
-    /// before its program has run more than its first instructions.
+    /// `cpu-time-limit` and `virtual-memory-limit`: the child set them before it executed the
+    /// program (`WorkerSpawner.limitResources`); set again here, where a failure can be logged.
     private func applyResourceLimits(toWorker index: Int, pid: pid_t) {
         if self.settings.cpuTimeLimit > 0 {
             let soft = UInt64(self.settings.cpuTimeLimit)

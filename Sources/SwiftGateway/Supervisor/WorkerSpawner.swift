@@ -1,3 +1,5 @@
+import CSwiftGatewayLinux
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -13,6 +15,9 @@ struct WorkerSpawner: Sendable {
     var environment: [String: String]
     /// The group's scoreboard, placed at fd 4 in each worker; nil: workers run without one.
     private(set) var scoreboardDescriptor: CInt?
+    /// `cpu-time-limit` and `virtual-memory-limit`, set in the child before it executes the
+    /// program: no worker ever runs, nor shows in /proc as one, without them.
+    private(set) var resourceLimits = sg_spawn_limits(cpu_soft_seconds: 0, cpu_hard_seconds: 0, address_space_bytes: 0)
 
     init(executablePath: String, processTitle: String, arguments: [String], environment: [String: String]) {
         self.executablePath = executablePath
@@ -39,9 +44,17 @@ struct WorkerSpawner: Sendable {
         self.environment[GroupScoreboard.environmentVariable] = String(GroupScoreboard.workerDescriptor)
     }
 
+    /// Workers spawned from now on start with RLIMIT_CPU `cpuSeconds` (soft) and `cpuSeconds +
+    /// hardGrace` (hard), and RLIMIT_AS `addressSpaceBytes`; 0: no such limit.
+    mutating func limitResources(cpuSeconds: UInt64, hardGrace: UInt64, addressSpaceBytes: UInt64) {
+        self.resourceLimits = sg_spawn_limits(
+            cpu_soft_seconds: cpuSeconds, cpu_hard_seconds: cpuSeconds > 0 ? cpuSeconds + hardGrace : 0,
+            address_space_bytes: addressSpaceBytes)
+    }
+
     /// Spawns the worker of slot `index` from `executablePath` (the running build when nil),
-    /// publishing on scoreboard entry `entry`; the child starts with default signal dispositions
-    /// and an empty mask.
+    /// publishing on scoreboard entry `entry`; the child starts with its resource limits, default
+    /// signal dispositions (but SIGXCPU's, ignored: see `Supervisor.run`) and an empty mask.
     func spawn(index: Int, entry: Int, executablePath: String? = nil) throws(SystemCallError) -> pid_t {
         let executablePath = executablePath ?? self.executablePath
         var environment = self.environment
@@ -54,32 +67,19 @@ struct WorkerSpawner: Sendable {
             envp.forEach { free($0) }
         }
 
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
         var defaults = sigset_t()
         sigemptyset(&defaults)
         for signalNumber in [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGPIPE, SIGCHLD] {
             sigaddset(&defaults, signalNumber)
         }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        var fileActions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fileActions)
-        defer { posix_spawn_file_actions_destroy(&fileActions) }
-        if let scoreboard = self.scoreboardDescriptor {
-            posix_spawn_file_actions_adddup2(&fileActions, scoreboard, GroupScoreboard.workerDescriptor)
-        }
-
+        var limits = self.resourceLimits
         var pid: pid_t = 0
         let result = executablePath.withCString { path in
-            posix_spawn(&pid, path, &fileActions, &attributes, argv, envp)
+            sg_spawn_worker(
+                &pid, path, argv, envp, self.scoreboardDescriptor ?? -1, GroupScoreboard.workerDescriptor, &defaults,
+                &limits)
         }
-        guard result == 0 else { throw SystemCallError("posix_spawn \(executablePath)", errorNumber: result) }
+        guard result == 0 else { throw SystemCallError("spawn \(executablePath)", errorNumber: result) }
         return pid
     }
 }

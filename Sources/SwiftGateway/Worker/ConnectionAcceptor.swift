@@ -89,7 +89,7 @@ struct ConnectionAcceptor: Sendable {
 
     /// Accepts the waiting connection if it comes from an allowed peer; nil when a sibling took
     /// it first, the client gave up, or the peer was refused.
-    private func acceptVerifiedConnection() -> CInt? {
+    func acceptVerifiedConnection() -> CInt? {
         let descriptor = sg_accept_cloexec_nonblock(self.listener)
         if descriptor < 0 {
             switch errno {

@@ -190,6 +190,12 @@ final class ConnectionSlots: @unchecked Sendable {
         }
     }
 
+    /// Counts in a connection to the worker's own socket (`affinity-cookie=`): taken while
+    /// every slot runs, as its requests wait for this worker rather than go to a sibling.
+    func takeRouted() {
+        self.locked { self.held += 1 }
+    }
+
     /// Whether `connectionCapacity` connections are open.
     var connectionsAreAllOpen: Bool { self.locked { self.held >= self.connectionCapacity } }
 

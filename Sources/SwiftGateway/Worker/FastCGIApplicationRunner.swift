@@ -28,11 +28,14 @@ final class FastCGIApplicationRunner: Sendable {
     let queueTimeout: Double?
     /// The lowest level of the requests' log lines that is sent to Apache (its `LogLevel`).
     let requestLogLevel: Logger.Level
+    /// Set on every response (`affinity-cookie=`): given to the runner of the group socket's
+    /// connections, whose requests carried no valid route to this worker; nil otherwise.
+    let routeCookie: RouteCookie?
 
     init(
         responder: any GatewayResponder, group: String, token: String?, logger: Logger,
         executor: EventLoopTaskExecutor?, startsOnGlobalPool: Bool = false, queueTimeout: Double? = nil,
-        requestLogLevel: Logger.Level = .info
+        requestLogLevel: Logger.Level = .info, routeCookie: RouteCookie? = nil
     ) {
         precondition(!startsOnGlobalPool || executor == nil, "a task on the global pool has no executor preference")
         self.responder = responder
@@ -43,6 +46,7 @@ final class FastCGIApplicationRunner: Sendable {
         self.startsOnGlobalPool = startsOnGlobalPool
         self.queueTimeout = queueTimeout
         self.requestLogLevel = requestLogLevel
+        self.routeCookie = routeCookie
     }
 
     /// The CGI variables of a request, or nil when it lacks the group's token (logged).
@@ -63,7 +67,7 @@ final class FastCGIApplicationRunner: Sendable {
             channel: channel, group: self.group, requestID: environment["SWIFT_GATEWAY_REQUEST_ID"] ?? "",
             logLevel: self.requestLogLevel)
 
-        let response: GatewayResponse
+        var response: GatewayResponse
         if let limit = self.queueTimeout, limit > 0,
             let waited = Self.secondsWaited(since: environment.decimalValue(named: "SWIFT_GATEWAY_REQUEST_START")),
             waited > limit
@@ -71,7 +75,9 @@ final class FastCGIApplicationRunner: Sendable {
             context.logger.warning(
                 "SG1120: the request waited \(formatSeconds(waited)) for a request slot, longer than queue-timeout \(formatSeconds(limit)): answered 503 without running it"
             )
-            await FastCGIResponseWriter(channel: channel).write(Self.queueTimedOut(retryAfter: limit), context: context)
+            response = Self.queueTimedOut(retryAfter: limit)
+            if let routeCookie = self.routeCookie { response.headerFields.append(routeCookie.field(for: environment)) }
+            await FastCGIResponseWriter(channel: channel).write(response, context: context)
             return
         }
         do {
@@ -90,6 +96,7 @@ final class FastCGIApplicationRunner: Sendable {
             context.logger.error("SG1117: the application threw: \(error)")
             response = GatewayResponse(status: .internalServerError, body: .init(string: "Internal Server Error\n"))
         }
+        if let routeCookie = self.routeCookie { response.headerFields.append(routeCookie.field(for: environment)) }
         await FastCGIResponseWriter(channel: channel).write(response, context: context)
     }
 }

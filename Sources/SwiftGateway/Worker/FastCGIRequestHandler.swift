@@ -95,6 +95,9 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     private let runner: FastCGIApplicationRunner
     private let slots: ConnectionSlots
     private let connectionID: Int
+    /// Set for a connection to the worker's own socket (a routed one, `affinity-cookie=`):
+    /// counts its requests, which are never turned away to a sibling.
+    private let routedRequests: RoutedRequestCount?
     private var state = State.waitingForHead(listedIdle: false)
     /// The body stream of the request being served; nil when it announced no body (most
     /// requests), and outside `.serving`.
@@ -115,10 +118,15 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
 
     /// - Parameters:
     ///   - slots: The worker's slots; the caller has taken one for this connection.
-    init(runner: FastCGIApplicationRunner, slots: ConnectionSlots, connectionID: Int) {
+    ///   - routedRequests: Given for a connection to the worker's own socket.
+    init(
+        runner: FastCGIApplicationRunner, slots: ConnectionSlots, connectionID: Int,
+        routedRequests: RoutedRequestCount? = nil
+    ) {
         self.runner = runner
         self.slots = slots
         self.connectionID = connectionID
+        self.routedRequests = routedRequests
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -166,6 +174,7 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
         }
         let announcedBody = AnnouncedBody(environment)
         self.lastRequestID = head.requestID
+        self.routedRequests?.increment()
 
         let channel = context.channel
         // The closures a waiting request needs are made only when every slot runs.
@@ -200,8 +209,10 @@ final class FastCGIRequestHandler: ChannelDuplexHandler {
     private func admitWhileFull(environment: CGIEnvironment, channel: any Channel) -> ConnectionSlots.Admission {
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
         return self.slots.admit(
-            // Apache sends a request again only when it came on a kept connection.
-            connectionID: self.connectionID, channel: channel, mayTurnAway: self.requestsServed > 0,
+            // Apache sends a request again only when it came on a kept connection; a routed one
+            // waits for this worker, whose own socket it came through.
+            connectionID: self.connectionID, channel: channel,
+            mayTurnAway: self.routedRequests == nil && self.requestsServed > 0,
             start: { slot in
                 if channel.eventLoop.inEventLoop {
                     handler.value.startQueued(environment: environment, channel: channel, slot: slot)

@@ -44,14 +44,22 @@ struct WorkerProcess {
         let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let (slots, markAccepting) = self.makeSlots()
         let onTheLoop = self.settings.executor == .eventLoop
-        let runner = FastCGIApplicationRunner(
-            responder: responder, group: self.settings.group, token: self.settings.token, logger: self.logger,
-            executor: onTheLoop ? EventLoopTaskExecutor(eventLoop: eventLoopGroup.next()) : nil,
-            startsOnGlobalPool: !onTheLoop, queueTimeout: self.settings.queueTimeout,
-            requestLogLevel: self.settings.logLevel
-        )
-        // A bootstrap is not Sendable: the accept thread builds its own, once.
-        let makeBootstrap: @Sendable () -> ClientBootstrap = {
+        let affinity = self.makeOwnSocket()
+        func makeRunner(routeCookie: RouteCookie?) -> FastCGIApplicationRunner {
+            FastCGIApplicationRunner(
+                responder: responder, group: self.settings.group, token: self.settings.token, logger: self.logger,
+                executor: onTheLoop ? EventLoopTaskExecutor(eventLoop: eventLoopGroup.next()) : nil,
+                startsOnGlobalPool: !onTheLoop, queueTimeout: self.settings.queueTimeout,
+                requestLogLevel: self.settings.logLevel, routeCookie: routeCookie
+            )
+        }
+        // The group socket's requests carried no valid route to this worker: their responses
+        // set one. Those of its own socket did (Apache checked it): theirs set none.
+        let runner = makeRunner(routeCookie: affinity?.cookie)
+        let routedRunner = affinity.map { _ in makeRunner(routeCookie: nil) }
+        let routedRequests = RoutedRequestCount()
+        // A bootstrap is not Sendable: each accept thread builds its own, once.
+        let makeBootstrap: @Sendable (_ routed: Bool) -> ClientBootstrap = { routed in
             ClientBootstrap(group: eventLoopGroup)
                 // Room for a few 64 KiB body chunks before a streaming writer has to wait.
                 .channelOption(.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
@@ -65,7 +73,9 @@ struct WorkerProcess {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandlers(
                             FastCGIServerCodec(),
-                            FastCGIRequestHandler(runner: runner, slots: slots, connectionID: slots.makeConnectionID())
+                            FastCGIRequestHandler(
+                                runner: routed ? routedRunner ?? runner : runner, slots: slots,
+                                connectionID: slots.makeConnectionID(), routedRequests: routed ? routedRequests : nil)
                         )
                     }
                 }
@@ -81,9 +91,32 @@ struct WorkerProcess {
             metadata: ["threads": "\(self.settings.threads)", "executor": "\(self.settings.executor.rawValue)"])
         // From now on the supervisor counts this worker as serving (a recycle waits for it).
         markAccepting()
-        // Returns when a termination signal arrives.
-        try await acceptThread.runIfActive {
-            let bootstrap = makeBootstrap()
+        let routedAcceptor = affinity.map {
+            RoutedConnectionAcceptor(
+                listener: $0.listener, slots: slots, allowedPeerUID: self.settings.peerUID, logger: self.logger)
+        }
+        let routedThread = NIOThreadPool(numberOfThreads: 1)
+        if let routedAcceptor {
+            routedThread.start()
+            routedThread.submit { _ in
+                let bootstrap = makeBootstrap(true)
+                routedAcceptor.run { descriptor in
+                    bootstrap.withConnectedSocket(descriptor).whenFailure { error in
+                        logger.error("SG1103: cannot set up an accepted connection: \(error)")
+                        close(descriptor)
+                        slots.release()
+                    }
+                }
+            }
+        }
+        // Returns when a termination signal arrives, and the worker is draining: idle connections
+        // are closed (each telling Apache its next request was not run), requests in flight get
+        // graceful-timeout to finish, then their connections close. Draining begins on the accept
+        // thread, as the signal is seen: until then kept connections still take new requests,
+        // and the task's resumption may wait for a busy cooperative pool.
+        // The supervisor may still give up on a request (SIGUSR2): looked for every 1 ms.
+        let idleConnections = try await acceptThread.runIfActive {
+            let bootstrap = makeBootstrap(false)
             acceptor.run { descriptor in
                 bootstrap.withConnectedSocket(descriptor).whenFailure { error in
                     logger.error("SG1103: cannot set up an accepted connection: \(error)")
@@ -91,12 +124,10 @@ struct WorkerProcess {
                     slots.release()
                 }
             }
+            return slots.beginDraining()
         }
-
-        // Draining: idle connections are closed (each telling Apache its next request was not
-        // run), requests in flight get graceful-timeout to finish, then their connections close.
-        // The supervisor may still give up on one of them (SIGUSR2): looked for every 1 ms.
-        for idle in slots.beginDraining() {
+        routedAcceptor?.stop()
+        for idle in idleConnections {
             idle.pipeline.fireUserInboundEventTriggered(ReclaimIdleConnection())
         }
         let deadline = monotonicSeconds() + self.settings.gracefulTimeout
@@ -122,6 +153,27 @@ struct WorkerProcess {
         }
         self.logger.debug("worker drained")
         exit(0)
+    }
+
+    /// With `affinity-cookie=`: this worker's route, and its own socket listening
+    /// (`RoutedConnectionAcceptor`); nil without affinity, or when the socket cannot be made
+    /// (logged: the worker then serves through the group socket only, and sets no cookie).
+    private func makeOwnSocket() -> (cookie: RouteCookie, listener: CInt)? {
+        guard let name = self.settings.affinityCookie else { return nil }
+        guard let token = self.settings.token else {
+            self.logger.error("SG1126: affinity-cookie=\(name) without the group's token: no affinity")
+            return nil
+        }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let start = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec / 1_000)
+        let route = WorkerRoute(token: token, socketPath: self.settings.socketPath, pid: getpid(), start: start)
+        guard
+            let listener = RoutedConnectionAcceptor.listen(
+                name: route.socketName, backlog: self.settings.listenBacklog, logger: self.logger)
+        else { return nil }
+        self.logger.debug("worker route", metadata: ["route": "\(route.text)"])
+        return (RouteCookie(name: name, route: route), listener)
     }
 
     /// Connections a worker keeps open at most: room for every Apache thread that sends it

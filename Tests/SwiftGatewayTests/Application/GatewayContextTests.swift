@@ -22,4 +22,16 @@ final class GatewayContextTests: XCTestCase {
         XCTAssertEqual(context.logger.label, "given")
         XCTAssertEqual(context.requestID, "1")
     }
+
+    func testTheConnectionIsThereForTheGatewaysContextsAndKeptWithAChangedLogger() {
+        let channel = EmbeddedChannel()
+        var fastCGI = GatewayContext(channel: channel, group: "site", requestID: "abc")
+        XCTAssertTrue(fastCGI.channel === channel)
+        fastCGI.logger = Logger(label: "mine")
+        XCTAssertTrue(fastCGI.channel === channel)
+        let given = GatewayContext(
+            logger: Logger(label: "given"), group: "standalone", requestID: "1", channel: channel)
+        XCTAssertTrue(given.channel === channel)
+        XCTAssertNil(GatewayContext(logger: Logger(label: "given"), group: "standalone", requestID: "1").channel)
+    }
 }

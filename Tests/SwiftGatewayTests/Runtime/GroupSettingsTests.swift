@@ -24,6 +24,13 @@ final class GroupSettingsTests: XCTestCase {
         XCTAssertTrue(settings.reload)
         XCTAssertNil(settings.programPath)
         XCTAssertNil(settings.restartFile)
+        XCTAssertNil(settings.affinityCookie, "no affinity unless Apache passes a cookie name")
+    }
+
+    func testReadsTheAffinityCookie() throws {
+        XCTAssertEqual(
+            try GroupSettings(environment: ["SWIFT_GATEWAY_AFFINITY_COOKIE": "SGROUTE"]).affinityCookie, "SGROUTE")
+        XCTAssertNil(try GroupSettings(environment: ["SWIFT_GATEWAY_AFFINITY_COOKIE": ""]).affinityCookie)
     }
 
     func testReadsDeploymentAndScaling() throws {

@@ -22,30 +22,43 @@ final class FastCGIRequestHandlerTests: XCTestCase {
     func makeConnection(
         slots: ConnectionSlots,
         readingBody: Bool = false,
+        routedRequests: RoutedRequestCount? = nil,
+        routeCookie: RouteCookie? = nil,
         response: @escaping @Sendable () -> GatewayResponse = { GatewayResponse(body: .init(string: "Hello world!\n")) }
     ) async throws -> NIOAsyncTestingChannel {
-        try await self.makeConnection(slots: slots) { request in
+        try await self.makeConnection(slots: slots, routedRequests: routedRequests, routeCookie: routeCookie) {
+            request in
             if readingBody { for try await _ in request.body {} }
             return response()
         }
     }
 
-    /// - Parameter startsOnGlobalPool: the application's tasks as with `executor=thread-pool`.
+    /// - Parameters:
+    ///   - startsOnGlobalPool: the application's tasks as with `executor=thread-pool`.
+    ///   - routedRequests: a connection to the worker's own socket (`affinity-cookie=`).
+    ///   - routeCookie: what a connection to the group socket sets (`affinity-cookie=`).
     func makeConnection(
-        slots: ConnectionSlots, startsOnGlobalPool: Bool = false,
+        slots: ConnectionSlots, startsOnGlobalPool: Bool = false, routedRequests: RoutedRequestCount? = nil,
+        routeCookie: RouteCookie? = nil,
         respond: @escaping @Sendable (GatewayRequest) async throws -> GatewayResponse
     ) async throws -> NIOAsyncTestingChannel {
         let runner = FastCGIApplicationRunner(
             responder: GatewayClosureResponder { request, _ in try await respond(request) },
             group: "test", token: nil, logger: Logger(label: "test"), executor: nil,
-            startsOnGlobalPool: startsOnGlobalPool
+            startsOnGlobalPool: startsOnGlobalPool, routeCookie: routeCookie
         )
-        XCTAssertTrue(slots.tryTake())
+        if routedRequests == nil {
+            XCTAssertTrue(slots.tryTake())
+        } else {
+            slots.takeRouted()
+        }
         let channel = NIOAsyncTestingChannel()
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.addHandlers(
                 FastCGIServerCodec(),
-                FastCGIRequestHandler(runner: runner, slots: slots, connectionID: slots.makeConnectionID())
+                FastCGIRequestHandler(
+                    runner: runner, slots: slots, connectionID: slots.makeConnectionID(),
+                    routedRequests: routedRequests)
             )
         }.get()
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9))
@@ -301,8 +314,9 @@ final class FastCGIRequestHandlerTests: XCTestCase {
     }
     /// Two connections to a worker with one slot: the first runs a response held until `release`,
     /// the second has served one request (so it is a kept connection Apache would resend on).
+    /// - Parameter routedRequests: makes `kept` a connection to the worker's own socket.
     private func fullWorker(
-        siblingRoom: (@Sendable () -> Int)?
+        siblingRoom: (@Sendable () -> Int)?, routedRequests: RoutedRequestCount? = nil
     ) async throws -> (
         slots: ConnectionSlots, busy: NIOAsyncTestingChannel, kept: NIOAsyncTestingChannel,
         release: @Sendable () -> Void
@@ -316,7 +330,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
                     try await writer.write(ByteBuffer(string: "held\n"))
                 })
         }
-        let kept = try await self.makeConnection(slots: slots)
+        let kept = try await self.makeConnection(slots: slots, routedRequests: routedRequests)
         try await kept.writeInbound(self.request(keepConnection: true))
         _ = try await self.response(from: kept)
         try await self.waitUntil { slots.runningCount == 0 }
@@ -359,6 +373,41 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         try await self.waitUntil { slots.runningCount == 0 && slots.queuedCount == 0 }
         _ = try? await busy.finish()
         _ = try? await kept.finish()
+    }
+
+    func testARoutedRequestOfAFullWorkerWaitsForItEvenWhileASiblingHasRoom() async throws {
+        let routed = RoutedRequestCount()
+        let (slots, busy, kept, release) = try await self.fullWorker(siblingRoom: { 1 }, routedRequests: routed)
+        try await kept.writeInbound(self.request(keepConnection: true))
+        try await self.waitUntil { slots.queuedCount == 1 }
+        // The queue's watch turns away only what may go to a sibling: this stays.
+        try await Task.sleep(for: .milliseconds(20))
+        XCTAssertEqual(slots.queuedCount, 1)
+        release()
+        _ = try await self.response(from: busy)
+        let records = try await self.response(from: kept)
+        XCTAssertEqual(records.prefix(2).map(\.type), [.requestWaiting, .requestStarted])
+        XCTAssertTrue(self.stdout(records).hasSuffix("Hello world!\n"))
+        XCTAssertEqual(routed.value, 2, "each request of the routed connection counted")
+        _ = try? await busy.finish()
+        _ = try? await kept.finish()
+    }
+
+    func testTheGroupSocketsResponsesSetTheRouteAndTheOwnSocketsDoNot() async throws {
+        let route = WorkerRoute(token: "t", socketPath: "/s", pid: 7, start: 1)
+        let cookie = RouteCookie(name: "R", route: route)
+        let slots = ConnectionSlots(capacity: 2)
+        let shared = try await self.makeConnection(slots: slots, routeCookie: cookie)
+        try await shared.writeInbound(self.request(keepConnection: true))
+        let sharedResponse = self.stdout(try await self.response(from: shared))
+        XCTAssertTrue(
+            sharedResponse.contains("Set-Cookie: R=\(route.text); Path=/; HttpOnly; SameSite=Lax\r\n"), sharedResponse)
+        let own = try await self.makeConnection(slots: slots, routedRequests: RoutedRequestCount())
+        try await own.writeInbound(self.request(keepConnection: true))
+        let ownResponse = self.stdout(try await self.response(from: own))
+        XCTAssertFalse(ownResponse.contains("Set-Cookie"), ownResponse)
+        _ = try? await shared.finish()
+        _ = try? await own.finish()
     }
 
     func testAQueuedRequestWhoseConnectionClosesGivesUpItsTurn() async throws {

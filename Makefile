@@ -4,6 +4,8 @@
 #   make run        serve the example site on http://127.0.0.1:8080/
 #   make install    install the module and its Debian-style .load/.conf
 #   make install-test  make install, a2enmod, apache2ctl configtest on this machine's Apache, undone after
+#   make fuzz       run each fuzz target for FUZZ_SECONDS (docs/testing.md); not part of make test
+#   make test-asan  the integration tests against the module built with ASan and UBSan (docs/testing.md)
 #   make bench      compare the gateway with static files, mod_proxy_fcgi and mod_wsgi (bench/README.md)
 
 APXS        ?= apxs
@@ -32,7 +34,7 @@ NIO_FLOOR_BIN = $(BENCH_SCRATCH)/$(CONFIG)/NIOFloorWorker
 BENCH_SWIFT_SRC = bench/Package.swift $(shell find bench/Sources -name '*.swift' -o -name '*.c' -o -name '*.h' 2>/dev/null)
 ARTIFACTS    = SG_MODULE=$(CURDIR)/$(MODULE) SG_FIXTURE=$(CURDIR)/$(FIXTURE_BIN) SG_HUMMINGBIRD=$(CURDIR)/$(HUMMINGBIRD_BIN)
 
-.PHONY: all module swift nio-floor test format-check format unit-test docs-test integration-test run install install-test clean dependencies bench callgrind
+.PHONY: all module swift nio-floor fuzz fuzz-build test-asan asan-module unit-test-sanitizers test format-check format unit-test docs-test integration-test run install install-test clean dependencies bench callgrind
 
 all: module swift
 
@@ -60,9 +62,86 @@ $(NIO_FLOOR_BIN): $(BENCH_SWIFT_SRC) Makefile
 	$(SWIFT) build --package-path bench --scratch-path $(CURDIR)/$(BENCH_SCRATCH) -c $(CONFIG) \
 		--product NIOFloorWorker $(SWIFT_BUILD_FLAGS)
 
+# ---- make fuzz: libFuzzer targets (docs/testing.md) -------------------------------------------
+# The module's reading of a worker's bytes (CModule/sg_records.c, linked as it is) built with
+# Debian's clang; the runtime's decoders (Fuzz/Package.swift) with Swift's -sanitize=fuzzer. Each
+# runs FUZZ_SECONDS from its seed corpus (Fuzz/corpus/<target>) into a working copy of it.
+FUZZ_CC        ?= /usr/bin/clang
+FUZZ_SECONDS   ?= 30
+FUZZ_RUNS      ?= -1
+FUZZ_SCRATCH    = .build-fuzz
+FUZZ_SANITIZE   = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_C_BIN      = $(FUZZ_SCRATCH)/c/fuzz_worker_stream
+FUZZ_SWIFT_SRC  = Fuzz/Package.swift $(shell find Fuzz/Sources -name '*.swift' 2>/dev/null)
+FUZZ_SWIFT_BIN  = $(FUZZ_SCRATCH)/release/FuzzRecordDecoder $(FUZZ_SCRATCH)/release/FuzzNameValuePairs \
+                  $(FUZZ_SCRATCH)/release/FuzzCGIRequest
+
+fuzz-build: $(FUZZ_C_BIN) $(FUZZ_SCRATCH)/release/FuzzCGIRequest
+
+$(FUZZ_C_BIN): Fuzz/c/fuzz_worker_stream.c CModule/sg_records.c CModule/sg_records.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -g -O1 $(FUZZ_SANITIZE) -Wall -Wextra -Werror -DLINUX -D_REENTRANT -D_GNU_SOURCE \
+		-ICModule -I$$($(APXS) -q INCLUDEDIR) $$(apr-1-config --includes) \
+		Fuzz/c/fuzz_worker_stream.c CModule/sg_records.c -o $@
+
+# -enable-testing: the targets reach the runtime's internal decoders by @testable import
+$(FUZZ_SCRATCH)/release/FuzzCGIRequest: $(FUZZ_SWIFT_SRC) $(SWIFT_SRC)
+	$(SWIFT) build --package-path Fuzz --scratch-path $(CURDIR)/$(FUZZ_SCRATCH) -c release \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) ./Fuzz/run.sh $(FUZZ_SCRATCH) \
+		worker_stream=$(FUZZ_C_BIN) \
+		record_decoder=$(FUZZ_SCRATCH)/release/FuzzRecordDecoder \
+		name_value_pairs=$(FUZZ_SCRATCH)/release/FuzzNameValuePairs \
+		cgi_request=$(FUZZ_SCRATCH)/release/FuzzCGIRequest
+
+# ---- make test-asan: the module with AddressSanitizer and UndefinedBehaviorSanitizer ------------
+# Built from a copy of CModule/ in its own directory, so the normal module stays as it is, and
+# loaded into Debian's httpd with the ASan runtime preloaded; a sanitizer report written during a
+# test fails it (Tests/Integration/conftest.py). Leak checks are off: httpd's children exit with
+# their pools allocated, by design.
+comma        := ,
+ASAN_SCRATCH  = .build-asan
+ASAN_MODULE   = $(ASAN_SCRATCH)/module/.libs/mod_swift_gateway.so
+ASAN_FLAGS    = -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_REPORTS  = $(CURDIR)/$(ASAN_SCRATCH)/reports
+# httpd installs its own SIGSEGV/SIGABRT handlers: ASan's stay, so a crash is a report too
+ASAN_OPTIONS_HTTPD = detect_leaks=0:allow_user_segv_handler=0:handle_abort=1
+ASAN_RUNTIME  = $(shell $$($(APXS) -q CC) -print-file-name=libasan.so)
+# test_scaling's check that workers start at least 0.5 s apart sees all three start within one
+# 20 ms poll when Apache runs the sanitized module (no report; it passes with the normal module)
+ASAN_TESTS   ?= Tests/Integration \
+	--deselect Tests/Integration/test_scaling.py::test_group_grows_to_maximum_processes_under_queued_load_and_shrinks_when_idle
+
+asan-module: $(ASAN_MODULE)
+
+$(ASAN_MODULE): $(MODULE_SRC)
+	rm -rf $(ASAN_SCRATCH)/module && mkdir -p $(ASAN_SCRATCH)/module
+	cp $(MODULE_SRC) $(ASAN_SCRATCH)/module/
+	cd $(ASAN_SCRATCH)/module && $(APXS) -c -Wc,-Wall -Wc,-Wextra -Wc,-Werror \
+		$(addprefix -Wc$(comma),$(ASAN_FLAGS)) -Wl,-fsanitize=address,undefined \
+		-o mod_swift_gateway.la $(notdir $(filter %.c,$(MODULE_SRC)))
+
+test-asan: dependencies
+	$(MAKE) asan-module swift
+	rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS) && chmod 1777 $(ASAN_REPORTS)
+	SG_MODULE=$(CURDIR)/$(ASAN_MODULE) SG_FIXTURE=$(CURDIR)/$(FIXTURE_BIN) SG_EXAMPLE=$(CURDIR)/$(EXAMPLE_BIN) \
+		SG_HTTPD_PRELOAD=$(ASAN_RUNTIME) SG_SANITIZER_LOG_DIR=$(ASAN_REPORTS) \
+		ASAN_OPTIONS=$(ASAN_OPTIONS_HTTPD) UBSAN_OPTIONS=print_stacktrace=1 \
+		$(PYTHON) -m pytest -q $(ASAN_TESTS)
+	@if [ -n "$$(ls -A $(ASAN_REPORTS))" ]; then echo "sanitizer reports in $(ASAN_REPORTS)"; exit 1; fi
+
+# The Swift unit tests under the sanitizers the toolchain has on Linux (docs/testing.md). Leak
+# checks are off: the tests leave EmbeddedChannels unfinished, whose pipelines never let go.
+unit-test-sanitizers:
+	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --scratch-path $(CURDIR)/.build-sanitize-address --sanitize=address
+	$(SWIFT) test --scratch-path $(CURDIR)/.build-sanitize-thread --sanitize=thread
+
 # the code is formatted as .clang-format and .swift-format say (fix: make format)
-C_FORMATTED     = $(wildcard CModule/*.c CModule/*.h Sources/CSwiftGatewayLinux/*.c Sources/CSwiftGatewayLinux/include/*.h)
-SWIFT_FORMATTED = Package.swift Sources Tests/SwiftGatewayTests Tests/SwiftGatewayHummingbirdTests Tests/Fixtures Examples bench/Package.swift bench/Sources
+C_FORMATTED     = $(wildcard CModule/*.c CModule/*.h Fuzz/c/*.c Sources/CSwiftGatewayLinux/*.c Sources/CSwiftGatewayLinux/include/*.h)
+SWIFT_FORMATTED = Package.swift Sources Tests/SwiftGatewayTests Tests/SwiftGatewayHummingbirdTests Tests/Fixtures Examples \
+                  bench/Package.swift bench/Sources Fuzz/Package.swift Fuzz/Sources
 
 format-check:
 	clang-format --dry-run --Werror $(C_FORMATTED)
@@ -119,4 +198,4 @@ install-test: module $(EXAMPLE_BIN)
 clean:
 	rm -rf CModule/.libs CModule/*.o CModule/*.lo CModule/*.la CModule/*.slo
 	$(SWIFT) package clean
-	rm -rf $(BENCH_SCRATCH)
+	rm -rf $(BENCH_SCRATCH) $(FUZZ_SCRATCH) $(ASAN_SCRATCH) .build-sanitize-address .build-sanitize-thread

@@ -416,12 +416,8 @@ void sg_exchange_reset(sg_exchange *ex)
     ex->to.stdin_broken = 0;
     ex->to.body_sent = 0;
 
-    ex->from.rhdr_have = 0;
-    ex->from.rtype = 0;
-    ex->from.rclen = 0;
+    sg_record_reader_init(&ex->from.rec);
     ex->from.rplen = 0;
-    ex->from.in_content = 0;
-    ex->from.rbody_have = 0;
     ex->from.end_seen = 0;
     ex->from.protocol_status = -1;
     ex->from.app_status = 0;
@@ -432,9 +428,7 @@ void sg_exchange_reset(sg_exchange *ex)
     ex->from.leftover = 0;
 
     ex->resp.hlen = 0;
-    ex->resp.line_len = 0;
-    ex->resp.in_name = 1;
-    ex->resp.prev_cr = 0;
+    sg_header_scan_init(&ex->resp.scan);
     ex->resp.headers_done = 0;
     ex->resp.headers_passed = 0;
     ex->resp.ignore_body = 0;

@@ -6,6 +6,7 @@
  *   sg_connect.c   the connection: an idle kept-alive one or a new one
  *   sg_exchange.c  the full-duplex loop: STDIN out, records in, passed on
  *   sg_response.c  the records from the worker: headers, body, stderr
+ *   sg_records.c   their parsing, apart from I/O and httpd (sg_records.h)
  *   sg_handler.c   the handler: runs an exchange and maps how it ended
  *   sg_sendfile.c  X-Sendfile: the file sent once the exchange is over
  */
@@ -14,6 +15,7 @@
 #define SG_EXCHANGE_H
 
 #include "mod_swift_gateway.h"
+#include "sg_records.h"
 #include "sg_timeouts.h"
 
 #include "util_fcgi.h"
@@ -23,7 +25,6 @@
 
 #include <sys/uio.h>
 
-#define SG_REQUEST_ID 1
 /* Request body chunks: one STDIN record each, as large as a record allows
  * (65535 bytes), rounded down to a multiple of 8. */
 #define SG_STDIN_CHUNK (64 * 1024 - 8)
@@ -41,12 +42,6 @@
 /* protocolStatus of END_REQUEST */
 #define SG_FCGI_REQUEST_COMPLETE 0
 #define SG_FCGI_OVERLOADED       2
-/* Empty records of types FastCGI leaves unassigned, by which a worker whose
- * request slots are all running says a request waits for one, and later
- * that it starts: a worker that closes the connection in between never ran
- * it.  Other FastCGI applications send neither. */
-#define SG_FCGI_REQUEST_WAITING 0x57 /* 'W' */
-#define SG_FCGI_REQUEST_STARTED 0x53 /* 'S' */
 /* appStatus of END_REQUEST by which a worker says it keeps the connection
  * ("SGKA"); a program that does not say so closes it, so it is not reused. */
 #define SG_APP_STATUS_KEPT 0x53474b41UL
@@ -101,17 +96,13 @@ typedef struct {
     apr_off_t body_sent;
 } sg_to_worker;
 
-/* From the worker: the FastCGI record parser. */
+/* From the worker: the FastCGI records, as read so far. */
 typedef struct {
     char *iobuf;
-    unsigned char rhdr[AP_FCGI_HEADER_LEN];
-    apr_size_t rhdr_have;
-    unsigned char rtype;
-    apr_size_t rclen; /* content left in the current record */
-    apr_size_t rplen; /* padding left */
-    int in_content;
-    unsigned char rbody[8]; /* content of END_REQUEST or REQUEST_WAITING */
-    apr_size_t rbody_have;
+    sg_record_reader rec;
+    apr_size_t rplen; /* END_REQUEST's padding left unread when the
+                          * exchange ended: the connection is reused only
+                          * when it is 0 */
     int end_seen;
     int protocol_status; /* -1 until END_REQUEST tells */
     apr_uint32_t app_status;
@@ -129,9 +120,7 @@ typedef struct {
 typedef struct {
     char *hbuf;
     apr_size_t hlen, hcap;
-    apr_size_t line_len; /* 0: at the start of a header line */
-    int in_name;
-    int prev_cr;
+    sg_header_scan scan; /* where the check of the block stands */
     int headers_done;
     int headers_passed; /* something went to the output filters */
     int ignore_body;

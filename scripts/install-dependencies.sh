@@ -15,6 +15,8 @@ command -v ss >/dev/null 2>&1 || packages+=(iproute2)
 command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-pip)
 # make test checks the C code's format (.clang-format)
 command -v clang-format >/dev/null 2>&1 || packages+=(clang-format)
+# make fuzz builds its C target with Debian's clang and libFuzzer (docs/testing.md)
+[ -x /usr/bin/clang ] || packages+=(clang)
 # the integration tests run the example program behind nginx too (test_elsewhere.py)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || packages+=(nginx)
 if [ ${#packages[@]} -gt 0 ]; then

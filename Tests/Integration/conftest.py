@@ -80,6 +80,9 @@ class _Servers:
             srv.cleanup()
         if errors:
             print("teardown: " + "; ".join(errors))
+        reports = sg_harness.new_sanitizer_reports()
+        if reports:
+            pytest.fail("sanitizer reports (make test-asan):\n" + "\n".join(reports), pytrace=False)
 
 
 def _test_name(request) -> str:

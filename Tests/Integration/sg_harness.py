@@ -258,6 +258,40 @@ class ServerStartError(Exception):
     pass
 
 
+
+# ---- make test-asan: a sanitized module in an httpd that is not --------------
+# SG_HTTPD_PRELOAD: the sanitizer runtime httpd preloads (it must come first when a module built
+# with it is loaded). SG_SANITIZER_LOG_DIR: where the sanitizers write their reports, one file per
+# process; a test after which a new one is there fails (conftest.py).
+def sanitizer_env() -> dict[str, str]:
+    env = {}
+    if os.environ.get("SG_HTTPD_PRELOAD"):
+        env["LD_PRELOAD"] = os.environ["SG_HTTPD_PRELOAD"]
+    log_dir = os.environ.get("SG_SANITIZER_LOG_DIR")
+    if log_dir:
+        for name, prefix in (("ASAN_OPTIONS", "asan"), ("UBSAN_OPTIONS", "ubsan")):
+            given = os.environ.get(name, "")
+            env[name] = ":".join(filter(None, [given, f"log_path={log_dir}/{prefix}"]))
+    return env
+
+
+_sanitizer_reports_seen: set[str] = set()
+
+
+def new_sanitizer_reports() -> list[str]:
+    """The sanitizer reports written since the last call: each file's name and first lines."""
+    log_dir = os.environ.get("SG_SANITIZER_LOG_DIR")
+    if not log_dir or not os.path.isdir(log_dir):
+        return []
+    reports = []
+    for name in sorted(os.listdir(log_dir)):
+        if name in _sanitizer_reports_seen:
+            continue
+        _sanitizer_reports_seen.add(name)
+        with open(os.path.join(log_dir, name), "rb") as f:
+            reports.append(f"{name}:\n" + f.read(6000).decode("utf-8", "replace"))
+    return reports
+
 class ApacheServer:
     """A real Apache with a private root under /tmp.  See module docstring."""
 
@@ -406,7 +440,9 @@ class ApacheServer:
 
     @staticmethod
     def apache_env() -> dict[str, str]:
-        return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+        env.update(sanitizer_env())
+        return env
 
     def apache2(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(

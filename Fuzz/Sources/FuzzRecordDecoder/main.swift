@@ -1,0 +1,10 @@
+import FuzzerDriver
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// libFuzzer runs fuzzRecordDecoder(_:_:) on each input (make fuzz; docs/testing.md).
+var arguments: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+var count = CommandLine.argc
+exit(LLVMFuzzerRunDriver(&count, &arguments) { fuzzRecordDecoder($0, $1) })

@@ -1,0 +1,2 @@
+/* Only the declaration of LLVMFuzzerRunDriver (include/FuzzerDriver.h); compiler-rt defines it. */
+#include "FuzzerDriver.h"

@@ -18,10 +18,12 @@
  *   sg_affinity.c        session affinity: a cookie's route to one worker
  *   sg_exchange.c        its full-duplex exchange: STDIN out, records in
  *   sg_response.c        the records from the worker: headers, body, stderr
+ *   sg_records.c         their parsing, apart from I/O and httpd (fuzzed)
+ *   sg_body.c            a slow request body read ahead of the worker
  *   sg_sendfile.c        X-Sendfile: a file the worker names, sent by Apache
  * Each file's own header (sg_config.h, sg_route.h, ...; sg_exchange.h for
- * the last five) declares what it offers the others; no file calls into
- * one that calls it back.
+ * sg_params.c, sg_connect.c, sg_exchange.c and sg_response.c) declares what
+ * it offers the others; no file calls into one that calls it back.
  *
  * Every log message carries a number "SGnnnn"; docs/operations.md lists them.
  */

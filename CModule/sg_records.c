@@ -233,7 +233,13 @@ int sg_header_lines_next(char *buf, int len, void *data)
     apr_size_t n;
 
     /* the block was checked: a CR only ever comes right before its LF */
-    if (!nl || nl - lines->pos > len - 1) {
+    if (!nl) {
+        *buf = '\0';
+        return 0;
+    }
+    if (nl - lines->pos > len - 1
+        && (nl - lines->pos > len || nl[-1] != '\r')) {
+        lines->too_long = 1;
         *buf = '\0';
         return 0;
     }

@@ -89,10 +89,13 @@ sg_header_result sg_header_scan_bytes(sg_header_scan *hs, const char *data,
 /* A checked header block, handed line by line to httpd's CGI header
  * scanner: each line without its CR LF, as ap_scan_script_header_err_core_ex
  * expects from a getsfunc (data: the sg_header_lines); 0 once no complete
- * line is left. */
+ * line is left, or at a line longer than the scanner's buffer (too_long is
+ * then set: the scanner would take that as the block's end and drop the
+ * rest, so the caller refuses the block). */
 typedef struct {
     const char *pos;
     const char *end;
+    int too_long;
 } sg_header_lines;
 
 int sg_header_lines_next(char *buf, int len, void *data);

@@ -121,13 +121,23 @@ static sg_outcome sg_claimed_for_sendfile(sg_exchange *ex)
 static sg_outcome sg_finish_headers(sg_exchange *ex)
 {
     request_rec *r = ex->r;
-    sg_header_lines lines = {ex->resp.hbuf, ex->resp.hbuf + ex->resp.hlen};
+    sg_header_lines lines = {ex->resp.hbuf, ex->resp.hbuf + ex->resp.hlen, 0};
     char buf[MAX_STRING_LEN];
     int status;
 
     status = ap_scan_script_header_err_core_ex(r, buf, sg_header_lines_next,
                                                &lines, APLOG_MODULE_INDEX);
     ex->resp.headers_done = 1;
+    if (lines.too_long) {
+        /* the scanner took the long line for the block's end: what it read
+         * is not the whole head */
+        sg_sendfile_claim(r);
+        return sg_bad_headers(ex, apr_psprintf(r->pool,
+                                               "a header line longer than "
+                                               "httpd's CGI header parser "
+                                               "takes (%d bytes)",
+                                               MAX_STRING_LEN - 1));
+    }
 
     /* taken out of the response whatever follows; an answer the conditions
      * decided is decided again against the file's validators */

@@ -93,7 +93,7 @@ static void emit_stderr_line(void *ctx, const char *line, apr_size_t len)
 static void split_header_lines(stream *s)
 {
     char buf[MAX_STRING_LEN];
-    sg_header_lines lines = {s->hbuf, s->hbuf + s->hlen};
+    sg_header_lines lines = {s->hbuf, s->hbuf + s->hlen, 0};
 
     while (sg_header_lines_next(buf, sizeof(buf), &lines)) {
         if (strlen(buf) >= sizeof(buf) || strchr(buf, '\r')

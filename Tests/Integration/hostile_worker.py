@@ -97,6 +97,9 @@ CASES: dict[str, bytes] = {
     "waiting-flood": (record(REQUEST_WAITING, struct.pack(">I", 4242)) + record(REQUEST_STARTED)) * 100_000 + OK,
     # header blocks
     "header-64k-one-field": answer(b"X-Big: " + b"v" * 65536 + b"\r\n\r\n"),
+    # within header-buffer-size, longer than a line httpd's scanner takes, headers after it
+    # (refused with its reason, not httpd's "End of script output before headers" alone)
+    "header-10k-line-then-status": answer(b"X-Long: " + b"v" * 10000 + b"\r\nStatus: 302\r\nLocation: /x\r\n\r\n"),
     "nul-in-name": answer(b"X-A\0b: 1\r\n\r\n"),
     "nul-in-value": answer(b"X-A: 1\0Set-Cookie: x\r\n\r\n"),
     "cr-in-name": answer(b"X-A\rB: 1\r\n\r\n"),

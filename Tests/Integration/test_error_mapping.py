@@ -108,7 +108,7 @@ HOSTILE_HEADERS = {
     "no-colon": "a header line without ':'",
     "empty-name": "a header with an empty name",
     "bad-name": "an invalid character in a header name",
-    "line-too-long": "httpd's CGI header parser refused them",  # a line over its 8 KiB
+    "line-too-long": "a header line longer than httpd's CGI header parser takes",  # a line over its 8 KiB
     "too-big": "the header block exceeds header-buffer-size=32768 bytes",
 }
 

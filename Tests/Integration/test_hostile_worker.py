@@ -72,6 +72,8 @@ CASES: dict[str, Case] = {
     "waiting-then-silent": Case(504, sg("SG0503", f"no response headers within socket-timeout={SOCKET_TIMEOUT} s")),
     # header blocks
     "header-64k-one-field": Case(502, sg("SG0504", BAD_HEADERS + "the header block exceeds header-buffer-size")),
+    "header-10k-line-then-status": Case(502, sg("SG0504", BAD_HEADERS + "a header line longer than httpd's CGI "
+                                                 r"header parser takes \(8191 bytes\)")),
     "endless-header-block": Case(502, sg("SG0504", BAD_HEADERS + "the header block exceeds header-buffer-size")),
     "slow-endless-header-block": Case(504, sg("SG0519", rf"no complete response within request-timeout={REQUEST_TIMEOUT} s"),
                                       group="hostile-timed"),
@@ -117,7 +119,7 @@ def _config(srv: ApacheServer, program: str) -> str:
     return "\n".join([
         srv.daemon("site", "processes=1", "threads=4"),
         srv.daemon("hostile", f"program={program}", "processes=1", "threads=10",
-                   f"socket-timeout={SOCKET_TIMEOUT}"),
+                   f"socket-timeout={SOCKET_TIMEOUT}", "header-buffer-size=64K"),
         srv.daemon("hostile-timed", f"program={program}", "processes=1", "threads=10",
                    f"request-timeout={REQUEST_TIMEOUT}"),
         "SwiftProcessGroup site",

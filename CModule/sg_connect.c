@@ -98,8 +98,8 @@ void sg_detach(sg_exchange *ex)
  * listening socket, which wakes one waiter as a worker accepts, first come
  * first served.  connect()'s errno (0: connected; EAGAIN: still full when
  * `left` ran out), or -1 when the socket could not be made to block. */
-static int sg_connect_queued_to(int fd, const struct sockaddr *sa,
-                                socklen_t salen, apr_interval_time_t left)
+static int sg_connect_queued(int fd, const struct sockaddr *sa, socklen_t salen,
+                             apr_interval_time_t left)
 {
     struct timeval tv;
     int flags = fcntl(fd, F_GETFL);
@@ -127,11 +127,45 @@ static int sg_connect_queued_to(int fd, const struct sockaddr *sa,
     return err;
 }
 
-static int sg_connect_queued(int fd, const struct sockaddr_un *sa,
-                             apr_interval_time_t left)
+/* connect() until it succeeds or fails for good, waiting while the
+ * listening socket's backlog is full until deadline: 0 (connected), EAGAIN
+ * (still full at the deadline), -1 (the socket could not be made to block),
+ * or connect()'s errno.  *attempts counts the tries. */
+static int sg_connect_until(int fd, const struct sockaddr *sa, socklen_t salen,
+                            apr_time_t deadline, int *attempts)
 {
-    return sg_connect_queued_to(fd, (const struct sockaddr *)sa, sizeof(*sa),
-                                left);
+    apr_interval_time_t wait = apr_time_from_msec(5);
+
+    for (;;) {
+        int err = 0;
+
+        ++*attempts;
+        if (connect(fd, sa, salen) != 0) {
+            err = errno;
+        }
+        if (err == EAGAIN && apr_time_now() < deadline) {
+            /* the backlog is full: every worker, or the one, is busy */
+            ++*attempts;
+            err = sg_connect_queued(fd, sa, salen, deadline - apr_time_now());
+        }
+        if (err == 0 || err == EISCONN) {
+            return 0;
+        }
+        if (err == EINTR) {
+            continue;
+        }
+        if (err == EAGAIN || err == EINPROGRESS || err == EALREADY || err < 0) {
+            if (apr_time_now() >= deadline) {
+                return err < 0 ? err : EAGAIN;
+            }
+            apr_sleep(wait);
+            if (wait < apr_time_from_msec(200)) {
+                wait *= 2;
+            }
+            continue;
+        }
+        return err;
+    }
 }
 
 /* A connected socket blocks, for at most `timeout` per read: waiting for
@@ -172,8 +206,8 @@ int sg_connect(sg_exchange *ex)
     const sg_group *g = ex->group;
     struct sockaddr_un sa;
     apr_time_t deadline;
-    apr_interval_time_t wait = apr_time_from_msec(5);
     int attempts = 0;
+    int err;
     int fd;
 
     if (!g->socket_path) {
@@ -197,43 +231,19 @@ int sg_connect(sg_exchange *ex)
     sg_attach(ex, fd, 0);
 
     deadline = apr_time_now() + apr_time_from_sec(g->connect_timeout);
-    for (;;) {
-        int err = 0;
-
-        attempts++;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-            err = errno;
+    err = sg_connect_until(fd, (const struct sockaddr *)&sa, sizeof(sa),
+                           deadline, &attempts);
+    if (err != 0) {
+        if (err == EAGAIN || err < 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "SG0413: group %s: the backlog of socket %s "
+                          "stayed full for connect-timeout=%d s (%d "
+                          "attempts); every worker is busy: raise "
+                          "processes/threads or listen-backlog",
+                          g->name, g->socket_path, g->connect_timeout,
+                          attempts);
         }
-        if (err == EAGAIN && apr_time_now() < deadline) {
-            /* the group's backlog is full: every worker is busy */
-            attempts++;
-            err = sg_connect_queued(fd, &sa, deadline - apr_time_now());
-        }
-        if (err == 0 || err == EISCONN) {
-            break;
-        }
-        if (err == EINTR) {
-            continue;
-        }
-        if (err == EAGAIN || err == EINPROGRESS || err == EALREADY || err < 0) {
-            if (apr_time_now() >= deadline) {
-                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                              "SG0413: group %s: the backlog of socket %s "
-                              "stayed full for connect-timeout=%d s (%d "
-                              "attempts); every worker is busy: raise "
-                              "processes/threads or listen-backlog",
-                              g->name, g->socket_path, g->connect_timeout,
-                              attempts);
-                sg_detach(ex);
-                return HTTP_SERVICE_UNAVAILABLE;
-            }
-            apr_sleep(wait);
-            if (wait < apr_time_from_msec(200)) {
-                wait *= 2;
-            }
-            continue;
-        }
-        if (err == ENOENT) {
+        else if (err == ENOENT) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, err, r,
                           "SG0410: group %s: socket %s does not exist; Apache "
                           "is restarting or the socket was removed",
@@ -298,8 +308,8 @@ static int sg_connect_worker(sg_exchange *ex)
     const sg_route *route = ex->conn.route;
     struct sockaddr_un sa;
     socklen_t salen = sg_affinity_address(route, &sa);
-    apr_time_t deadline;
-    int err = 0;
+    int attempts = 0;
+    int err;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
     if (fd < 0) {
@@ -308,18 +318,10 @@ static int sg_connect_worker(sg_exchange *ex)
         return HTTP_SERVICE_UNAVAILABLE;
     }
     sg_attach(ex, fd, 0);
-    deadline = apr_time_now() + apr_time_from_sec(g->connect_timeout);
-    do {
-        err = connect(fd, (struct sockaddr *)&sa, salen) == 0 ? 0 : errno;
-    } while (err == EINTR);
-    while (err == EAGAIN && apr_time_now() < deadline) {
-        /* every connection the worker may open is open: wait for it */
-        err = sg_connect_queued_to(fd, (struct sockaddr *)&sa, salen,
-                                   deadline - apr_time_now());
-        if (err == EINTR) {
-            err = EAGAIN;
-        }
-    }
+    err = sg_connect_until(fd, (const struct sockaddr *)&sa, salen,
+                           apr_time_now()
+                               + apr_time_from_sec(g->connect_timeout),
+                           &attempts);
     if (err == EAGAIN || err < 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, ex->r,
                       "SG0642: group %s: the socket of worker pid %ld, which "
@@ -334,7 +336,7 @@ static int sg_connect_worker(sg_exchange *ex)
         sg_route_gone(ex, 0, "another process listens on its socket");
         return DECLINED;
     }
-    if (err != 0 && err != EISCONN) {
+    if (err != 0) {
         sg_detach(ex);
         sg_route_gone(ex, err, "its socket is closed");
         return DECLINED;

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -81,16 +80,4 @@ int64_t sg_atomic_load_int64(const int64_t *address)
 void sg_atomic_store_int64(int64_t *address, int64_t value)
 {
     __atomic_store_n(address, value, __ATOMIC_RELAXED);
-}
-
-int sg_limit_cpu_seconds(pid_t pid, uint64_t soft, uint64_t hard)
-{
-    struct rlimit limit = {.rlim_cur = soft, .rlim_max = hard};
-    return prlimit(pid, RLIMIT_CPU, &limit, NULL);
-}
-
-int sg_limit_address_space(pid_t pid, uint64_t bytes)
-{
-    struct rlimit limit = {.rlim_cur = bytes, .rlim_max = bytes};
-    return prlimit(pid, RLIMIT_AS, &limit, NULL);
 }

@@ -236,6 +236,34 @@ def test_cpu_time_limit_recycles_a_spinning_worker_others_do_not_fail(apache):
     assert after.failures == [] and after.statuses == {200: 300}, after.summary()
 
 
+def test_a_cpu_time_limit_a_worker_cannot_set_is_logged_and_it_serves(apache):
+    """The supervisor's hard RLIMIT_CPU lowered below cpu-time-limit (as an admin's `ulimit -H`
+    would): each worker spawned after that cannot raise its own, reports it through its spawn
+    pipe, and the supervisor logs SG1019 with the errno; the worker runs with the limit it
+    inherited, and the recycles it goes through under load lose no request."""
+    srv = apache(lambda s: _site(s, "processes=2", "threads=5", "cpu-time-limit=600", "maximum-requests=150"))
+    srv.wait_workers("site", 2)
+    supervisor = srv.supervisors()["site"]
+    # As the group's user: root here may lack CAP_SYS_RESOURCE, the owner needs none to lower.
+    subprocess.run(["setpriv", "--reuid=www-data", "--regid=www-data", "--clear-groups",
+                    "prlimit", f"--pid={supervisor}", "--cpu=300:300"], check=True)
+    assert _limits(supervisor)["Max cpu time"] == ("300", "300")
+    since = srv.log_offset()
+    result = run_load(srv.port, "/hello", total=1000, concurrency=4, deadline=90)
+    unapplied = _lines(srv, since, re.compile(r"SG1019"))
+    note(f"hard RLIMIT_CPU 300 s under cpu-time-limit=600: {result.summary()}; "
+         f"{len(_recycles(srv, since))} recycles, {len(unapplied)} SG1019 lines, first: {unapplied[:1]}")
+    assert result.failures == [] and result.statuses == {200: 1000}, result.summary()
+    assert len(_recycles(srv, since, "maximum-requests")) >= 2
+    assert unapplied, srv.error_log_text(since)[-4000:]
+    for line in unapplied:
+        assert re.search(r"cannot apply cpu-time-limit to worker \d \(pid \d+\): setrlimit failed: "
+                         r"Operation not permitted", line), line
+    assert _lines(srv, since, RESTART) == []
+    for pid in srv.wait_workers("site", 2):
+        assert _limits(pid)["Max cpu time"] == ("300", "300"), (pid, _limits(pid))
+
+
 # --------------------------------------------------------------------------
 # virtual-memory-limit
 

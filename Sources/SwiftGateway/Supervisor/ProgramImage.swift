@@ -16,7 +16,7 @@ struct ProgramImage: Sendable {
     /// Counts builds rolled in (0: the one the supervisor started with).
     let generation: Int
 
-    /// What `posix_spawn` executes: the open build itself, whatever the path names by now. A
+    /// What the worker's `execve` runs: the open build itself, whatever the path names by now. A
     /// script is started by its path: its interpreter opens it again, after exec has closed the
     /// descriptor.
     var spawnPath: String {

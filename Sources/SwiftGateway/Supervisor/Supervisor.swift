@@ -325,32 +325,15 @@ final class Supervisor {
     )? {
         guard let entry = self.freeEntry(for: index) else { return nil }
         self.scoreboard?.reset(worker: entry)
-        let pid = try self.spawner.spawn(index: index, entry: entry, executablePath: image.spawnPath)
-        self.applyResourceLimits(toWorker: index, pid: pid)
+        let worker = try self.spawner.spawn(index: index, entry: entry, executablePath: image.spawnPath)
+        let pid = worker.pid
+        for (limit, error) in worker.unappliedLimits {
+            self.logger.error("SG1019: cannot apply \(limit) to worker \(index) (pid \(pid)): \(error)")
+        }
         self.scoreboard?.publishWorker(
             entry, pid: pid, slot: index, startedAt: monotonicNanoseconds(),
             startedUnixMicroseconds: realtimeMicroseconds(), lastExit: lastExit)
         return (pid, entry)
-    }
-
-    /// `cpu-time-limit` and `virtual-memory-limit`: the child set them before it executed the
-    /// program (`WorkerSpawner.limitResources`); set again here, where a failure can be logged.
-    private func applyResourceLimits(toWorker index: Int, pid: pid_t) {
-        if self.settings.cpuTimeLimit > 0 {
-            let soft = UInt64(self.settings.cpuTimeLimit)
-            if sg_limit_cpu_seconds(pid, soft, soft + UInt64(Self.cpuHardLimitGrace)) != 0 {
-                self.logger.error(
-                    "SG1019: cannot apply cpu-time-limit to worker \(index) (pid \(pid)): \(SystemCallError("prlimit"))"
-                )
-            }
-        }
-        if self.settings.virtualMemoryLimit > 0,
-            sg_limit_address_space(pid, UInt64(self.settings.virtualMemoryLimit)) != 0
-        {
-            self.logger.error(
-                "SG1019: cannot apply virtual-memory-limit to worker \(index) (pid \(pid)): \(SystemCallError("prlimit"))"
-            )
-        }
     }
 
     /// A scoreboard entry no running worker uses, nil when every one is taken; the slot's index

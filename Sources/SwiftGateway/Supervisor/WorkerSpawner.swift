@@ -55,7 +55,7 @@ struct WorkerSpawner: Sendable {
     /// Spawns the worker of slot `index` from `executablePath` (the running build when nil),
     /// publishing on scoreboard entry `entry`; the child starts with its resource limits, default
     /// signal dispositions (but SIGXCPU's, ignored: see `Supervisor.run`) and an empty mask.
-    func spawn(index: Int, entry: Int, executablePath: String? = nil) throws(SystemCallError) -> pid_t {
+    func spawn(index: Int, entry: Int, executablePath: String? = nil) throws(SystemCallError) -> SpawnedWorker {
         let executablePath = executablePath ?? self.executablePath
         var environment = self.environment
         environment["SWIFT_GATEWAY_WORKER_INDEX"] = String(index)
@@ -73,15 +73,31 @@ struct WorkerSpawner: Sendable {
             sigaddset(&defaults, signalNumber)
         }
         var limits = self.resourceLimits
+        var limitErrors = sg_spawn_limit_errors()
         var pid: pid_t = 0
         let result = executablePath.withCString { path in
             sg_spawn_worker(
                 &pid, path, argv, envp, self.scoreboardDescriptor ?? -1, GroupScoreboard.workerDescriptor, &defaults,
-                &limits)
+                &limits, &limitErrors)
         }
         guard result == 0 else { throw SystemCallError("spawn \(executablePath)", errorNumber: result) }
-        return pid
+        var unappliedLimits: [(limit: String, error: SystemCallError)] = []
+        if limitErrors.cpu != 0 {
+            unappliedLimits.append(("cpu-time-limit", SystemCallError("setrlimit", errorNumber: limitErrors.cpu)))
+        }
+        if limitErrors.address_space != 0 {
+            unappliedLimits.append(
+                ("virtual-memory-limit", SystemCallError("setrlimit", errorNumber: limitErrors.address_space)))
+        }
+        return SpawnedWorker(pid: pid, unappliedLimits: unappliedLimits)
     }
+}
+
+/// A worker that runs, and the resource limits its child could not set before it executed the
+/// program (the worker runs without them).
+struct SpawnedWorker {
+    var pid: pid_t
+    var unappliedLimits: [(limit: String, error: SystemCallError)]
 }
 
 /// The running program's executable path (`/proc/self/exe`), falling back to argv[0].

@@ -7,6 +7,7 @@
  *   sg_options.c         the options of SwiftDaemonProcess
  *   sg_config_check.c    the configuration check: implicit groups, programs
  *   sg_daemon.c          Apache parent: group sockets, supervisor fork/exec/restart
+ *   sg_exec_plan.c       Apache parent: what a supervisor is exec'ed as (user, env)
  *   sg_generations.c     Apache parent: groups and supervisors across restarts
  *   sg_board.c           each group's scoreboard: made by the parent, read by children
  *   sg_status.c          the status page and mod_status's section

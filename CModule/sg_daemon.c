@@ -26,6 +26,8 @@
 #include "sg_board.h"
 #include "sg_sockets.h"
 #include "sg_generations.h"
+#include "sg_exec_plan.h"
+#include "sg_options.h"
 
 #include "http_core.h"
 #include "http_main.h"
@@ -58,12 +60,8 @@
 
 APLOG_USE_MODULE(swift_gateway);
 
-#define SG_LISTEN_FD      3
-#define SG_RETIRE_FD      4  /* read end of the supervisor's retire pipe */
-#define SG_PREDECESSOR_FD 5  /* write end of its predecessor's, on a handover */
-#define SG_BOARD_FD       6  /* the group's scoreboard */
-#define SG_BACKOFF_MAX    30 /* seconds */
-#define SG_QUICK_DEATH    10 /* a supervisor dying sooner backs off */
+#define SG_BACKOFF_MAX 30 /* seconds */
+#define SG_QUICK_DEATH 10 /* a supervisor dying sooner backs off */
 
 struct sg_daemon {
     sg_group *group;
@@ -90,34 +88,12 @@ struct sg_daemon {
     int backoff;         /* seconds the next child sleeps before exec */
     int restarts;
 
-    /* exec plan, prepared in the parent so the child only makes syscalls */
-    int drop_privileges;
-    uid_t uid;
-    gid_t gid;
-    gid_t *groups;
-    int ngroups;
-    const char *user_name;
-    const char *home;
-    int home_explicit;
-    const char *program;
-    char **argv;
-    char **envp;
-    char **envp_handover; /* envp and SWIFT_GATEWAY_PREDECESSOR_FD */
-    char *listen_pid_env; /* "LISTEN_PID=" + room for the pid */
-
-    /* what shapes the supervisor: a kept one is adopted only if equal */
-    unsigned char config_digest[APR_MD5_DIGESTSIZE];
-    sg_program_id program_id;
+    sg_exec_plan plan; /* prepared here so the child only makes syscalls */
 };
 
 /* Configuration-time state of the parent: the daemons of this generation. */
 static apr_array_header_t *sg_daemons;
 static pid_t sg_parent_pid;
-
-static int sg_am_root(void)
-{
-    return geteuid() == 0;
-}
 
 static int sg_mpm_stopping(void)
 {
@@ -153,8 +129,9 @@ static void sg_child_say(sg_daemon *d, const char *num, const char *what,
     len = apr_snprintf(buf, sizeof(buf),
                        "[%s] [swift_gateway:emerg] [pid %d] %s: group %s: "
                        "cannot start the supervisor (%s): %s%s%s\n",
-                       date, (int)getpid(), num, d->group->name, d->program,
-                       what, err ? ": " : "", err ? strerror(err) : "");
+                       date, (int)getpid(), num, d->group->name,
+                       d->plan.program, what, err ? ": " : "",
+                       err ? strerror(err) : "");
     if (write(STDERR_FILENO, buf, len) < 0) {
         /* nowhere else to report it */
     }
@@ -261,25 +238,25 @@ static void sg_child_drop_privileges(sg_daemon *d)
 {
     char what[128];
 
-    if (setgid(d->gid) != 0) {
-        apr_snprintf(what, sizeof(what), "setgid(%ld)", (long)d->gid);
+    if (setgid(d->plan.gid) != 0) {
+        apr_snprintf(what, sizeof(what), "setgid(%ld)", (long)d->plan.gid);
         sg_child_fail(d, "SG0304", what, errno);
     }
-    if (setgroups((size_t)d->ngroups, d->groups) != 0) {
+    if (setgroups((size_t)d->plan.ngroups, d->plan.groups) != 0) {
         sg_child_fail(d, "SG0305", "setgroups() of the supplementary groups",
                       errno);
     }
-    if (setuid(d->uid) != 0) {
-        apr_snprintf(what, sizeof(what), "setuid(%ld)", (long)d->uid);
+    if (setuid(d->plan.uid) != 0) {
+        apr_snprintf(what, sizeof(what), "setuid(%ld)", (long)d->plan.uid);
         sg_child_fail(d, "SG0306", what, errno);
     }
-    if (getuid() != d->uid || geteuid() != d->uid || getgid() != d->gid
-        || getegid() != d->gid) {
+    if (getuid() != d->plan.uid || geteuid() != d->plan.uid
+        || getgid() != d->plan.gid || getegid() != d->plan.gid) {
         apr_snprintf(what, sizeof(what),
                      "credentials are uid %ld/%ld gid "
                      "%ld/%ld after the switch, expected uid %ld gid %ld",
                      (long)getuid(), (long)geteuid(), (long)getgid(),
-                     (long)getegid(), (long)d->uid, (long)d->gid);
+                     (long)getegid(), (long)d->plan.uid, (long)d->plan.gid);
         sg_child_fail(d, "SG0307", what, 0);
     }
     if (setuid(0) != -1) {
@@ -308,22 +285,22 @@ static void sg_child_exec(sg_daemon *d)
         left = sleep(left);
     }
 
-    sg_child_format_pid(d->listen_pid_env + sizeof("LISTEN_PID=") - 1,
+    sg_child_format_pid(d->plan.listen_pid_env + sizeof("LISTEN_PID=") - 1,
                         getpid());
 
     if (d->group->umask >= 0) {
         umask((mode_t)d->group->umask);
     }
 
-    if (d->drop_privileges) {
+    if (d->plan.drop_privileges) {
         sg_child_drop_privileges(d);
     }
 
-    if (chdir(d->home) != 0) {
-        if (d->home_explicit) {
+    if (chdir(d->plan.home) != 0) {
+        if (d->plan.home_explicit) {
             char what[300];
 
-            apr_snprintf(what, sizeof(what), "chdir(%s) (home=)", d->home);
+            apr_snprintf(what, sizeof(what), "chdir(%s) (home=)", d->plan.home);
             sg_child_fail(d, "SG0309", what, errno);
         }
         if (chdir("/") != 0) {
@@ -341,8 +318,8 @@ static void sg_child_exec(sg_daemon *d)
     }
 #endif
 
-    execve(d->program, d->argv,
-           d->predecessor_fd >= 0 ? d->envp_handover : d->envp);
+    execve(d->plan.program, d->plan.argv,
+           d->predecessor_fd >= 0 ? d->plan.envp_handover : d->plan.envp);
     sg_child_fail(d, "SG0311", "execve()", errno);
 }
 
@@ -444,8 +421,8 @@ static apr_status_t sg_start(sg_daemon *d)
                  d->backoff ? apr_psprintf(d->oc_pool, " after a %d s backoff",
                                            d->backoff)
                             : "",
-                 d->program, d->user_name, (long)d->uid, (long)d->gid,
-                 d->group->socket_path);
+                 d->plan.program, d->plan.user_name, (long)d->plan.uid,
+                 (long)d->plan.gid, d->group->socket_path);
     return APR_SUCCESS;
 }
 
@@ -601,8 +578,8 @@ static int sg_keep(sg_daemon *d)
     k.retire_fd = -1;
     k.shutdown_timeout = d->group->shutdown_timeout;
     k.predecessor = d->predecessor;
-    memcpy(k.config_digest, d->config_digest, sizeof(k.config_digest));
-    k.program = d->program_id;
+    memcpy(k.config_digest, d->plan.config_digest, sizeof(k.config_digest));
+    k.program = d->plan.program_id;
     k.board = d->board;
     if (sg_still_running(d, "restarts") && !d->term_sent) {
         k.pid = d->proc.pid;
@@ -701,377 +678,6 @@ static apr_status_t sg_daemons_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-/* ------------------------------------------------------------------------
- * Exec plan
- */
-
-static const char *sg_display_name(apr_pool_t *p, const sg_group *g)
-{
-    const char *name = g->display_name;
-    const char *hit;
-    const char *out = "";
-
-    if (!name) {
-        return g->program;
-    }
-    while ((hit = strstr(name, "%{GROUP}")) != NULL) {
-        out = apr_pstrcat(p, out, apr_pstrmemdup(p, name, hit - name),
-                          "(swift:", g->name, ")", NULL);
-        name = hit + 8;
-    }
-    return apr_pstrcat(p, out, name, NULL);
-}
-
-static void sg_env_set(apr_array_header_t *env, apr_pool_t *p, const char *name,
-                       apr_size_t nlen, const char *value)
-{
-    const char *entry = apr_pstrcat(p, apr_pstrmemdup(p, name, nlen), "=",
-                                    value, NULL);
-    int i;
-
-    for (i = 0; i < env->nelts; ++i) {
-        const char *e = APR_ARRAY_IDX(env, i, const char *);
-
-        if (!strncmp(e, name, nlen) && e[nlen] == '=') {
-            APR_ARRAY_IDX(env, i, const char *) = entry;
-            return;
-        }
-    }
-    APR_ARRAY_PUSH(env, const char *) = entry;
-}
-
-#define SG_SETENV(env, p, n, v) sg_env_set((env), (p), (n), strlen(n), (v))
-
-/* The environment as execve() takes it, LISTEN_PID last (filled in by the
- * child). */
-static char **sg_envp(apr_array_header_t *env, apr_pool_t *p,
-                      char *listen_pid_env)
-{
-    char **envp = apr_palloc(p, sizeof(char *) * (env->nelts + 2));
-    int i;
-
-    for (i = 0; i < env->nelts; ++i) {
-        envp[i] = (char *)APR_ARRAY_IDX(env, i, const char *);
-    }
-    envp[i++] = listen_pid_env;
-    envp[i] = NULL;
-    return envp;
-}
-
-/* maximum-processes, or processes, or 1 for a transient group. */
-static int sg_maximum_processes(const sg_group *g)
-{
-    if (g->maximum_processes) {
-        return g->maximum_processes;
-    }
-    return g->processes ? g->processes : 1;
-}
-
-/* The LogLevel in force for the module in the group's server, as Apache
- * names it: workers send no application line below it.  Being part of the
- * environment, it is part of the fingerprint: a graceful restart that
- * changes it hands the group over to a supervisor that knows it. */
-static const char *sg_log_level_name(const server_rec *s)
-{
-    static const char *const names[] = {"emerg",  "alert",  "crit",   "error",
-                                        "warn",   "notice", "info",   "debug",
-                                        "trace1", "trace2", "trace3", "trace4",
-                                        "trace5", "trace6", "trace7", "trace8"};
-    int level = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
-
-    if (level < APLOG_EMERG) {
-        level = APLOG_EMERG;
-    }
-    if (level > APLOG_TRACE8) {
-        level = APLOG_TRACE8;
-    }
-    return names[level];
-}
-
-static int sg_is_executable_file(const char *path)
-{
-    struct stat st;
-
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode)
-           && (st.st_mode & S_IXOTH);
-}
-
-/* The Swift runtime's crash helper for the group's program: a statically
- * linked program cannot find it by itself (the runtime looks beside
- * libswiftCore.so, which such a program does not have).  Beside the program
- * first (a deploy may copy it there), then where toolchains install it. */
-static const char *sg_swift_backtrace_helper(apr_pool_t *p, const char *program)
-{
-    static const char *const dirs[] = {"/usr/libexec/swift/linux",
-                                       "/usr/local/libexec/swift/linux",
-                                       "/opt/swift/usr/libexec/swift/linux",
-                                       NULL};
-    const char *slash = strrchr(program, '/');
-    const char *path;
-    int i;
-
-    if (slash) {
-        path = apr_pstrcat(p, apr_pstrmemdup(p, program, slash - program),
-                           "/swift-backtrace-static", NULL);
-        if (sg_is_executable_file(path)) {
-            return path;
-        }
-    }
-    for (i = 0; dirs[i]; ++i) {
-        path = apr_pstrcat(p, dirs[i], "/swift-backtrace-static", NULL);
-        if (sg_is_executable_file(path)) {
-            return path;
-        }
-    }
-    return NULL;
-}
-
-/* SWIFT_BACKTRACE for a group whose env= sets none: the crashed thread's
- * backtrace, symbolicated, on stderr (the error log), never waiting for a
- * debugger to attach. */
-static const char *sg_swift_backtrace(apr_pool_t *p, const char *program)
-{
-    const char *helper = sg_swift_backtrace_helper(p, program);
-
-    return apr_pstrcat(p,
-                       "enable=yes,interactive=no,color=no,output-to=stderr,"
-                       "threads=crashed,registers=none,images=none",
-                       helper ? ",swift-backtrace=" : "", helper ? helper : "",
-                       NULL);
-}
-
-/* Whether env= sets the variable. */
-static int sg_env_has(const apr_array_header_t *env, const char *name)
-{
-    apr_size_t len = strlen(name);
-    int i;
-
-    for (i = 0; i < env->nelts; ++i) {
-        const char *e = APR_ARRAY_IDX(env, i, const char *);
-
-        if (!strncmp(e, name, len) && e[len] == '=') {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static void sg_md5_string(apr_md5_ctx_t *md5, const char *s)
-{
-    apr_md5_update(md5, s, strlen(s) + 1);
-}
-
-/* What shapes the supervisor: a kept one is adopted by the next generation
- * only if both are the same.  The program file's identity tells a deploy
- * (replaced: another inode; rewritten: another size or time). */
-static void sg_fingerprint(sg_daemon *d)
-{
-    apr_md5_ctx_t md5;
-    struct stat st;
-    long ids[5];
-    int i;
-
-    apr_md5_init(&md5);
-    sg_md5_string(&md5, d->program);
-    for (i = 0; d->argv[i]; ++i) {
-        sg_md5_string(&md5, d->argv[i]);
-    }
-    sg_md5_string(&md5, "\n");
-    for (i = 0; d->envp[i] != d->listen_pid_env; ++i) {
-        sg_md5_string(&md5, d->envp[i]);
-    }
-    sg_md5_string(&md5, "\n");
-    ids[0] = (long)d->uid;
-    ids[1] = (long)d->gid;
-    ids[2] = d->group->umask;
-    ids[3] = d->ngroups;
-    ids[4] = d->drop_privileges;
-    apr_md5_update(&md5, ids, sizeof(ids));
-    apr_md5_update(&md5, d->groups, sizeof(gid_t) * d->ngroups);
-    sg_md5_string(&md5, d->home);
-    apr_md5_final(d->config_digest, &md5);
-
-    memset(&d->program_id, 0, sizeof(d->program_id));
-    if (stat(d->program, &st) == 0) {
-        d->program_id.dev = st.st_dev;
-        d->program_id.ino = st.st_ino;
-        d->program_id.size = st.st_size;
-        d->program_id.mtime = apr_time_from_sec(st.st_mtim.tv_sec)
-                              + st.st_mtim.tv_nsec / 1000;
-    }
-}
-
-static int sg_prepare(sg_daemon *d, apr_pool_t *p)
-{
-    sg_group *g = d->group;
-    struct passwd *pw;
-    apr_array_header_t *env = apr_array_make(p, 32, sizeof(const char *));
-    uid_t peer_uid;
-    int i;
-
-    d->program = g->program;
-    if (sg_am_root()) {
-        d->drop_privileges = 1;
-        d->uid = g->user ? g->uid : ap_unixd_config.user_id;
-        d->gid = g->group ? g->gid : ap_unixd_config.group_id;
-        peer_uid = ap_unixd_config.user_id;
-        if (d->uid == (uid_t)-1 || d->gid == (gid_t)-1) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, d->server,
-                         "SG0123: group %s: Apache's User or Group is not set "
-                         "(uid %ld gid %ld); set User and Group, or user= and "
-                         "group=",
-                         g->name, (long)d->uid, (long)d->gid);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        if (d->uid == 0 || d->gid == 0) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, d->server,
-                         "SG0121: group %s would run as root (uid %ld gid %ld); "
-                         "set user= and group= or Apache's User/Group to an "
-                         "unprivileged account",
-                         g->name, (long)d->uid, (long)d->gid);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-    else {
-        d->drop_privileges = 0;
-        d->uid = geteuid();
-        d->gid = getegid();
-        peer_uid = geteuid();
-        if (g->user || g->group || g->supp_groups) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->server,
-                         "SG0101: group %s (%s): user=, group= and "
-                         "supplementary-groups= are ignored because Apache was "
-                         "not started as root; it runs as uid %ld",
-                         g->name, g->defined_at, (long)d->uid);
-        }
-    }
-
-    pw = getpwuid(d->uid);
-    d->user_name = pw ? apr_pstrdup(p, pw->pw_name)
-                      : apr_psprintf(p, "#%ld", (long)d->uid);
-    d->home_explicit = g->home != NULL;
-    d->home = g->home                             ? g->home
-              : (pw && pw->pw_dir && *pw->pw_dir) ? apr_pstrdup(p, pw->pw_dir)
-                                                  : "/";
-
-    if (g->supp_groups) {
-        d->ngroups = g->supp_groups->nelts + 1;
-        d->groups = apr_palloc(p, sizeof(gid_t) * d->ngroups);
-        d->groups[0] = d->gid;
-        for (i = 0; i < g->supp_groups->nelts; ++i) {
-            d->groups[i + 1] = APR_ARRAY_IDX(g->supp_groups, i, gid_t);
-        }
-    }
-    else if (pw && d->drop_privileges) {
-        int n = 32;
-
-        for (;;) {
-            int want = n;
-
-            d->groups = apr_palloc(p, sizeof(gid_t) * n);
-            if (getgrouplist(pw->pw_name, d->gid, d->groups, &want) >= 0) {
-                d->ngroups = want;
-                break;
-            }
-            if (want <= n || n > 65536) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, d->server,
-                             "SG0122: group %s: cannot list the groups of "
-                             "user %s",
-                             g->name, pw->pw_name);
-                return HTTP_INTERNAL_SERVER_ERROR;
-            }
-            n = want;
-        }
-    }
-    else {
-        d->ngroups = 1;
-        d->groups = apr_palloc(p, sizeof(gid_t));
-        d->groups[0] = d->gid;
-    }
-
-    /* argv: display name, then arguments= */
-    d->argv = apr_palloc(p, sizeof(char *) * (g->arguments->nelts + 2));
-    d->argv[0] = (char *)sg_display_name(p, g);
-    for (i = 0; i < g->arguments->nelts; ++i) {
-        d->argv[i + 1] = (char *)APR_ARRAY_IDX(g->arguments, i, const char *);
-    }
-    d->argv[i + 1] = NULL;
-
-    /* a clean environment, env= values, then the contract's variables */
-    SG_SETENV(env, p, "PATH", "/usr/local/bin:/usr/bin:/bin");
-    SG_SETENV(env, p, "HOME", d->home);
-    SG_SETENV(env, p, "USER", d->user_name);
-    SG_SETENV(env, p, "LOGNAME", d->user_name);
-    SG_SETENV(env, p, "LANG", "C.UTF-8");
-    for (i = 0; i < g->env->nelts; ++i) {
-        const char *e = APR_ARRAY_IDX(g->env, i, const char *);
-        const char *eq = strchr(e, '=');
-
-        sg_env_set(env, p, e, eq - e, eq + 1);
-    }
-    if (!sg_env_has(g->env, "SWIFT_BACKTRACE")) {
-        SG_SETENV(env, p, "SWIFT_BACKTRACE", sg_swift_backtrace(p, g->program));
-    }
-    SG_SETENV(env, p, "SWIFT_GATEWAY_ROLE", "supervisor");
-    SG_SETENV(env, p, "SWIFT_GATEWAY_GROUP", g->name);
-    SG_SETENV(env, p, "SWIFT_GATEWAY_TOKEN", g->token);
-    SG_SETENV(env, p, "SWIFT_GATEWAY_PEER_UID",
-              apr_psprintf(p, "%ld", (long)peer_uid));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_PROCESSES", apr_itoa(p, g->processes));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_THREADS", apr_itoa(p, g->threads));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_LISTEN_BACKLOG",
-              apr_itoa(p, g->listen_backlog));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_SOCKET", g->socket_path);
-    SG_SETENV(env, p, "SWIFT_GATEWAY_GRACEFUL_TIMEOUT",
-              apr_itoa(p, g->graceful_timeout));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_SHUTDOWN_TIMEOUT",
-              apr_itoa(p, g->shutdown_timeout));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_QUEUE_TIMEOUT",
-              apr_itoa(p, g->queue_timeout));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_MAXIMUM_REQUESTS",
-              apr_itoa(p, g->maximum_requests));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_RESTART_INTERVAL",
-              apr_itoa(p, g->restart_interval));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_INACTIVITY_TIMEOUT",
-              apr_itoa(p, g->inactivity_timeout));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_REQUEST_TIMEOUT",
-              apr_itoa(p, g->request_timeout));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_STARTUP_TIMEOUT",
-              apr_itoa(p, g->startup_timeout));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_MEMORY_LIMIT",
-              apr_off_t_toa(p, g->memory_limit));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_VIRTUAL_MEMORY_LIMIT",
-              apr_off_t_toa(p, g->virtual_memory_limit));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_CPU_TIME_LIMIT",
-              apr_itoa(p, g->cpu_time_limit));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_EXECUTOR", g->executor);
-    if (g->affinity_cookie) { /* absent when off: fingerprints unchanged */
-        SG_SETENV(env, p, "SWIFT_GATEWAY_AFFINITY_COOKIE", g->affinity_cookie);
-    }
-    SG_SETENV(env, p, "SWIFT_GATEWAY_DISPLAY_NAME", d->argv[0]);
-    SG_SETENV(env, p, "SWIFT_GATEWAY_PROGRAM", g->program);
-    SG_SETENV(env, p, "SWIFT_GATEWAY_RELOAD", g->reload ? "1" : "0");
-    SG_SETENV(env, p, "SWIFT_GATEWAY_RESTART_FILE",
-              g->restart_file ? g->restart_file : "");
-    SG_SETENV(env, p, "SWIFT_GATEWAY_MAXIMUM_PROCESSES",
-              apr_itoa(p, sg_maximum_processes(g)));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_LOG_LEVEL", sg_log_level_name(g->server));
-    SG_SETENV(env, p, "SWIFT_GATEWAY_RETIRE_FD", apr_itoa(p, SG_RETIRE_FD));
-    /* Set even when the board could not be made (SG0601): the supervisor
-     * then says so too, and makes one of its own. */
-    SG_SETENV(env, p, "SWIFT_GATEWAY_SCOREBOARD_FD", apr_itoa(p, SG_BOARD_FD));
-    SG_SETENV(env, p, "LISTEN_FDS", "1");
-
-    d->listen_pid_env = apr_pcalloc(p, sizeof("LISTEN_PID=") + 24);
-    memcpy(d->listen_pid_env, "LISTEN_PID=", sizeof("LISTEN_PID=") - 1);
-    d->envp = sg_envp(env, p, d->listen_pid_env);
-    SG_SETENV(env, p, "SWIFT_GATEWAY_PREDECESSOR_FD",
-              apr_itoa(p, SG_PREDECESSOR_FD));
-    d->envp_handover = sg_envp(env, p, d->listen_pid_env);
-    sg_fingerprint(d);
-    return OK;
-}
-
 static const char *sg_make_token(apr_pool_t *p, server_rec *s)
 {
     unsigned char bytes[SG_TOKEN_BYTES];
@@ -1094,10 +700,11 @@ static const char *sg_make_token(apr_pool_t *p, server_rec *s)
 
 static const char *sg_what_changed(const sg_daemon *d, const sg_kept_group *k)
 {
-    int config = memcmp(d->config_digest, k->config_digest,
-                        sizeof(d->config_digest))
+    int config = memcmp(d->plan.config_digest, k->config_digest,
+                        sizeof(d->plan.config_digest))
                  != 0;
-    int program = memcmp(&d->program_id, &k->program, sizeof(k->program)) != 0;
+    int program = memcmp(&d->plan.program_id, &k->program, sizeof(k->program))
+                  != 0;
 
     if (config && program) {
         return "its configuration and its program file changed";
@@ -1111,7 +718,7 @@ static void sg_make_board(sg_daemon *d)
 {
     sg_group *g = d->group;
     apr_status_t rv = sg_board_create(&d->board, g->processes,
-                                      sg_maximum_processes(g), g->threads,
+                                      sg_group_maximum_processes(g), g->threads,
                                       d->listen_fd);
 
     if (rv != APR_SUCCESS) {
@@ -1132,7 +739,8 @@ static void sg_reuse_board(sg_daemon *d, sg_kept_group *k)
     struct stat st;
 
     if (k->board.base
-        && k->board.entries == sg_scoreboard_entries(sg_maximum_processes(g))
+        && k->board.entries
+               == sg_scoreboard_entries(sg_group_maximum_processes(g))
         && k->board.request_slots == g->threads) {
         d->board = k->board;
         if (fstat(d->listen_fd, &st) == 0) {
@@ -1178,7 +786,8 @@ static int sg_take_over(sg_daemon *d, sg_kept_group *k, const char *prefix,
             return rc;
         }
     }
-    if ((rc = sg_prepare(d, d->pool)) != OK) {
+    if ((rc = sg_exec_plan_prepare(&d->plan, d->group, d->server, d->pool))
+        != OK) {
         sg_kept_put(k); /* released as Apache exits */
         d->listen_fd = -1;
         return rc;
@@ -1206,8 +815,9 @@ static int sg_take_over(sg_daemon *d, sg_kept_group *k, const char *prefix,
         sg_reuse_board(d, k);
         return sg_start(d) == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (!memcmp(d->config_digest, k->config_digest, sizeof(d->config_digest))
-        && !memcmp(&d->program_id, &k->program, sizeof(k->program))) {
+    if (!memcmp(d->plan.config_digest, k->config_digest,
+                sizeof(d->plan.config_digest))
+        && !memcmp(&d->plan.program_id, &k->program, sizeof(k->program))) {
         d->board = k->board;
         d->proc.pid = k->pid;
         d->started = k->started;
@@ -1253,7 +863,8 @@ static int sg_set_up(sg_daemon *d, const char *prefix, int generation)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     sg_make_board(d);
-    if ((rc = sg_prepare(d, d->pool)) != OK) {
+    if ((rc = sg_exec_plan_prepare(&d->plan, d->group, d->server, d->pool))
+        != OK) {
         return rc;
     }
     return sg_start(d) == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
@@ -1366,10 +977,6 @@ const sg_board *sg_daemon_board(const sg_group *g)
 
 const char *sg_daemon_user(const sg_group *g)
 {
-    return g->daemon && g->daemon->user_name ? g->daemon->user_name : "";
-}
-
-int sg_daemon_maximum_processes(const sg_group *g)
-{
-    return sg_maximum_processes(g);
+    return g->daemon && g->daemon->plan.user_name ? g->daemon->plan.user_name
+                                                  : "";
 }

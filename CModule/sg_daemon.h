@@ -18,10 +18,9 @@ void sg_daemon_child_init(apr_pool_t *p, server_rec *s);
 int sg_daemon_monitor(apr_pool_t *p, server_rec *s);
 
 /* The status page, from a child's copy of the parent's records: the
- * group's board (NULL without a supervisor), the user its supervisor runs
- * as, and its maximum-processes as the supervisor takes it. */
+ * group's board (NULL without a supervisor) and the user its supervisor
+ * runs as. */
 const sg_board *sg_daemon_board(const sg_group *g);
 const char *sg_daemon_user(const sg_group *g);
-int sg_daemon_maximum_processes(const sg_group *g);
 
 #endif /* SG_DAEMON_H */

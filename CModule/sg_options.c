@@ -688,3 +688,12 @@ const char *sg_group_options(cmd_parms *cmd, sg_group *g, const char *args)
     }
     return NULL;
 }
+
+/* maximum-processes, or processes, or 1 for a transient group. */
+int sg_group_maximum_processes(const sg_group *g)
+{
+    if (g->maximum_processes) {
+        return g->maximum_processes;
+    }
+    return g->processes ? g->processes : 1;
+}

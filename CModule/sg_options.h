@@ -23,4 +23,8 @@ const char *sg_next_word(apr_pool_t *p, const char **line, char **word);
 const char *sg_check_program(cmd_parms *cmd, const char *arg, const char **path,
                              const char **real);
 
+/* The most workers the group may run: maximum-processes, or processes, or 1
+ * for a transient group (processes=0). */
+int sg_group_maximum_processes(const sg_group *g);
+
 #endif /* SG_OPTIONS_H */

@@ -15,6 +15,7 @@
 #include "sg_status.h"
 #include "sg_board.h"
 #include "sg_daemon.h"
+#include "sg_options.h"
 
 #include "http_core.h"
 #include "http_protocol.h"
@@ -180,7 +181,7 @@ static void sg_json_group(request_rec *r, const sg_status_group *sg)
                "\"configured\":%d,\"maximum\":%d},\"queue\":{"
                "\"connections_waiting\":",
                sg->has_board ? "true" : "false", v->supervisor_pid, v->running,
-               v->draining, g->processes, sg_daemon_maximum_processes(g));
+               v->draining, g->processes, sg_group_maximum_processes(g));
     if (sg->connections_waiting >= 0) {
         ap_rprintf(r, "%ld", sg->connections_waiting);
     }
@@ -241,7 +242,7 @@ static void sg_auto(request_rec *r, apr_array_header_t *groups)
                    "%s.ProcessesRunning: %d\n%s.ProcessesDraining: %d\n"
                    "%s.ProcessesConfigured: %d\n%s.ProcessesMaximum: %d\n",
                    k, v->running, k, v->draining, k, sg->group->processes, k,
-                   sg_daemon_maximum_processes(sg->group));
+                   sg_group_maximum_processes(sg->group));
         if (sg->connections_waiting >= 0) {
             ap_rprintf(r, "%s.ConnectionsWaiting: %ld\n", k,
                        sg->connections_waiting);
@@ -335,7 +336,7 @@ static void sg_html_group(request_rec *r, const sg_status_group *sg,
     ap_rprintf(r,
                "<tr><th>processes</th><td>%d running / %d configured / %d "
                "maximum; %d draining</td></tr>\n",
-               v->running, g->processes, sg_daemon_maximum_processes(g),
+               v->running, g->processes, sg_group_maximum_processes(g),
                v->draining);
     ap_rprintf(r,
                "<tr><th>queue</th><td>%s connections waiting, %" APR_INT64_T_FMT

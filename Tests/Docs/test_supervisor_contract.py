@@ -1,6 +1,6 @@
 """The variables Apache's parent sets for a supervisor are documented and reserved.
 
-sg_daemon.c sets them (SG_SETENV), sg_options.c refuses them in `env=` (a group could
+sg_exec_plan.c sets them (SG_SETENV), sg_options.c refuses them in `env=` (a group could
 otherwise override its own token or socket), and docs/architecture.md's contract lists them.
 """
 
@@ -15,7 +15,7 @@ def _read(path: str) -> str:
 
 
 def set_by_the_parent() -> set[str]:
-    return set(re.findall(r'SG_SETENV\(env, p, "(SWIFT_GATEWAY_[A-Z_]+|LISTEN_[A-Z_]+)"', _read("CModule/sg_daemon.c")))
+    return set(re.findall(r'SG_SETENV\(env, p, "(SWIFT_GATEWAY_[A-Z_]+|LISTEN_[A-Z_]+)"', _read("CModule/sg_exec_plan.c")))
 
 
 def reserved() -> set[str]:
@@ -26,7 +26,7 @@ def reserved() -> set[str]:
 
 
 def test_the_parent_sets_the_contract_variables():
-    assert "SWIFT_GATEWAY_TOKEN" in set_by_the_parent(), "SG_SETENV calls not found in sg_daemon.c"
+    assert "SWIFT_GATEWAY_TOKEN" in set_by_the_parent(), "SG_SETENV calls not found in sg_exec_plan.c"
 
 
 def test_every_variable_the_parent_sets_is_reserved():

@@ -40,26 +40,10 @@ import threading
 import time
 from urllib.parse import parse_qs
 
+from fastcgi_wire import end_request, read_params, read_record, record
+
 KEPT = 0x53474B41
 MODE = os.environ.get("FAKE_MODE", "legacy")
-
-
-def record(kind: int, content: bytes = b"", version: int = 1, request_id: int = 1, padding: int = 0) -> bytes:
-    return struct.pack(">BBHHBB", version, kind, request_id, len(content), padding, 0) + content + b"\0" * padding
-
-
-def end_request(app_status: int, protocol_status: int) -> bytes:
-    return record(3, struct.pack(">IB3x", app_status, protocol_status))
-
-
-def read_exact(conn: socket.socket, n: int) -> bytes | None:
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
 
 
 # FAKE_MODE=headers: response header blocks, good and hostile, by name.
@@ -94,47 +78,6 @@ RECORD_CASES = {
     "cut-in-a-record": struct.pack(">BBHHBB", 1, 6, 1, 100, 0, 0) + b"Content-Ty",
     "cut-in-a-header": b"\x01\x06\x00",
 }
-
-
-def name_value_pairs(data: bytes) -> dict[str, str]:
-    """FastCGI PARAMS content: lengths of 1 byte, or 4 with the high bit set."""
-    pairs, at = {}, 0
-    while at < len(data):
-        lengths = []
-        for _ in range(2):
-            if data[at] & 0x80:
-                lengths.append(struct.unpack(">I", data[at:at + 4])[0] & 0x7FFFFFFF)
-                at += 4
-            else:
-                lengths.append(data[at])
-                at += 1
-        name = data[at:at + lengths[0]]
-        value = data[at + lengths[0]:at + lengths[0] + lengths[1]]
-        at += lengths[0] + lengths[1]
-        pairs[name.decode("latin-1")] = value.decode("latin-1")
-    return pairs
-
-
-def read_record(conn: socket.socket) -> tuple[int, bytes] | None:
-    """One record: its type and content (padding dropped); None at EOF."""
-    header = read_exact(conn, 8)
-    if header is None:
-        return None
-    _, kind, _, length, padding, _ = struct.unpack(">BBHHBB", header)
-    content = read_exact(conn, length + padding) if length + padding else b""
-    return None if content is None else (kind, content[:length])
-
-
-def read_params(conn: socket.socket) -> dict[str, str] | None:
-    """Reads BEGIN_REQUEST through the empty PARAMS; the parameters, None at EOF."""
-    params = b""
-    while (got := read_record(conn)) is not None:
-        kind, content = got
-        if kind == 4:
-            if not content:
-                return name_value_pairs(params)
-            params += content
-    return None
 
 
 def read_body(conn: socket.socket) -> bytes | None:

@@ -18,21 +18,11 @@ import struct
 import threading
 import time
 
-FCGI_STDOUT, FCGI_STDERR, FCGI_END_REQUEST = 6, 7, 3
-REQUEST_WAITING, REQUEST_STARTED = 0x57, 0x53
+from fastcgi_wire import (FCGI_END_REQUEST, FCGI_STDERR, FCGI_STDOUT, REQUEST_STARTED, REQUEST_WAITING,
+                          end_request, read_params, read_record, record)
+
 MIB = 1024 * 1024
 GIB = 1024 * MIB
-
-
-def record(kind: int, content: bytes = b"", request_id: int = 1, padding: int = 0, version: int = 1,
-           length: int | None = None) -> bytes:
-    """A record; `length` overrides the content length its header states."""
-    stated = len(content) if length is None else length
-    return struct.pack(">BBHHBB", version, kind, request_id, stated, padding, 0) + content + b"\0" * padding
-
-
-def end_request(app_status: int = 0, protocol_status: int = 0) -> bytes:
-    return record(FCGI_END_REQUEST, struct.pack(">IB3x", app_status, protocol_status))
 
 
 OK_HEAD = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n"
@@ -181,53 +171,6 @@ STREAMS = {
     "slow-endless-header-block": stream_slow_header_block,
     "waiting-then-silent": stream_waiting_then_silent,
 }
-
-
-def read_exact(conn: socket.socket, n: int) -> bytes | None:
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
-def read_record(conn: socket.socket) -> tuple[int, bytes] | None:
-    header = read_exact(conn, 8)
-    if header is None:
-        return None
-    _, kind, _, length, padding, _ = struct.unpack(">BBHHBB", header)
-    content = read_exact(conn, length + padding) if length + padding else b""
-    return None if content is None else (kind, content[:length])
-
-
-def name_value_pairs(data: bytes) -> dict[str, str]:
-    pairs, at = {}, 0
-    while at < len(data):
-        lengths = []
-        for _ in range(2):
-            if data[at] & 0x80:
-                lengths.append(struct.unpack(">I", data[at:at + 4])[0] & 0x7FFFFFFF)
-                at += 4
-            else:
-                lengths.append(data[at])
-                at += 1
-        name, value = data[at:at + lengths[0]], data[at + lengths[0]:at + lengths[0] + lengths[1]]
-        at += lengths[0] + lengths[1]
-        pairs[name.decode("latin-1")] = value.decode("latin-1")
-    return pairs
-
-
-def read_params(conn: socket.socket) -> dict[str, str] | None:
-    params = b""
-    while (got := read_record(conn)) is not None:
-        kind, content = got
-        if kind == 4:
-            if not content:
-                return name_value_pairs(params)
-            params += content
-    return None
 
 
 def read_body(conn: socket.socket, stop_after: int | None = None) -> bool:

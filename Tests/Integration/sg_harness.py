@@ -337,10 +337,15 @@ class ApacheServer:
         self._known_pids: set[int] = set()
 
     def install_program(self, source: str) -> str:
-        """A copy of the program at source in this root's bin/, readable by www-data."""
+        """A copy of the program at source in this root's bin/, readable by www-data; a Python
+        stand-in gets fastcgi_wire.py, which it imports, beside it."""
         program = os.path.join(self.bin_dir, os.path.basename(source))
         shutil.copy2(source, program)
         os.chmod(program, 0o755)
+        if source.endswith(".py"):
+            wire = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastcgi_wire.py")
+            shutil.copy2(wire, os.path.join(self.bin_dir, "fastcgi_wire.py"))
+            os.chmod(os.path.join(self.bin_dir, "fastcgi_wire.py"), 0o644)
         return program
 
     # ---- configuration -------------------------------------------------

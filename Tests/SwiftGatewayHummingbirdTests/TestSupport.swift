@@ -36,9 +36,12 @@ func gatewayRequest(
     return (request, source)
 }
 
-/// A context with a connection, as the gateway's have.
+/// A context with a connection, as the gateway's have. The responder only hands the channel on:
+/// it is finished at once, since an `EmbeddedChannel` and its pipeline hold each other until then.
 func gatewayContext(requestID: String = "req-1") -> GatewayContext {
-    GatewayContext(logger: Logger(label: "test"), group: "site", requestID: requestID, channel: EmbeddedChannel())
+    let channel = EmbeddedChannel()
+    _ = try? channel.finish()
+    return GatewayContext(logger: Logger(label: "test"), group: "site", requestID: requestID, channel: channel)
 }
 
 /// The body's bytes and the chunks they came in; a streamed body is written through a gateway writer.

@@ -6,7 +6,10 @@ import XCTest
 
 final class GatewayContextTests: XCTestCase {
     func testTheRequestLoggerIsMadeOnDemandAndKeptOnceSet() {
-        var context = GatewayContext(channel: EmbeddedChannel(), group: "site", requestID: "abc")
+        let channel = EmbeddedChannel()
+        // An EmbeddedChannel and its pipeline hold each other until it is finished.
+        defer { _ = try? channel.finish() }
+        var context = GatewayContext(channel: channel, group: "site", requestID: "abc")
         XCTAssertEqual(context.logger.label, "app")
         XCTAssertEqual(context.logger[metadataKey: "request"], "abc")
         // Changed through the property: the changed one is kept, not made again.
@@ -25,6 +28,7 @@ final class GatewayContextTests: XCTestCase {
 
     func testTheConnectionIsThereForTheGatewaysContextsAndKeptWithAChangedLogger() {
         let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish() }
         var fastCGI = GatewayContext(channel: channel, group: "site", requestID: "abc")
         XCTAssertTrue(fastCGI.channel === channel)
         fastCGI.logger = Logger(label: "mine")

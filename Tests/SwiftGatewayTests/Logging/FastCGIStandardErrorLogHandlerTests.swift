@@ -18,6 +18,8 @@ final class FastCGIStandardErrorLogHandlerTests: XCTestCase {
         _ log: (Logger) -> Void, requestID: String? = "r1", group: String? = nil, logLevel: Logger.Level = .info
     ) throws -> [String] {
         let channel = EmbeddedChannel()
+        // An EmbeddedChannel and its pipeline hold each other until it is finished.
+        defer { _ = try? channel.finish() }
         let logger = Logger(label: "app") { _ in
             FastCGIStandardErrorLogHandler(channel: channel, requestID: requestID, group: group, logLevel: logLevel)
         }
@@ -35,6 +37,7 @@ final class FastCGIStandardErrorLogHandlerTests: XCTestCase {
 
     private func loggedLine(_ log: (Logger) -> Void, requestID: String? = "r1") throws -> String {
         let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish() }
         let logger = Logger(label: "app") { _ in FastCGIStandardErrorLogHandler(channel: channel, requestID: requestID)
         }
         log(logger)

@@ -19,6 +19,8 @@ final class ProgramWatchTests: XCTestCase {
 
     override func tearDown() {
         _ = try? self.run("rm -rf '\(self.directory)'")
+        // XCTest keeps every test case object to the end (and never lets go): not its path.
+        self.directory = ""
     }
 
     private func run(_ command: String) throws {

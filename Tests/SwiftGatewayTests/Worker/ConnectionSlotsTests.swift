@@ -6,6 +6,22 @@ import XCTest
 @testable import SwiftGateway
 
 final class ConnectionSlotsTests: XCTestCase {
+    /// The connections a test made: an `EmbeddedChannel` and its pipeline hold each other until
+    /// it is finished.
+    private var channels: [EmbeddedChannel] = []
+
+    private func makeChannel() -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        self.channels.append(channel)
+        return channel
+    }
+
+    override func tearDown() {
+        for channel in self.channels { _ = try? channel.finish() }
+        self.channels = []
+        super.tearDown()
+    }
+
     func testSlotsAreTakenUpToTheCapacityAndReleased() {
         let slots = ConnectionSlots(capacity: 2)
         XCTAssertTrue(slots.tryTake())
@@ -21,7 +37,7 @@ final class ConnectionSlotsTests: XCTestCase {
         XCTAssertTrue(slots.tryTake())
         XCTAssertFalse(slots.waitForRoom(orIdle: true, timeout: 0.01))
 
-        let channel = EmbeddedChannel()
+        let channel = self.makeChannel()
         let id = slots.makeConnectionID()
         XCTAssertTrue(slots.connectionBecameIdle(id: id, channel: channel))
         XCTAssertTrue(slots.waitForRoom(orIdle: true, timeout: 0.01))
@@ -34,7 +50,7 @@ final class ConnectionSlotsTests: XCTestCase {
 
     func testIdleConnectionsAreReclaimedOldestFirstAndLeaveTheListWhenBusy() {
         let slots = ConnectionSlots(capacity: 3)
-        let channels = (0..<3).map { _ in EmbeddedChannel() }
+        let channels = (0..<3).map { _ in self.makeChannel() }
         let ids = channels.map { _ in slots.makeConnectionID() }
         XCTAssertEqual(Set(ids).count, 3)
         for (id, channel) in zip(ids, channels) {
@@ -57,14 +73,14 @@ final class ConnectionSlotsTests: XCTestCase {
 
     func testDrainingHandsOverTheIdleConnectionsAndKeepsNoNewOnes() {
         let slots = ConnectionSlots(capacity: 2)
-        let first = EmbeddedChannel()
+        let first = self.makeChannel()
         XCTAssertTrue(slots.connectionBecameIdle(id: slots.makeConnectionID(), channel: first))
         XCTAssertFalse(slots.isDraining)
         let idle = slots.beginDraining()
         XCTAssertEqual(idle.count, 1)
         XCTAssertTrue(idle.first === first)
         XCTAssertTrue(slots.isDraining)
-        XCTAssertFalse(slots.connectionBecameIdle(id: slots.makeConnectionID(), channel: EmbeddedChannel()))
+        XCTAssertFalse(slots.connectionBecameIdle(id: slots.makeConnectionID(), channel: self.makeChannel()))
         XCTAssertNil(slots.takeOldestIdle())
     }
 
@@ -82,14 +98,12 @@ final class ConnectionSlotsTests: XCTestCase {
         XCTAssertFalse(slots.shouldKeepFinishedConnection())
     }
 
-    private let channel = EmbeddedChannel()
-
     private func admit(
         _ slots: ConnectionSlots, connection: Int, kept: Bool, log: NIOLockedValueBox<[String]>,
         channel: (any Channel)? = nil
     ) -> ConnectionSlots.Admission {
         slots.admit(
-            connectionID: connection, channel: channel ?? self.channel, mayTurnAway: kept,
+            connectionID: connection, channel: channel ?? self.makeChannel(), mayTurnAway: kept,
             start: { slot in log.withLockedValue { $0.append("start \(connection)") } },
             turnAway: { log.withLockedValue { $0.append("turn away \(connection)") } }
         )
@@ -217,7 +231,7 @@ final class ConnectionSlotsTests: XCTestCase {
 
     func testEachRunningRequestHoldsADistinctSlotAndAFreedOneIsTakenAgain() {
         let slots = ConnectionSlots(capacity: 3)
-        let channel = EmbeddedChannel()
+        let channel = self.makeChannel()
         XCTAssertEqual(slots.tryStartRequest(on: channel), 0)
         XCTAssertEqual(slots.tryStartRequest(on: channel), 1)
         XCTAssertEqual(slots.tryStartRequest(on: channel), 2)
@@ -240,8 +254,8 @@ final class ConnectionSlotsTests: XCTestCase {
             recordRequest: { event, slot, inFlight in
                 recorded.withLockedValue { $0.append("\(event) \(slot) \(inFlight)") }
             })
-        let first = EmbeddedChannel()
-        let queued = EmbeddedChannel()
+        let first = self.makeChannel()
+        let queued = self.makeChannel()
         XCTAssertEqual(slots.tryStartRequest(on: first), 0)
         XCTAssertEqual(slots.tryStartRequest(on: first), 1)
         let admission = slots.admit(
@@ -282,7 +296,7 @@ final class ConnectionSlotsTests: XCTestCase {
                     }
                 }
             })
-        let channel = EmbeddedChannel()
+        let channel = self.makeChannel()
         var random = Generator(state: 19)
         var running: [Int] = []
         var queued = 0
@@ -324,7 +338,7 @@ final class ConnectionSlotsTests: XCTestCase {
                 acknowledged.withLockedValue { $0.append(slot) }
                 cancelled.withLockedValue { _ = $0.remove(slot) }
             })
-        let channels = (0..<3).map { _ in EmbeddedChannel() }
+        let channels = (0..<3).map { _ in self.makeChannel() }
         for channel in channels { XCTAssertNotNil(slots.tryStartRequest(on: channel)) }
         XCTAssertTrue(slots.cancelledRequests().isEmpty)
         cancelled.withLockedValue { $0 = [0, 2] }
@@ -353,7 +367,7 @@ final class ConnectionSlotsTests: XCTestCase {
 
     func testADrainDoesNotWaitForRequestsGivenUpOnUntilTheyReturn() {
         let slots = ConnectionSlots(capacity: 2, siblingRoom: { 0 })
-        let channel = EmbeddedChannel()
+        let channel = self.makeChannel()
         XCTAssertTrue(slots.tryTake())
         XCTAssertTrue(slots.tryTake())
         XCTAssertEqual(slots.tryStartRequest(on: channel), 0)

@@ -19,6 +19,20 @@ final class FastCGIRequestHandlerTests: XCTestCase {
         (name: "REQUEST_URI", value: "/hello"),
     ]
 
+    /// The connections a test made. Each is finished in `tearDown` and its loop shut down: a
+    /// channel and its pipeline hold each other until it is finished, and a task still scheduled
+    /// on the loop (the queue's watch, which runs as the loop's time advances) holds the loop.
+    private var channels: [NIOAsyncTestingChannel] = []
+
+    override func tearDown() async throws {
+        for channel in self.channels {
+            _ = try? await channel.finish(acceptAlreadyClosed: true)
+            await channel.testingEventLoop.shutdownGracefully()
+        }
+        self.channels = []
+        try await super.tearDown()
+    }
+
     func makeConnection(
         slots: ConnectionSlots,
         readingBody: Bool = false,
@@ -53,6 +67,7 @@ final class FastCGIRequestHandlerTests: XCTestCase {
             slots.takeRouted()
         }
         let channel = NIOAsyncTestingChannel()
+        self.channels.append(channel)
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.addHandlers(
                 FastCGIServerCodec(),

@@ -325,14 +325,18 @@ final class Supervisor {
     )? {
         guard let entry = self.freeEntry(for: index) else { return nil }
         self.scoreboard?.reset(worker: entry)
+        // Before the spawn: the worker may be accepting before the spawn returns here, and its
+        // board entry must never show it accepting before it started.
+        let startedAt = monotonicNanoseconds()
+        let startedUnixMicroseconds = realtimeMicroseconds()
         let worker = try self.spawner.spawn(index: index, entry: entry, executablePath: image.spawnPath)
         let pid = worker.pid
         for (limit, error) in worker.unappliedLimits {
             self.logger.error("SG1019: cannot apply \(limit) to worker \(index) (pid \(pid)): \(error)")
         }
         self.scoreboard?.publishWorker(
-            entry, pid: pid, slot: index, startedAt: monotonicNanoseconds(),
-            startedUnixMicroseconds: realtimeMicroseconds(), lastExit: lastExit)
+            entry, pid: pid, slot: index, startedAt: startedAt, startedUnixMicroseconds: startedUnixMicroseconds,
+            lastExit: lastExit)
         return (pid, entry)
     }
 

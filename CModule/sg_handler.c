@@ -447,22 +447,12 @@ int sg_handler(request_rec *r)
 
     sg_build_env(r, dconf, g, script_name, path_info);
     sg_build_params(ex);
-    if (ex->to.small_body_len) {
+    if (ex->to.small_body_len || (!ex->replayable && g->body_read_ahead > 0)) {
         apr_off_t got = 0;
-        apr_status_t rv = sg_read_small_body(ex, &got);
-
-        if (rv != APR_SUCCESS) {
-            sg_log_client_body_failure(r, g,
-                                       "reading the request body from "
-                                       "the client",
-                                       rv, got);
-            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
-        }
-    }
-    else if (!ex->replayable && g->body_read_ahead > 0) {
-        /* a longer or chunked body: its first body-read-ahead bytes too */
-        apr_off_t got = 0;
-        apr_status_t rv = sg_body_read_ahead(r, g->body_read_ahead, &got);
+        /* a small body whole; a longer or chunked one, its read-ahead */
+        apr_status_t rv = ex->to.small_body_len
+                              ? sg_read_small_body(ex, &got)
+                              : sg_body_read_ahead(r, g->body_read_ahead, &got);
 
         if (rv != APR_SUCCESS) {
             sg_log_client_body_failure(r, g,
